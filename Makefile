@@ -1,0 +1,50 @@
+# Two set-up commands for a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CONSTRAINTS := $(VENV)/constraints.txt
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+DEMO_DOCS ?= docs/demo
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install install-test lint typecheck bench clean
+
+$(STAMP): pyproject.toml ingest/spacy_shim/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	printf 'torch==2.13.0\n' > $(CONSTRAINTS)
+	# CPU torch first (local wheel), then everything else pinned to it.
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
+	$(PIP) install --quiet -c $(CONSTRAINTS) ./ingest/spacy_shim
+	# unstructured[pdf] drags in a torchvision that breaks sentence-transformers; nothing needs it.
+	$(PIP) uninstall --quiet -y torchvision || true
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test]'
+	$(PIP) uninstall --quiet -y torchvision || true
+	touch $(TEST_STAMP)
+
+install-test: $(TEST_STAMP)
+
+run: install
+	$(VENV)/bin/inhouse ingest $(DEMO_DOCS) --collection main
+	$(VENV)/bin/inhouse serve --host $(HOST) --port $(PORT)
+
+test: install-test
+	$(VENV)/bin/ruff check ingest service tests
+	$(VENV)/bin/mypy ingest service
+	$(VENV)/bin/pytest
+
+bench: install-test
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[bench]'
+	$(PIP) uninstall --quiet -y torchvision || true
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

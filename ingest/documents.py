@@ -1,0 +1,40 @@
+"""Plain data passed between the pipeline stages (parse -> chunk -> index)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedElement:
+    """One structural element of a document, as unstructured found it.
+
+    ``category`` is unstructured's element category (``Title``, ``NarrativeText``,
+    ``ListItem``, ``Table``, ``Header``, ``Footer``, ``Image``, ...).
+    """
+
+    text: str
+    category: str
+    page_number: int | None = None
+    depth: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """A whole parsed file: its elements in reading order plus facts about it."""
+
+    file_type: str
+    elements: tuple[ParsedElement, ...]
+    page_count: int | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A unit of retrieval: text to embed plus where it came from in the document."""
+
+    text: str
+    position: int
+    section_title: str | None = None
+    pages: tuple[int, ...] = field(default_factory=tuple)
+    is_table: bool = False

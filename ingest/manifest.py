@@ -1,0 +1,239 @@
+"""The manifest: one SQLite row per document, the ledger of what the index holds.
+
+Status values:
+    pending   chunks for ``pending_hash`` may be partly written (a run is, or was, writing)
+    indexed   every chunk of ``content_hash`` is in Chroma, and nothing else of this document
+    failed    the file could not be indexed (``error_code`` / ``error_message``); no chunks
+A row is written as ``pending`` *before* any chunk reaches Chroma, so a crash at any
+moment leaves a row that the next run repairs (see ``pipeline.recover``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id            TEXT PRIMARY KEY,
+    collection    TEXT NOT NULL,
+    root          TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    size          INTEGER NOT NULL DEFAULT 0,
+    mtime_ns      INTEGER NOT NULL DEFAULT 0,
+    content_hash  TEXT,
+    pending_hash  TEXT,
+    file_type     TEXT,
+    title         TEXT,
+    status        TEXT NOT NULL,
+    chunk_count   INTEGER NOT NULL DEFAULT 0,
+    page_count    INTEGER,
+    error_code    TEXT,
+    error_message TEXT,
+    embedder      TEXT,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    indexed_at    TEXT
+);
+CREATE INDEX IF NOT EXISTS documents_root ON documents (collection, root);
+CREATE INDEX IF NOT EXISTS documents_status ON documents (status);
+"""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    id: str
+    collection: str
+    root: str
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    pending_hash: str | None
+    file_type: str | None
+    title: str | None
+    status: str
+    chunk_count: int
+    page_count: int | None
+    error_code: str | None
+    error_message: str | None
+    embedder: str | None
+    created_at: str
+    updated_at: str
+    indexed_at: str | None
+
+    @property
+    def absolute_path(self) -> Path:
+        return Path(self.root) / self.path
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Manifest:
+    """Thread-safe access to the manifest database (WAL, one connection per thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._local = threading.local()
+        with self.transaction() as conn:
+            conn.executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, committed on success, rolled back on error."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        """Run one read statement."""
+        return list(self._conn().execute(sql, params))
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- reads ------------------------------------------------------------------------
+    @staticmethod
+    def _record(row: sqlite3.Row) -> DocumentRecord:
+        return DocumentRecord(**{key: row[key] for key in row.keys()})
+
+    def get(self, doc_id: str) -> DocumentRecord | None:
+        rows = self.execute("SELECT * FROM documents WHERE id = ?", (doc_id,))
+        return self._record(rows[0]) if rows else None
+
+    def documents(
+        self, collection: str | None = None, *, root: str | None = None, status: str | None = None
+    ) -> list[DocumentRecord]:
+        clauses, params = [], []
+        for column, value in (("collection", collection), ("root", root), ("status", status)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.execute(f"SELECT * FROM documents {where} ORDER BY collection, path", tuple(params))
+        return [self._record(row) for row in rows]
+
+    def collections(self) -> list[str]:
+        return [r[0] for r in self.execute("SELECT DISTINCT collection FROM documents ORDER BY 1")]
+
+    # -- writes -----------------------------------------------------------------------
+    def begin_document(
+        self,
+        *,
+        doc_id: str,
+        collection: str,
+        root: str,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        pending_hash: str,
+        embedder: str,
+    ) -> None:
+        """Record intent to write chunks for ``pending_hash`` (before touching Chroma)."""
+        now = utc_now()
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO documents (id, collection, root, path, size, mtime_ns, pending_hash,
+                       status, embedder, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
+                   ON CONFLICT(id) DO UPDATE SET size = excluded.size,
+                       mtime_ns = excluded.mtime_ns, pending_hash = excluded.pending_hash,
+                       status = 'pending', embedder = excluded.embedder,
+                       updated_at = excluded.updated_at""",
+                (doc_id, collection, root, path, size, mtime_ns, pending_hash, embedder, now, now),
+            )
+
+    def finish_indexed(
+        self,
+        doc_id: str,
+        *,
+        content_hash: str,
+        chunk_count: int,
+        file_type: str,
+        title: str | None,
+        page_count: int | None,
+    ) -> None:
+        """All chunks of ``content_hash`` are stored (old ones may still need removing)."""
+        now = utc_now()
+        with self.transaction() as conn:
+            conn.execute(
+                """UPDATE documents SET content_hash = ?, pending_hash = NULL, status = 'indexed',
+                       chunk_count = ?, file_type = ?, title = ?, page_count = ?,
+                       error_code = NULL, error_message = NULL, updated_at = ?, indexed_at = ?
+                   WHERE id = ?""",
+                (content_hash, chunk_count, file_type, title, page_count, now, now, doc_id),
+            )
+
+    def record_failure(
+        self,
+        *,
+        doc_id: str,
+        collection: str,
+        root: str,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        content_hash: str | None,
+        code: str,
+        message: str,
+        file_type: str | None = None,
+    ) -> None:
+        """The file cannot be indexed; it holds no chunks (the caller removed them)."""
+        now = utc_now()
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO documents (id, collection, root, path, size, mtime_ns, content_hash,
+                       file_type, status, chunk_count, error_code, error_message,
+                       created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'failed', 0, ?, ?, ?, ?)
+                   ON CONFLICT(id) DO UPDATE SET size = excluded.size,
+                       mtime_ns = excluded.mtime_ns, content_hash = excluded.content_hash,
+                       pending_hash = NULL, file_type = excluded.file_type, status = 'failed',
+                       chunk_count = 0, error_code = excluded.error_code,
+                       error_message = excluded.error_message, updated_at = excluded.updated_at""",
+                (doc_id, collection, root, path, size, mtime_ns, content_hash, file_type,
+                 code, message, now, now),
+            )
+
+    def touch(self, doc_id: str, *, size: int, mtime_ns: int) -> None:
+        """Same content, new stat (e.g. a ``touch``): remember it to skip hashing next time."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE documents SET size = ?, mtime_ns = ?, updated_at = ? WHERE id = ?",
+                (size, mtime_ns, utc_now(), doc_id),
+            )
+
+    def delete(self, doc_id: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))

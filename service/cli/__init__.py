@@ -1,0 +1,37 @@
+"""``inhouse``: the one command-line entry point; each command group lives in its own module.
+
+Exit codes: 0 success, 1 the work ran but something failed (e.g. some files), 2 usage error.
+Heavy libraries are imported inside commands so ``inhouse --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import ingest  # noqa: F401  (zero-egress environment before anything else)
+from service.cli import index_cmd, ingest_cmd
+
+# Each module exposes register(subparsers) and sets a ``handler`` default returning an exit code.
+COMMAND_MODULES = [ingest_cmd, index_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inhouse", description="Private-document question answering, on your own machines."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Service settings (pydantic-settings, env prefix ``INHOUSE_``, nested with ``__``).
+
+Contract env names: ``INHOUSE_DATA_DIR``, ``INHOUSE_MODEL``, ``OLLAMA_HOST`` (read like
+Ollama's own tools), ``INHOUSE_AUTH``, ``INHOUSE_SOURCES``. Others are nested, e.g.
+``INHOUSE_TIMEOUTS__FIRST_TOKEN_S=60``, ``INHOUSE_REASONING_LOG__RETENTION_DAYS=30``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TimeoutSettings(BaseModel):
+    """Model-server timeouts (seconds)."""
+
+    connect_s: float = Field(5.0, gt=0, description="Connecting to the model server.")
+    first_token_s: float = Field(120.0, gt=0, description="Request sent -> first streamed token.")
+    total_s: float = Field(600.0, gt=0, description="Whole generation.")
+
+
+class ReasoningLogSettings(BaseModel):
+    """Where R1's reasoning goes: its own JSON-lines sink, never the application log."""
+
+    dir: Path | None = Field(None, description="Default: <data dir>/reasoning.")
+    retention_days: int = Field(30, ge=1, description="Files older than this are purged.")
+
+
+class LimitSettings(BaseModel):
+    """Request limits."""
+
+    question_chars: int = Field(4000, ge=1, description="Longest accepted question.")
+    top_k_max: int = Field(50, ge=1, description="Largest top_k a caller may ask for.")
+    top_k_default: int = Field(6, ge=1, description="Passages retrieved by default.")
+    body_bytes: int = Field(1_000_000, ge=1024, description="Largest JSON request body.")
+    upload_mb: float = Field(100.0, gt=0, description="Largest uploaded file (MiB).")
+
+
+class ServiceSettings(BaseSettings):
+    """Everything the query service needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INHOUSE_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
+    )
+
+    data_dir: Path = Field(Path("data"), description="Index, manifest and logs live here.")
+    model: str = Field("deepseek-r1:8b", description="Model name on the model server.")
+    ollama_host: str = Field(
+        "http://127.0.0.1:11434",
+        validation_alias=AliasChoices("OLLAMA_HOST", "INHOUSE_OLLAMA_HOST"),
+        description="Ollama server, read from OLLAMA_HOST like Ollama's own tools.",
+    )
+    backend: Literal["ollama", "openai"] = Field("ollama", description="Model server protocol.")
+    auth: Literal["keys", "disabled"] = Field(
+        "keys", description="'disabled' admits everyone: local demos only."
+    )
+    sources: Path | None = Field(None, description="Sources YAML for scheduled re-indexing.")
+    temperature: float = Field(0.6, ge=0, le=2, description="R1's recommended 0.5-0.7.")
+    max_tokens: int | None = Field(None, ge=1, description="Cap on generated tokens.")
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    reasoning_log: ReasoningLogSettings = Field(default_factory=ReasoningLogSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+
+    @field_validator("ollama_host")
+    @classmethod
+    def _normalise_host(cls, value: str) -> str:
+        """Accept Ollama's forms: ``host``, ``host:port``, ``http://host:port``."""
+        value = value.strip().rstrip("/")
+        if "://" not in value:
+            value = "http://" + value
+        scheme, rest = value.split("://", 1)
+        if ":" not in rest.split("/", 1)[0]:
+            value = f"{scheme}://{rest.split('/', 1)[0]}:11434"
+        return value
+
+    @property
+    def reasoning_dir(self) -> Path:
+        return self.reasoning_log.dir or self.data_dir / "reasoning"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ServiceSettings:
+    """Settings read once from the environment (tests clear the cache or override)."""
+    return ServiceSettings()
