@@ -54,6 +54,7 @@ class Embedder:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
         if self._settings.threads:
             torch.set_num_threads(self._settings.threads)
         path = self._settings.model_path or default_model_path()
@@ -66,7 +67,7 @@ class Embedder:
     @property
     def max_tokens(self) -> int:
         """Word-pieces the encoder sees per text (including its two special tokens)."""
-        return int(self.model.max_seq_length)
+        return int(self.model.max_seq_length or 256)
 
     def count_tokens(self, text: str) -> int:
         """Word-pieces of ``text`` without special tokens."""

@@ -1,18 +1,18 @@
 """Ingestion errors: a small hierarchy, each with a stable ``code``.
 
-    IngestError
-    ├── FileRejected            a file that cannot be indexed; ends as "failed" in the report
-    │   ├── UnsupportedType     unsupported_type
-    │   ├── EncryptedFile       encrypted
-    │   ├── EmptyFile           empty
-    │   ├── CorruptFile         corrupt
-    │   ├── TooLarge            too_large  (size, zip-bomb, pages, memory cap)
-    │   ├── ParseTimeout        timeout
-    │   └── ParseError          parse_error (anything else the parser raised)
-    └── IndexError_             problems with the index itself
-        ├── EmbedderMismatch    embedder_mismatch
-        ├── CollectionNotFound  collection_not_found
-        └── IndexUnavailable    index_unavailable
+IngestError
+├── FileRejected            a file that cannot be indexed; ends as "failed" in the report
+│   ├── UnsupportedType     unsupported_type
+│   ├── EncryptedFile       encrypted
+│   ├── EmptyFile           empty
+│   ├── CorruptFile         corrupt
+│   ├── TooLarge            too_large  (size, zip-bomb, pages, memory cap)
+│   ├── ParseTimeout        timeout
+│   └── ParseError          parse_error (anything else the parser raised)
+└── IndexError_             problems with the index itself
+    ├── EmbedderMismatch    embedder_mismatch
+    ├── CollectionNotFound  collection_not_found
+    └── IndexUnavailable    index_unavailable
 """
 
 from __future__ import annotations

@@ -164,6 +164,11 @@ class ChromaIndex:
                 names.append(cname[len(CHROMA_PREFIX) :])
         return sorted(names)
 
+    def describe(self, name: str) -> tuple[dict[str, Any], int]:
+        """Collection metadata and chunk count, without the embedder check (for status)."""
+        coll = self._client.get_collection(chroma_name(name), embedding_function=None)
+        return dict(coll.metadata or {}), int(coll.count())
+
     def has_collection(self, name: str) -> bool:
         return name in self.collections()
 

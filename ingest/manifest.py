@@ -141,7 +141,9 @@ class Manifest:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self.execute(f"SELECT * FROM documents {where} ORDER BY collection, path", tuple(params))
+        rows = self.execute(
+            f"SELECT * FROM documents {where} ORDER BY collection, path", tuple(params)
+        )
         return [self._record(row) for row in rows]
 
     def collections(self) -> list[str]:
@@ -222,8 +224,29 @@ class Manifest:
                        pending_hash = NULL, file_type = excluded.file_type, status = 'failed',
                        chunk_count = 0, error_code = excluded.error_code,
                        error_message = excluded.error_message, updated_at = excluded.updated_at""",
-                (doc_id, collection, root, path, size, mtime_ns, content_hash, file_type,
-                 code, message, now, now),
+                (
+                    doc_id,
+                    collection,
+                    root,
+                    path,
+                    size,
+                    mtime_ns,
+                    content_hash,
+                    file_type,
+                    code,
+                    message,
+                    now,
+                    now,
+                ),
+            )
+
+    def note_error(self, doc_id: str, *, code: str, message: str) -> None:
+        """A new version failed; the previously indexed one stays searchable."""
+        with self.transaction() as conn:
+            conn.execute(
+                """UPDATE documents SET error_code = ?, error_message = ?, pending_hash = NULL,
+                       updated_at = ? WHERE id = ?""",
+                (code, message, utc_now(), doc_id),
             )
 
     def touch(self, doc_id: str, *, size: int, mtime_ns: int) -> None:

@@ -24,7 +24,9 @@ class ParseSettings(BaseModel):
     memory_mb: int = Field(3072, ge=256, description="Per-worker resident memory cap (MiB).")
     max_file_mb: float = Field(200.0, gt=0, description="Largest file accepted (MiB).")
     max_uncompressed_mb: float = Field(
-        1024.0, gt=0, description="Zip-bomb guard: max total uncompressed size of zip formats (MiB)."
+        1024.0,
+        gt=0,
+        description="Zip-bomb guard: max total uncompressed size of zip formats (MiB).",
     )
     max_compression_ratio: float = Field(
         200.0, gt=1, description="Zip-bomb guard: max uncompressed/compressed ratio."

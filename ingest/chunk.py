@@ -1,0 +1,207 @@
+"""Structure-aware chunking with llama-index's SentenceSplitter, sized in embedder word-pieces.
+
+Rules:
+- Headers, footers, page numbers and page breaks are dropped (repeated noise).
+- A Title starts a new section once the current one holds enough text (tiny sections
+  from over-eager title detection are merged into the next one).
+- Tables stay whole where they fit the window; bigger ones split on row boundaries.
+- Every chunk starts with a context line (document title - section), and the whole
+  chunk, context included, fits the embedder's window: 100% of the text is embedded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ingest.documents import Chunk, ParsedDocument, ParsedElement
+from ingest.settings import ChunkSettings
+
+if TYPE_CHECKING:
+    from llama_index.core.node_parser import SentenceSplitter
+
+DROPPED_CATEGORIES = frozenset({"Header", "Footer", "PageNumber", "PageBreak", "Image"})
+TITLE_CATEGORIES = frozenset({"Title"})
+TABLE_CATEGORIES = frozenset({"Table"})
+MIN_SECTION_TOKENS = 48
+MAX_CONTEXT_TOKENS = 48
+SPECIAL_TOKENS = 2  # [CLS] and [SEP]
+
+Tokenize = Callable[[str], list[str]]
+
+
+@dataclass(slots=True)
+class _Section:
+    title: str | None
+    parts: list[ParsedElement] = field(default_factory=list)
+    tokens: int = 0
+
+
+class Chunker:
+    """Turns a parsed document into chunks that each fit the embedder window."""
+
+    def __init__(self, settings: ChunkSettings, tokenize: Tokenize, window: int) -> None:
+        self._settings = settings
+        self._tokenize = tokenize
+        self._budget = window - SPECIAL_TOKENS
+        self._splitters: dict[int, SentenceSplitter] = {}
+
+    def chunk(self, doc: ParsedDocument, doc_title: str) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for section in self._sections(doc.elements):
+            for text, pages, is_table in self._section_pieces(section, doc_title):
+                chunks.append(
+                    Chunk(
+                        text=text,
+                        position=len(chunks),
+                        section_title=section.title,
+                        pages=pages,
+                        is_table=is_table,
+                    )
+                )
+        return chunks
+
+    # -- sections -------------------------------------------------------------------
+    def _sections(self, elements: tuple[ParsedElement, ...]) -> Iterator[_Section]:
+        current = _Section(title=None)
+        for element in elements:
+            text = element.text.strip()
+            if not text or element.category in DROPPED_CATEGORIES:
+                continue
+            if element.category in TITLE_CATEGORIES and current.tokens >= MIN_SECTION_TOKENS:
+                yield current
+                current = _Section(title=None)
+            if element.category in TITLE_CATEGORIES and current.title is None:
+                current.title = _one_line(text)
+            current.parts.append(element)
+            current.tokens += len(self._tokenize(text))
+        if current.parts:
+            yield current
+
+    def _section_pieces(
+        self, section: _Section, doc_title: str
+    ) -> Iterator[tuple[str, tuple[int, ...], bool]]:
+        context = self._context_line(doc_title, section.title)
+        budget = self._budget - len(self._tokenize(context)) - 1
+        run: list[ParsedElement] = []
+        for element in section.parts:
+            if element.category in TABLE_CATEGORIES:
+                yield from self._prose(run, context, budget)
+                run = []
+                for table_text in self._table_pieces(element.text.strip(), budget):
+                    yield self._join(context, table_text), _pages([element]), True
+            else:
+                run.append(element)
+        yield from self._prose(run, context, budget)
+
+    def _context_line(self, doc_title: str, section_title: str | None) -> str:
+        line = (
+            doc_title
+            if not section_title or section_title == doc_title
+            else (f"{doc_title} - {section_title}")
+        )
+        pieces = self._tokenize(line)
+        if len(pieces) > MAX_CONTEXT_TOKENS:  # keep a prefix of a pathological title
+            line = line[: max(16, len(line) * MAX_CONTEXT_TOKENS // len(pieces))] + "..."
+        return line
+
+    # -- prose ------------------------------------------------------------------------
+    def _prose(
+        self, elements: list[ParsedElement], context: str, budget: int
+    ) -> Iterator[tuple[str, tuple[int, ...], bool]]:
+        if not elements:
+            return
+        texts = [e.text.strip() for e in elements]
+        body = "\n\n".join(texts)
+        starts, cursor = [], 0
+        for text in texts:
+            starts.append(cursor)
+            cursor += len(text) + 2
+        search_from = 0
+        for piece in self._split(body, budget):
+            found = body.find(piece[:64], max(0, search_from - 1))
+            begin = found if found >= 0 else search_from
+            end = begin + len(piece)
+            search_from = begin + 1
+            covered = [
+                e for e, s, t in zip(elements, starts, texts) if s < end and s + len(t) > begin
+            ]
+            yield self._join(context, piece), _pages(covered or elements), False
+
+    def _split(self, text: str, budget: int) -> list[str]:
+        pieces = self._splitter(budget).split_text(text)
+        out: list[str] = []
+        for piece in pieces:
+            out.extend(self._hard_split(piece, budget))
+        return [p for p in out if p.strip()]
+
+    def _splitter(self, budget: int) -> SentenceSplitter:
+        size = max(16, min(self._settings.tokens, budget))
+        if size not in self._splitters:
+            from llama_index.core.node_parser import SentenceSplitter
+
+            self._splitters[size] = SentenceSplitter(
+                chunk_size=size,
+                chunk_overlap=min(self._settings.overlap, size // 4),
+                tokenizer=self._tokenize,
+                paragraph_separator="\n\n",
+            )
+        return self._splitters[size]
+
+    def _hard_split(self, text: str, budget: int) -> list[str]:
+        """Guarantee the window: cut anything still too long on word boundaries."""
+        if len(self._tokenize(text)) <= budget:
+            return [text]
+        words, out, current = text.split(" "), [], ""
+        for word in words:
+            candidate = f"{current} {word}" if current else word
+            if current and len(self._tokenize(candidate)) > budget:
+                out.append(current)
+                current = word
+            else:
+                current = candidate
+        if current:
+            out.append(current)
+        final: list[str] = []
+        for piece in out:  # a single "word" longer than the window: cut by characters
+            while len(self._tokenize(piece)) > budget:
+                cut = max(1, len(piece) * budget // max(1, len(self._tokenize(piece))) - 1)
+                final.append(piece[:cut])
+                piece = piece[cut:]
+            final.append(piece)
+        return final
+
+    # -- tables -------------------------------------------------------------------------
+    def _table_pieces(self, text: str, budget: int) -> Iterator[str]:
+        if len(self._tokenize(text)) <= budget:
+            yield text
+            return
+        rows = [row for row in text.split("\n") if row.strip()]
+        if len(rows) <= 1:
+            yield from self._split(text, budget)
+            return
+        limit = min(self._settings.tokens, budget)
+        header, group, group_tokens = rows[0], [rows[0]], len(self._tokenize(rows[0]))
+        for row in rows[1:]:
+            row_tokens = len(self._tokenize(row)) + 1
+            if len(group) > 1 and group_tokens + row_tokens > limit:
+                yield from self._split("\n".join(group), budget)
+                group, group_tokens = [header], len(self._tokenize(header))
+            group.append(row)
+            group_tokens += row_tokens
+        if len(group) > 1 or group[0] != header:
+            yield from self._split("\n".join(group), budget)
+
+    @staticmethod
+    def _join(context: str, text: str) -> str:
+        return f"{context}\n{text}"
+
+
+def _pages(elements: list[ParsedElement]) -> tuple[int, ...]:
+    return tuple(sorted({e.page_number for e in elements if e.page_number is not None}))
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= 200 else line[:197] + "..."

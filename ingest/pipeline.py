@@ -1,0 +1,376 @@
+"""The incremental ingest run: discover -> classify -> parse (isolated) -> chunk -> embed -> store.
+
+Per document, in this order, so that a ``kill -9`` at any moment converges on rerun:
+1. manifest row -> ``pending`` (with the new content hash) before Chroma is touched;
+2. new chunks upserted (deterministic ids: same content -> same ids);
+3. chunks of any other version of the document deleted;
+4. manifest row -> ``indexed``.
+A changed document always has chunks (old until 2 completes, new after), and a crash
+leaves a ``pending`` row that the next run redoes. Removals delete chunks before the row.
+Parsing runs in worker processes while this process embeds, so the two overlap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ingest.chunk import Chunker
+from ingest.discover import DiscoveredFile, discover
+from ingest.documents import Chunk, ParsedDocument
+from ingest.embed import Embedder
+from ingest.errors import EmptyFile, FileRejected
+from ingest.index import (
+    META_CHUNK_HASH,
+    META_COLLECTION,
+    META_DOC_HASH,
+    META_DOCUMENT_ID,
+    META_FILE_TYPE,
+    META_IS_TABLE,
+    META_PAGE_END,
+    META_PAGE_START,
+    META_POSITION,
+    META_SECTION,
+    META_SOURCE,
+    META_TITLE,
+    ChromaIndex,
+    StoredChunk,
+    chunk_hash,
+    chunk_id,
+    document_id,
+    make_chroma_client,
+)
+from ingest.locks import FileLock
+from ingest.manifest import DocumentRecord, Manifest, utc_now
+from ingest.report import FileResult, IngestReport
+from ingest.settings import IngestSettings, ParseSettings, validate_collection_name
+
+HASH_BLOCK = 1 << 20
+
+
+class ParserLike(Protocol):
+    """What the pipeline needs from a parser pool (``ingest.isolation.ParserPool``)."""
+
+    def parse_many(
+        self, items: Iterable[tuple[_Job, Path]]
+    ) -> Iterator[tuple[_Job, ParsedDocument | FileRejected]]: ...
+
+    def close(self) -> None: ...
+
+
+ParserFactory = Callable[[ParseSettings, int], ParserLike]
+
+
+class ProgressListener(Protocol):
+    def on_start(self, total: int) -> None: ...
+
+    def on_file(self, result: FileResult, done: int, total: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    file: DiscoveredFile
+    doc_id: str
+    content_hash: str
+    record: DocumentRecord | None
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of the file's bytes (content only: no name, no timestamps)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_parser_factory(settings: ParseSettings, workers: int) -> ParserLike:
+    from ingest.isolation import ParserPool
+
+    return ParserPool(settings, workers=workers)
+
+
+class IngestPipeline:
+    """Runs incremental ingests into one data dir; collaborators injectable for tests."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        *,
+        embedder: Embedder | None = None,
+        index: ChromaIndex | None = None,
+        manifest: Manifest | None = None,
+        parser_factory: ParserFactory = default_parser_factory,
+    ) -> None:
+        self.settings = settings
+        settings.ensure_data_dir()
+        self.embedder = embedder or Embedder(settings.embed)
+        self._index = index
+        self.manifest = manifest or Manifest(settings.manifest_path)
+        self._parser_factory = parser_factory
+        self._chunker: Chunker | None = None
+
+    @property
+    def index(self) -> ChromaIndex:
+        if self._index is None:
+            self.embedder.model  # noqa: B018  (load to learn the real name/dimension)
+            self._index = ChromaIndex(make_chroma_client(self.settings), self.embedder.info)
+        return self._index
+
+    @property
+    def chunker(self) -> Chunker:
+        if self._chunker is None:
+            self._chunker = Chunker(
+                self.settings.chunk, self.embedder.tokenize, self.embedder.max_tokens
+            )
+        return self._chunker
+
+    def collection_lock(self, collection: str) -> FileLock:
+        return FileLock(self.settings.data_dir / "locks" / f"collection-{collection}.lock")
+
+    # -- the run ------------------------------------------------------------------------
+    def run(
+        self,
+        paths: Sequence[Path],
+        collection: str,
+        *,
+        full: bool = False,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        workers: int | None = None,
+        stop: threading.Event | None = None,
+        listener: ProgressListener | None = None,
+    ) -> IngestReport:
+        """Bring ``collection`` in line with the files under ``paths``."""
+        validate_collection_name(collection)
+        started = time.monotonic()
+        found: list[DiscoveredFile] = []
+        dir_roots: list[str] = []
+        for path in paths:
+            found.extend(discover(path, include=include, exclude=exclude))
+            if path.expanduser().resolve().is_dir():
+                dir_roots.append(str(path.expanduser().resolve()))
+        report = IngestReport(
+            collection=collection,
+            roots=sorted({str(f.root) for f in found} | set(dir_roots)),
+            started_at=utc_now(),
+        )
+        with self.collection_lock(collection):
+            self.index.collection(collection, create=True)  # embedder mismatch fails here
+            seen_ids = {document_id(collection, str(f.root), f.relative) for f in found}
+            stale = [
+                record
+                for root in dir_roots
+                for record in self.manifest.documents(collection, root=root)
+                if record.id not in seen_ids
+            ]
+            total = len(found) + len(stale)
+            if listener:
+                listener.on_start(total)
+            done = 0
+
+            def emit(result: FileResult) -> None:
+                nonlocal done
+                done += 1
+                report.files.append(result)
+                if listener:
+                    listener.on_file(result, done, total)
+
+            jobs = self._classify(found, collection, full, emit, stop)
+            parser = self._parser_factory(
+                self.settings.parse, workers or self.settings.parse.workers
+            )
+            try:
+                for job, parsed in parser.parse_many((job, job.file.path) for job in jobs):
+                    emit(self._store(collection, job, parsed))
+                    if stop is not None and stop.is_set():
+                        break
+            finally:
+                parser.close()
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+            else:
+                for record in stale:
+                    emit(self._remove(record))
+        report.finished_at = utc_now()
+        report.elapsed_s = time.monotonic() - started
+        return report
+
+    def _classify(
+        self,
+        found: list[DiscoveredFile],
+        collection: str,
+        full: bool,
+        emit: Callable[[FileResult], None],
+        stop: threading.Event | None,
+    ) -> Iterator[_Job]:
+        """Yield files that need parsing; report unchanged ones (stat check, then hash)."""
+        for file in found:
+            if stop is not None and stop.is_set():
+                return
+            doc_id = document_id(collection, str(file.root), file.relative)
+            record = self.manifest.get(doc_id)
+            settled = record is not None and record.status in ("indexed", "failed")
+            if (
+                settled
+                and not full
+                and record is not None
+                and (record.size, record.mtime_ns) == (file.size, file.mtime_ns)
+            ):
+                emit(self._unchanged(file, record))
+                continue
+            try:
+                digest = file_hash(file.path)
+            except OSError as exc:
+                emit(self._result(file, doc_id, "failed", "parse_error", f"cannot read: {exc}"))
+                continue
+            if settled and not full and record is not None and record.content_hash == digest:
+                self.manifest.touch(doc_id, size=file.size, mtime_ns=file.mtime_ns)
+                emit(self._unchanged(file, record))
+                continue
+            yield _Job(file=file, doc_id=doc_id, content_hash=digest, record=record)
+
+    # -- per-document steps ---------------------------------------------------------------
+    def _store(
+        self, collection: str, job: _Job, parsed: ParsedDocument | FileRejected
+    ) -> FileResult:
+        if isinstance(parsed, FileRejected):
+            return self._fail(collection, job, parsed)
+        file = job.file
+        title = parsed.title or Path(file.relative).name
+        chunks = self.chunker.chunk(parsed, Path(file.relative).name)
+        if not chunks:
+            return self._fail(collection, job, EmptyFile("the document contains no text"))
+        vectors = self.embedder.encode([c.text for c in chunks])
+        stored = [self._stored_chunk(collection, job, parsed, title, c) for c in chunks]
+        self.manifest.begin_document(
+            doc_id=job.doc_id,
+            collection=collection,
+            root=str(file.root),
+            path=file.relative,
+            size=file.size,
+            mtime_ns=file.mtime_ns,
+            pending_hash=job.content_hash,
+            embedder=self.embedder.info.name,
+        )
+        self.index.upsert(collection, stored, vectors)
+        self.index.delete_document(collection, job.doc_id, keep_doc_hash=job.content_hash)
+        self.manifest.finish_indexed(
+            job.doc_id,
+            content_hash=job.content_hash,
+            chunk_count=len(stored),
+            file_type=parsed.file_type,
+            title=title,
+            page_count=parsed.page_count,
+        )
+        result = self._result(file, job.doc_id, "indexed", file_type=parsed.file_type)
+        result.chunks = len(stored)
+        result.pages = parsed.page_count
+        return result
+
+    def _stored_chunk(
+        self, collection: str, job: _Job, parsed: ParsedDocument, title: str, chunk: Chunk
+    ) -> StoredChunk:
+        text_hash = chunk_hash(chunk.text)
+        meta: dict[str, str | int | float | bool] = {
+            META_COLLECTION: collection,
+            META_DOCUMENT_ID: job.doc_id,
+            META_SOURCE: job.file.relative,
+            META_TITLE: title,
+            META_FILE_TYPE: parsed.file_type,
+            META_POSITION: chunk.position,
+            META_CHUNK_HASH: text_hash,
+            META_DOC_HASH: job.content_hash,
+            META_IS_TABLE: chunk.is_table,
+        }
+        if chunk.section_title:
+            meta[META_SECTION] = chunk.section_title
+        if chunk.pages:
+            meta[META_PAGE_START] = chunk.pages[0]
+            meta[META_PAGE_END] = chunk.pages[-1]
+        return StoredChunk(
+            id=chunk_id(job.doc_id, chunk.position, text_hash), text=chunk.text, metadata=meta
+        )
+
+    def _fail(self, collection: str, job: _Job, error: FileRejected) -> FileResult:
+        file, record = job.file, job.record
+        if record is not None and record.status == "indexed":
+            # Keep the last good version searchable; retry when the file changes again.
+            self.manifest.note_error(job.doc_id, code=error.code, message=error.message)
+            message = f"{error.message} (the previously indexed version is kept)"
+            return self._result(file, job.doc_id, "failed", error.code, message)
+        self.index.delete_document(collection, job.doc_id)  # leftovers of a crashed attempt
+        self.manifest.record_failure(
+            doc_id=job.doc_id,
+            collection=collection,
+            root=str(file.root),
+            path=file.relative,
+            size=file.size,
+            mtime_ns=file.mtime_ns,
+            content_hash=job.content_hash,
+            code=error.code,
+            message=error.message,
+        )
+        return self._result(file, job.doc_id, "failed", error.code, error.message)
+
+    def _remove(self, record: DocumentRecord) -> FileResult:
+        self.index.delete_document(record.collection, record.id)
+        self.manifest.delete(record.id)
+        return FileResult(
+            path=record.path,
+            root=record.root,
+            document_id=record.id,
+            status="removed",
+            file_type=record.file_type,
+        )
+
+    def remove_collection_documents(self, collection: str, root: str | None = None) -> int:
+        """Drop every document of a collection (or of one root in it): chunks, then rows."""
+        with self.collection_lock(collection):
+            records = self.manifest.documents(collection, root=root)
+            for record in records:
+                self._remove(record)
+        return len(records)
+
+    def _unchanged(self, file: DiscoveredFile, record: DocumentRecord) -> FileResult:
+        if record.status == "failed":
+            return self._result(
+                file,
+                record.id,
+                "failed",
+                record.error_code,
+                f"{record.error_message} (unchanged since the last attempt)",
+                file_type=record.file_type,
+            )
+        result = self._result(file, record.id, "unchanged", file_type=record.file_type)
+        result.chunks = record.chunk_count
+        result.pages = record.page_count
+        return result
+
+    @staticmethod
+    def _result(
+        file: DiscoveredFile,
+        doc_id: str,
+        status: str,
+        reason: str | None = None,
+        message: str | None = None,
+        file_type: str | None = None,
+    ) -> FileResult:
+        return FileResult(
+            path=file.relative,
+            root=str(file.root),
+            document_id=doc_id,
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+            message=message,
+            file_type=file_type,
+            bytes=file.size,
+        )
+
+    def close(self) -> None:
+        self.manifest.close()
