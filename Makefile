@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CONSTRAINTS := $(VENV)/constraints.txt
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
-DEMO_DOCS ?= docs/demo
+DEMO_DOCS ?= ingest/demo_docs
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
