@@ -35,7 +35,9 @@ from service.llm.base import ModelDelta
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
 
+_Kind = Literal["answer", "reasoning"]
 _State = Literal["undecided", "answer", "reasoning"]
+_START: dict[bool | None, _State] = {None: "undecided", True: "reasoning", False: "answer"}
 
 
 def _partial_tag_len(text: str, *tags: str) -> int:
@@ -53,7 +55,7 @@ class ThinkSplitter:
     """Streaming state machine: feed text pieces, get ``ModelDelta`` pieces back."""
 
     def __init__(self, *, prefilled: bool | None = None) -> None:
-        self._state: _State = {None: "undecided", True: "reasoning", False: "answer"}[prefilled]
+        self._state: _State = _START[prefilled]
         self._expect_open = prefilled is True  # a leading <think> is swallowed
         self._buf = ""
         self._skip_ws = True
@@ -82,7 +84,7 @@ class ThinkSplitter:
         if self._finished:
             return []
         out: list[ModelDelta] = []
-        kind = "reasoning" if self._state == "reasoning" else "answer"
+        kind: _Kind = "reasoning" if self._state == "reasoning" else "answer"
         self._emit(out, kind, self._buf)
         self._buf = ""
         self.unclosed = self._state == "reasoning"
@@ -112,6 +114,8 @@ class ThinkSplitter:
             if OPEN_TAG.startswith(head):
                 return False  # could still become the tolerated leading <think>
             self._expect_open = False
+        kind: _Kind
+        next_state: _State
         if self._state == "reasoning":
             kind, tag, next_state = "reasoning", CLOSE_TAG, "answer"
         else:
@@ -131,7 +135,7 @@ class ThinkSplitter:
         self._buf = rest
         self._skip_ws = True
 
-    def _emit(self, out: list[ModelDelta], kind: Literal["answer", "reasoning"], text: str) -> None:
+    def _emit(self, out: list[ModelDelta], kind: _Kind, text: str) -> None:
         if self._skip_ws:
             text = text.lstrip()
             if not text:
