@@ -1,0 +1,269 @@
+"""Ingestion benchmark: prints figures side by side for one folder of documents.
+
+    .venv/bin/python -m tests.bench.ingest_bench ../shared/data/sec10q/docs [--limit 6]
+
+Every phase runs in its own subprocess (imports and model loading included, peak RSS of
+the whole process tree sampled), on the same files, in one run:
+  e2e        `inhouse ingest` into a fresh data dir (parse || embed overlapped)
+  rerun      the same command again (everything unchanged)
+  parse      the parser pool alone over the same files
+  encode     SentenceTransformer.encode alone over the final chunk texts (the model's floor)
+  llamaindex llama-index's default pipeline: SimpleDirectoryReader + SentenceSplitter
+             defaults + HuggingFaceEmbedding(all-MiniLM-L6-v2) + Chroma
+Coverage = share of the parsed words that fall inside some embedding window (the encoder
+reads at most 256 word-pieces per text and silently drops the rest).
+Needs the bench extra: `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import ingest  # noqa: F401  (zero-egress environment)
+
+ROOT = Path(__file__).resolve().parents[2]
+INHOUSE = str(Path(sys.executable).parent / "inhouse")
+WINDOW = 254  # 256 minus [CLS] and [SEP]
+
+
+# -- measuring ---------------------------------------------------------------------------
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Run ``cmd``; return (wall seconds, peak RSS of its process tree in MiB, stdout)."""
+    import psutil
+
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0.0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        parent = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                procs = [parent, *parent.children(recursive=True)]
+                rss = sum(p.memory_info().rss for p in procs if p.is_running())
+                peak = max(peak, rss / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    stop.set()
+    sampler.join()
+    wall = time.monotonic() - started
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{cmd} failed ({proc.returncode}):\n{err[-3000:]}")
+    return wall, peak, out
+
+
+def word_counts(texts: list[str], tokenizer: Any, window: int | None) -> Counter[str]:
+    """Words of ``texts`` as the encoder sees them, truncated to ``window`` word-pieces."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        pieces = tokenizer.tokenize(text)
+        if window is not None:
+            pieces = pieces[:window]
+        counts.update(tokenizer.convert_tokens_to_string(pieces).split())
+    return counts
+
+
+def coverage(parsed: list[str], embedded: list[str], tokenizer: Any) -> float:
+    total = word_counts(parsed, tokenizer, None)
+    seen = word_counts(embedded, tokenizer, WINDOW)
+    covered = sum(min(n, seen[w]) for w, n in total.items())
+    return covered / max(1, sum(total.values()))
+
+
+# -- phases (each runs in a subprocess: `ingest_bench --phase NAME ...`) ------------------
+def phase_parse(files: list[Path], out: Path) -> None:
+    from ingest.isolation import ParserPool
+    from ingest.settings import IngestSettings
+
+    texts: list[str] = []
+    pages = 0
+    with ParserPool(IngestSettings().parse) as pool:
+        for _, result in pool.parse_many((p, p) for p in files):
+            if hasattr(result, "elements"):
+                texts.extend(e.text for e in result.elements if e.text.strip())
+                pages += result.page_count or 0
+    out.write_text(json.dumps({"texts": texts, "pages": pages}))
+
+
+def phase_encode(chunks_file: Path) -> None:
+    from ingest.embed import Embedder
+
+    texts = json.loads(chunks_file.read_text())
+    Embedder().encode(texts)
+
+
+def phase_llamaindex(folder: Path, files: list[Path], out: Path) -> None:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from llama_index.core import Settings, SimpleDirectoryReader, StorageContext, VectorStoreIndex
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from ingest.embed import default_model_path
+
+    Settings.llm = MockLLM()
+    embed = HuggingFaceEmbedding(model_name=str(default_model_path()), device="cpu")
+    Settings.embed_model = embed
+    documents = SimpleDirectoryReader(input_files=[str(f) for f in files]).load_data()
+    store_dir = tempfile.mkdtemp(prefix="li-chroma-")
+    client = chromadb.PersistentClient(
+        store_dir, settings=ChromaSettings(anonymized_telemetry=False)
+    )
+    store = ChromaVectorStore(chroma_collection=client.get_or_create_collection("bench"))
+    splitter = SentenceSplitter()
+    nodes = splitter.get_nodes_from_documents(documents)
+    VectorStoreIndex(
+        nodes, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=embed
+    )
+    out.write_text(
+        json.dumps(
+            {
+                "parsed": [d.text for d in documents],
+                "embedded": [n.get_content(metadata_mode="embed") for n in nodes],
+                "pages": len(documents),
+            }
+        )
+    )
+    shutil.rmtree(store_dir, ignore_errors=True)
+
+
+# -- orchestration -------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--limit", type=int, default=None, help="first N files only")
+    parser.add_argument("--skip-llamaindex", action="store_true")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--files", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.phase:
+        files = [Path(p) for p in json.loads(args.files.read_text())] if args.files else []
+        {
+            "parse": lambda: phase_parse(files, args.out),
+            "encode": lambda: phase_encode(args.out),
+            "llamaindex": lambda: phase_llamaindex(args.folder, files, args.out),
+        }[args.phase]()
+        return
+
+    from ingest.discover import discover
+
+    folder = args.folder.resolve()
+    files = [f.path for f in discover(folder)]
+    if args.limit:
+        files = files[: args.limit]
+    work = Path(tempfile.mkdtemp(prefix="inhouse-bench-"))
+    corpus = work / "corpus"
+    corpus.mkdir()
+    for path in files:  # a private copy so --limit and the llama-index run see the same files
+        target = corpus / path.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    copied = sorted(p for p in corpus.rglob("*") if p.is_file())
+    files_json = work / "files.json"
+    files_json.write_text(json.dumps([str(p) for p in copied]))
+    megabytes = sum(p.stat().st_size for p in copied) / 2**20
+    env = dict(os.environ, INHOUSE_DATA_DIR=str(work / "data"))
+    me = [sys.executable, "-m", "tests.bench.ingest_bench", str(corpus)]
+    rows: dict[str, dict[str, Any]] = {}
+
+    wall, rss, out = run_measured([INHOUSE, "ingest", str(corpus), "--json"], env)
+    report = json.loads(out)
+    rows["e2e"] = {"wall": wall, "rss": rss, "chunks": report["chunks_written"]}
+    wall, rss, out = run_measured([INHOUSE, "ingest", str(corpus), "--json"], env)
+    rows["rerun"] = {"wall": wall, "rss": rss, "unchanged": json.loads(out)["counts"]["unchanged"]}
+
+    parsed_file = work / "parsed.json"
+    wall, rss, _ = run_measured(
+        [*me, "--phase", "parse", "--files", str(files_json), "--out", str(parsed_file)], env
+    )
+    parsed = json.loads(parsed_file.read_text())
+    rows["parse"] = {"wall": wall, "rss": rss}
+
+    from ingest.embed import Embedder
+    from ingest.index import ChromaIndex, make_chroma_client
+    from ingest.settings import IngestSettings
+
+    embedder = Embedder()
+    index = ChromaIndex(
+        make_chroma_client(IngestSettings(data_dir=work / "data")), embedder.model and embedder.info
+    )
+    chunk_texts = index.collection("main").get(include=["documents"])["documents"]
+    chunks_file = work / "chunks.json"
+    chunks_file.write_text(json.dumps(chunk_texts))
+    wall, rss, _ = run_measured([*me, "--phase", "encode", "--out", str(chunks_file)], env)
+    rows["encode"] = {"wall": wall, "rss": rss}
+    tokenizer = embedder.model.tokenizer
+    rows["e2e"]["coverage"] = coverage(parsed["texts"], chunk_texts, tokenizer)
+    pages = report["pages_indexed"] or parsed["pages"]
+
+    if not args.skip_llamaindex:
+        li_file = work / "li.json"
+        wall, rss, _ = run_measured(
+            [*me, "--phase", "llamaindex", "--files", str(files_json), "--out", str(li_file)], env
+        )
+        li = json.loads(li_file.read_text())
+        rows["llamaindex"] = {
+            "wall": wall,
+            "rss": rss,
+            "chunks": len(li["embedded"]),
+            "coverage": coverage(li["parsed"], li["embedded"], tokenizer),
+        }
+
+    print_table(rows, len(copied), pages, megabytes, report)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def print_table(
+    rows: dict[str, dict[str, Any]], files: int, pages: int, mb: float, report: dict[str, Any]
+) -> None:
+    print(f"files: {files}   pages: {pages}   size: {mb:.1f} MB   outcome: {report['counts']}")
+    if report["failures_by_reason"]:
+        print(f"failures by reason: {report['failures_by_reason']}")
+    print(
+        f"{'phase':<12}{'wall s':>9}{'pages/s':>9}{'MB/s':>8}{'chunks':>8}{'coverage':>10}"
+        f"{'peak RSS MB':>13}"
+    )
+    for name, row in rows.items():
+        wall = row["wall"]
+        cov = f"{row['coverage']:.1%}" if "coverage" in row else ""
+        chunks = str(row.get("chunks", ""))
+        print(
+            f"{name:<12}{wall:>9.1f}{pages / wall:>9.2f}{mb / wall:>8.2f}{chunks:>8}{cov:>10}"
+            f"{row['rss']:>13.0f}"
+        )
+    e2e, parse, encode = rows["e2e"]["wall"], rows["parse"]["wall"], rows["encode"]["wall"]
+    print(
+        f"e2e / (parse + encode) = {e2e:.1f} / ({parse:.1f} + {encode:.1f})"
+        f" = {e2e / (parse + encode):.2f}"
+    )
+    print(f"unchanged re-run / first run = {rows['rerun']['wall'] / e2e:.1%}")
+    if "llamaindex" in rows:
+        print(f"e2e wall / llama-index default wall = {e2e / rows['llamaindex']['wall']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
