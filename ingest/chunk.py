@@ -141,6 +141,9 @@ class Chunker:
         if size not in self._splitters:
             from llama_index.core.node_parser import SentenceSplitter
 
+            from ingest.offline import configure_llama_index
+
+            configure_llama_index()
             self._splitters[size] = SentenceSplitter(
                 chunk_size=size,
                 chunk_overlap=min(self._settings.overlap, size // 4),

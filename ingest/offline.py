@@ -33,3 +33,19 @@ def apply_offline_env() -> None:
     """Set every zero-egress switch unless the operator set it explicitly."""
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
+
+
+def configure_llama_index() -> None:
+    """Pin llama-index's global LLM and embedder to local no-op models.
+
+    Inhouse uses llama-index only for node parsing; its defaults point at a cloud
+    service, so they are replaced before any llama-index component is built.
+    """
+    from llama_index.core import Settings
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.llms import MockLLM
+
+    if not isinstance(Settings._llm, MockLLM):
+        Settings.llm = MockLLM()
+    if not isinstance(Settings._embed_model, MockEmbedding):
+        Settings.embed_model = MockEmbedding(embed_dim=384)
