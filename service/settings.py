@@ -1,7 +1,8 @@
 """Service settings (pydantic-settings, env prefix ``INHOUSE_``, nested with ``__``).
 
 Contract env names: ``INHOUSE_DATA_DIR``, ``INHOUSE_MODEL``, ``OLLAMA_HOST`` (read like
-Ollama's own tools), ``INHOUSE_AUTH``, ``INHOUSE_SOURCES``. Others are nested, e.g.
+Ollama's own tools), ``INHOUSE_AUTH``, ``INHOUSE_ADMIN_KEY``, ``INHOUSE_SOURCES``. Others are
+nested, e.g.
 ``INHOUSE_TIMEOUTS__FIRST_TOKEN_S=60``, ``INHOUSE_REASONING_LOG__RETENTION_DAYS=30``.
 """
 
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class TimeoutSettings(BaseModel):
@@ -40,6 +41,50 @@ class LimitSettings(BaseModel):
     upload_mb: float = Field(100.0, gt=0, description="Largest uploaded file (MiB).")
 
 
+MIN_ADMIN_KEY_CHARS = 32
+
+
+class SecuritySettings(BaseModel):
+    """HTTP hardening and accountability (env ``INHOUSE_SECURITY__*``)."""
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed cross-origin (comma-separated); empty = CORS closed.",
+    )
+    rate_limit: str = Field(
+        "120/minute",
+        description="Per-key request limit in slowapi/limits notation, e.g. '60/minute;1000/day'"
+        "; empty = unlimited.",
+    )
+    auth_failure_limit: str = Field(
+        "30/minute", description="Failed authentications allowed per client address."
+    )
+    audit_dir: Path | None = Field(None, description="Default: <data dir>/audit.")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, value: list[str]) -> list[str]:
+        if "*" in value:
+            raise ValueError("CORS '*' would expose every key-holder's browser; list origins")
+        return value
+
+    @field_validator("rate_limit", "auth_failure_limit")
+    @classmethod
+    def _valid_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        if value.strip():
+            parse_many(value)  # raises ValueError on bad notation
+        return value.strip()
+
+
 class ServiceSettings(BaseSettings):
     """Everything the query service needs."""
 
@@ -58,12 +103,18 @@ class ServiceSettings(BaseSettings):
     auth: Literal["keys", "disabled"] = Field(
         "keys", description="'disabled' admits everyone: local demos only."
     )
+    admin_key: SecretStr | None = Field(
+        None,
+        description="INHOUSE_ADMIN_KEY: an admin key installed (hashed) at start, at least"
+        f" {MIN_ADMIN_KEY_CHARS} characters.",
+    )
     sources: Path | None = Field(None, description="Sources YAML for scheduled re-indexing.")
     temperature: float = Field(0.6, ge=0, le=2, description="R1's recommended 0.5-0.7.")
     max_tokens: int | None = Field(None, ge=1, description="Cap on generated tokens.")
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     reasoning_log: ReasoningLogSettings = Field(default_factory=ReasoningLogSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @field_validator("ollama_host")
     @classmethod
@@ -76,6 +127,23 @@ class ServiceSettings(BaseSettings):
         if ":" not in rest.split("/", 1)[0]:
             value = f"{scheme}://{rest.split('/', 1)[0]}:11434"
         return value
+
+    @field_validator("admin_key")
+    @classmethod
+    def _strong_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value().strip()
+        if len(secret) < MIN_ADMIN_KEY_CHARS or any(c.isspace() for c in secret):
+            raise ValueError(
+                f"INHOUSE_ADMIN_KEY must be at least {MIN_ADMIN_KEY_CHARS} characters without"
+                " spaces; create one with `inhouse keys create --name admin --scopes admin`"
+            )
+        return SecretStr(secret)
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.security.audit_dir or self.data_dir / "audit"
 
     @property
     def reasoning_dir(self) -> Path:
