@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_DIMENSION = 384
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,9 @@ class Embedder:
         self._settings = settings or EmbedSettings()
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
-        self.info = EmbedderInfo(name=DEFAULT_MODEL_NAME, dimension=384)
+        self.info_is_loaded = self._settings.model_path is None
+        # Known without loading for the packaged model, so unchanged re-runs load nothing.
+        self.info = EmbedderInfo(name=DEFAULT_MODEL_NAME, dimension=DEFAULT_DIMENSION)
 
     @property
     def model(self) -> SentenceTransformer:
@@ -62,6 +65,7 @@ class Embedder:
         dimension = model.get_embedding_dimension() or 0
         name = DEFAULT_MODEL_NAME if self._settings.model_path is None else path.name
         self.info = EmbedderInfo(name=name, dimension=int(dimension))
+        self.info_is_loaded = True
         return model
 
     @property

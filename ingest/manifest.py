@@ -87,8 +87,7 @@ class Manifest:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._local = threading.local()
-        with self.transaction() as conn:
-            conn.executescript(SCHEMA)
+        self._conn().executescript(SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

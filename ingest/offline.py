@@ -14,6 +14,8 @@ OFFLINE_ENV: Mapping[str, str] = {
     # unstructured's usage ping (scarf) and generic opt-out
     "DO_NOT_TRACK": "true",
     "SCARF_NO_ANALYTICS": "true",
+    # unstructured prints an advertisement to stdout (would corrupt --json output)
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
     # chromadb product telemetry
     "ANONYMIZED_TELEMETRY": "False",
     # huggingface hub / transformers: never reach a hub, no telemetry

@@ -118,7 +118,8 @@ class IngestPipeline:
     @property
     def index(self) -> ChromaIndex:
         if self._index is None:
-            self.embedder.model  # noqa: B018  (load to learn the real name/dimension)
+            if not self.embedder.info_is_loaded:
+                self.embedder.model  # noqa: B018  (a custom model: load to learn name/dimension)
             self._index = ChromaIndex(make_chroma_client(self.settings), self.embedder.info)
         return self._index
 
