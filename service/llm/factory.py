@@ -1,0 +1,24 @@
+"""Build the configured model backend and its default generation options from settings."""
+
+from __future__ import annotations
+
+from service.errors import ModelUnavailable
+from service.llm.base import ChatBackend, GenerationOptions
+from service.settings import ServiceSettings
+
+
+def build_backend(settings: ServiceSettings) -> ChatBackend:
+    """The backend named by ``settings.backend``; the caller owns it and must ``aclose()`` it."""
+    if settings.backend == "ollama":
+        from service.llm.ollama import OllamaBackend
+
+        return OllamaBackend.from_settings(settings)
+    raise ModelUnavailable(
+        f"model backend {settings.backend!r} is not implemented yet; set INHOUSE_BACKEND=ollama",
+        backend=settings.backend,
+    )
+
+
+def generation_options(settings: ServiceSettings) -> GenerationOptions:
+    """Per-request options from settings (R1: temperature 0.5-0.7, no system prompt)."""
+    return GenerationOptions(temperature=settings.temperature, max_tokens=settings.max_tokens)
