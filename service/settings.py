@@ -85,6 +85,46 @@ class SecuritySettings(BaseModel):
         return value.strip()
 
 
+class OpenAISettings(BaseModel):
+    """An OpenAI-compatible model server (vLLM, llama.cpp server, LM Studio, Ollama's /v1);
+    used when ``backend`` is ``openai``. The model id is ``model`` (``INHOUSE_MODEL``)."""
+
+    base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="API base URL, usually ending in /v1."
+    )
+    api_key: SecretStr | None = Field(None, description="Bearer key, if the server wants one.")
+    think_tags: Literal["auto", "prefilled", "answer_first"] = Field(
+        "auto",
+        description="Where raw <think> text is expected when the server sends no reasoning"
+        " field: auto (R1; the answer waits for the first tag), prefilled (output starts"
+        " inside <think>), answer_first (non-reasoning models: the answer streams at once).",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value
+
+
+class DemoModelSettings(BaseModel):
+    """The small local demo model (Gemma 3 270M through llama.cpp), served over the OpenAI
+    protocol on loopback when the configured model server is unreachable or lacks the model."""
+
+    use: Literal["auto", "never", "always"] = Field(
+        "auto",
+        description="auto: only when the configured model server cannot answer; never: fail"
+        " (or fall back to passages) instead; always: ignore the configured server.",
+    )
+    dir: Path | None = Field(None, description="GGUF folder; default <data dir>/models.")
+    context_tokens: int = Field(4096, ge=512, description="llama.cpp context window (n_ctx).")
+    max_tokens: int = Field(320, ge=16, description="Longest generated answer.")
+    threads: int | None = Field(None, ge=1, description="CPU threads (default: llama.cpp's).")
+    start_timeout_s: float = Field(120.0, gt=0, description="Assemble + load + first health.")
+
+
 class ServiceSettings(BaseSettings):
     """Everything the query service needs."""
 
@@ -114,6 +154,8 @@ class ServiceSettings(BaseSettings):
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     reasoning_log: ReasoningLogSettings = Field(default_factory=ReasoningLogSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    demo_model: DemoModelSettings = Field(default_factory=DemoModelSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @field_validator("ollama_host")
