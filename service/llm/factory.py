@@ -13,6 +13,10 @@ def build_backend(settings: ServiceSettings) -> ChatBackend:
         from service.llm.ollama import OllamaBackend
 
         return OllamaBackend.from_settings(settings)
+    if settings.backend == "openai":
+        from service.llm.openai_compat import OpenAIBackend
+
+        return OpenAIBackend.from_settings(settings)
     raise ModelUnavailable(
         f"model backend {settings.backend!r} is not implemented yet; set INHOUSE_BACKEND=ollama",
         backend=settings.backend,

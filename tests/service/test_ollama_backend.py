@@ -403,5 +403,6 @@ def test_factory_builds_from_settings() -> None:
     assert isinstance(backend, OllamaBackend) and backend.model == "m:1"
     assert generation_options(settings) == GenerationOptions(temperature=0.5, max_tokens=64)
     asyncio.run(backend.aclose())
-    with pytest.raises(ModelUnavailable, match="not implemented"):
-        build_backend(ServiceSettings(backend="openai"))
+    other = build_backend(ServiceSettings(backend="openai", model="r1"))
+    assert type(other).__name__ == "OpenAIBackend" and other.model == "r1"
+    asyncio.run(other.aclose())
