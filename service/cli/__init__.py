@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 import ingest  # noqa: F401  (zero-egress environment before anything else)
-from service.cli import index_cmd, ingest_cmd
+from service.cli import audit_cmd, index_cmd, ingest_cmd, keys_cmd
 
 # Each module exposes register(subparsers) and sets a ``handler`` default returning an exit code.
-COMMAND_MODULES = [ingest_cmd, index_cmd]
+COMMAND_MODULES = [ingest_cmd, index_cmd, keys_cmd, audit_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

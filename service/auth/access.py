@@ -1,0 +1,108 @@
+"""The gate every protected request passes: bearer key -> ``Caller``, rate limits, audit.
+
+``open_access(settings)`` runs at start-up: with ``INHOUSE_AUTH=keys`` (the default) it opens
+the key store, installs ``INHOUSE_ADMIN_KEY`` if given (hashed), and, when no key exists yet,
+logs how to create the first admin key — the service then refuses every protected request
+(401) until one exists; it never runs open by accident. ``INHOUSE_AUTH=disabled`` admits
+everyone as an admin and says so loudly at start and in every audit line's key name.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from service.auth.audit import note_caller
+from service.auth.keys import KeyStore
+from service.auth.ratelimit import RateLimiter
+from service.caller import ALL_COLLECTIONS, ALL_SCOPES, Caller
+from service.errors import AuthError, RateLimited
+from service.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+AUTH_DISABLED = Caller(
+    id="auth-disabled",
+    name="INHOUSE_AUTH=disabled",
+    scopes=ALL_SCOPES,
+    collections=frozenset({ALL_COLLECTIONS}),
+)
+FIRST_KEY_HELP = (
+    "No API keys exist yet, so every request except /healthz and /readyz gets 401. Create the"
+    " first admin key with:  inhouse keys create --name admin --scopes admin --collections '*'"
+    "  (it is printed once), or start with INHOUSE_ADMIN_KEY set to a secret of 32+ characters."
+)
+DISABLED_WARNING = (
+    "!!! INHOUSE_AUTH=disabled: API keys are OFF. Anyone who can reach this port reads every"
+    " collection, the reasoning log and can delete documents. Local demos only. !!!"
+)
+
+
+class AccessControl:
+    """Verifies ``Authorization: Bearer <key>`` and applies the per-key rate limit."""
+
+    def __init__(self, settings: ServiceSettings, store: KeyStore | None) -> None:
+        if settings.auth == "keys" and store is None:
+            raise ValueError("INHOUSE_AUTH=keys needs a key store")
+        self.enabled = settings.auth == "keys"
+        self.store = store
+        self.limiter = RateLimiter(settings.security.rate_limit, "key")
+        self.failures = RateLimiter(settings.security.auth_failure_limit, "auth-failure")
+
+    def authenticate(self, authorization: str | None, client: str | None = None) -> Caller:
+        """The caller for an ``Authorization`` header value; ``AuthError`` / ``RateLimited``."""
+        if not self.enabled:
+            note_caller(AUTH_DISABLED)
+            return AUTH_DISABLED
+        assert self.store is not None
+        address = client or "unknown"
+        wait = self.failures.exceeded(address)
+        if wait is not None:
+            raise RateLimited(
+                f"too many failed authentications; retry in {wait} s", retry_after=wait
+            )
+        try:
+            caller = self.store.verify(bearer_token(authorization))
+        except AuthError:
+            self._count_failure(address)
+            raise
+        note_caller(caller)
+        self.limiter.hit(caller.id)
+        return caller
+
+    def _count_failure(self, address: str) -> None:
+        try:
+            self.failures.hit(address)
+        except RateLimited:  # the next attempt is refused; this one reports its own 401
+            log.warning("client %s is over the failed-authentication limit", address)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The key from ``Bearer <key>``; ``AuthError`` when missing or malformed."""
+    if not authorization:
+        raise AuthError("missing API key: send 'Authorization: Bearer <key>'")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("malformed Authorization header: expected 'Bearer <key>'")
+    return token
+
+
+def open_access(settings: ServiceSettings) -> AccessControl:
+    """Start-up: open the key store, install INHOUSE_ADMIN_KEY, warn about open or keyless."""
+    if settings.auth == "disabled":
+        log.warning(DISABLED_WARNING)
+        return AccessControl(settings, None)
+    store = KeyStore(settings.data_dir)
+    if settings.admin_key is not None:
+        record, outcome = store.install(settings.admin_key.get_secret_value())
+        if outcome == "revoked":
+            log.warning("INHOUSE_ADMIN_KEY matches revoked key %s: it stays revoked", record.key_id)
+        else:
+            log.info("INHOUSE_ADMIN_KEY %s as key %s", outcome, record.key_id)
+    if store.active_count() == 0:
+        log.warning(FIRST_KEY_HELP)
+    return AccessControl(settings, store)

@@ -1,0 +1,296 @@
+"""API keys: created once, shown once, stored only as a keyed hash, revocable at once.
+
+A key reads ``ih_<key id>_<secret>``: 12 hex characters of id (safe to log and list) and
+``secrets.token_urlsafe(32)`` (256 random bits). The database keeps
+``HMAC-SHA256(server secret, key)``, never the key. The server secret is 32 random bytes in
+``<data dir>/auth/hmac.key`` (0600), apart from the database, so a copied database alone
+cannot even confirm a guess.
+
+Why HMAC and not argon2: argon2 makes *low-entropy* secrets (passwords) expensive to guess.
+These keys carry 256 random bits, beyond brute force at any speed, so a slow hash buys no
+security, while it would cost ~50 ms and 64 MiB on *every* request (and be a denial-of-service
+lever). HMAC-SHA256 verifies in microseconds; the comparison is ``hmac.compare_digest``.
+
+Every verification reads the database (a primary-key lookup, well under a millisecond), so a
+revocation made by ``inhouse keys revoke`` in another process applies to the very next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from service.auth.caller import make_caller, parse_collections, parse_scopes
+from service.caller import Caller
+from service.errors import AuthError
+
+PREFIX = "ih_"
+KEY_RE = re.compile(r"^ih_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+ENV_KEY_ID = "env-admin"  # INHOUSE_ADMIN_KEY given in a free form
+SECRET_BYTES = 32
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id      TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    scopes      TEXT NOT NULL,
+    collections TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+);
+"""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A stored key (never the key itself)."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    collections: tuple[str, ...]
+    created_at: str
+    revoked_at: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def caller(self) -> Caller:
+        return make_caller(self.key_id, self.name, self.scopes, self.collections)
+
+    def as_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out["scopes"], out["collections"] = list(self.scopes), list(self.collections)
+        out["active"] = self.active
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A freshly created key: ``key`` is shown once and never stored."""
+
+    key: str
+    record: KeyRecord
+
+
+def key_id_of(key: str) -> str:
+    """The id a presented key claims (``env-admin`` for a free-form INHOUSE_ADMIN_KEY)."""
+    match = KEY_RE.match(key)
+    return match.group(1) if match else ENV_KEY_ID
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create ``path`` with 0600 permissions, failing if it exists (no clobbering a secret)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_server_secret(auth_dir: Path) -> bytes:
+    """The HMAC secret, created on first use; refuses one readable by group or others."""
+    auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = auth_dir / "hmac.key"
+    if not path.exists():
+        try:
+            _write_private(path, secrets.token_bytes(SECRET_BYTES))
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise PermissionError(f"{path} is readable by others (mode {mode:o}); chmod 600 it")
+    secret = path.read_bytes()
+    if len(secret) < SECRET_BYTES:
+        raise ValueError(f"{path} is truncated ({len(secret)} bytes); restore it from backup")
+    return secret
+
+
+class KeyStore:
+    """The key database (``<data dir>/auth/keys.sqlite3``), safe across threads and processes."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = data_dir / "auth"
+        self._secret = load_server_secret(self.dir)
+        self.path = self.dir / "keys.sqlite3"
+        self._local = threading.local()
+        new = not self.path.exists()
+        self._conn().executescript(SCHEMA)  # idempotent DDL; executescript commits itself
+        if new:
+            os.chmod(self.path, 0o600)
+
+    # -- plumbing -----------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _digest(self, key: str) -> str:
+        return hmac.new(self._secret, key.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    @staticmethod
+    def _record(row: Sequence[object]) -> KeyRecord:
+        key_id, name, _digest, scopes, collections, created, revoked = row
+        return KeyRecord(
+            key_id=str(key_id),
+            name=str(name),
+            scopes=tuple(str(scopes).split(",")),
+            collections=tuple(str(collections).split(",")),
+            created_at=str(created),
+            revoked_at=None if revoked is None else str(revoked),
+        )
+
+    # -- management ---------------------------------------------------------------------
+    def create(self, name: str, scopes: Sequence[str], collections: Sequence[str]) -> NewKey:
+        """Make a key; the returned ``NewKey.key`` is the only copy that will ever exist."""
+        name = name.strip()
+        if not name:
+            raise ValueError("a key needs a name (who or what uses it)")
+        scope_list, coll_list = parse_scopes(scopes), parse_collections(collections)
+        for _ in range(5):
+            key_id = secrets.token_hex(6)
+            key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
+            try:
+                record = self._insert(key_id, name, key, scope_list, coll_list)
+            except sqlite3.IntegrityError:
+                continue  # 48-bit id collision: draw again
+            return NewKey(key, record)
+        raise RuntimeError("could not draw a free key id")
+
+    def _insert(
+        self,
+        key_id: str,
+        name: str,
+        key: str,
+        scopes: Sequence[str],
+        collections: Sequence[str],
+        *,
+        replace: bool = False,
+    ) -> KeyRecord:
+        record = KeyRecord(key_id, name, tuple(scopes), tuple(collections), utc_now(), None)
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        with self._tx() as conn:
+            conn.execute(
+                f"{verb} INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    key_id,
+                    name,
+                    self._digest(key),
+                    ",".join(scopes),
+                    ",".join(collections),
+                    record.created_at,
+                ),
+            )
+        return record
+
+    def install(self, key: str, name: str = "admin (INHOUSE_ADMIN_KEY)") -> tuple[KeyRecord, str]:
+        """Store an operator-supplied admin key (hashed); returns (record, what happened).
+
+        Idempotent across restarts. A key that was revoked stays revoked (revocation wins
+        over the environment); a different key under the same id replaces the old one.
+        """
+        key_id = key_id_of(key)
+        existing = self.get(key_id)
+        if existing is not None:
+            same = hmac.compare_digest(self._stored_digest(key_id) or "", self._digest(key))
+            if same and not existing.active:
+                return existing, "revoked"
+            if same:
+                return existing, "unchanged"
+        record = self._insert(key_id, name, key, ("admin",), ("*",), replace=True)
+        return record, "installed" if existing is None else "replaced"
+
+    def _stored_digest(self, key_id: str) -> str | None:
+        row = (
+            self._conn()
+            .execute("SELECT digest FROM api_keys WHERE key_id = ?", (key_id,))
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        row = self._conn().execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+        return None if row is None else self._record(row)
+
+    def records(self, *, include_revoked: bool = True) -> list[KeyRecord]:
+        rows = self._conn().execute("SELECT * FROM api_keys ORDER BY created_at, key_id")
+        records = [self._record(r) for r in rows]
+        return [r for r in records if include_revoked or r.active]
+
+    def active_count(self) -> int:
+        row = (
+            self._conn()
+            .execute("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")
+            .fetchone()
+        )
+        return int(row[0])
+
+    def revoke(self, key_id: str) -> KeyRecord:
+        """Revoke a key (effective for the next request); ``KeyError`` if unknown.
+
+        Revoking a revoked key keeps its first revocation time.
+        """
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                (utc_now(), key_id),
+            )
+        record = self.get(key_id)
+        if record is None:
+            raise KeyError(key_id)
+        return record
+
+    # -- per request --------------------------------------------------------------------
+    def verify(self, key: str) -> Caller:
+        """The caller a presented key belongs to; ``AuthError`` if unknown, wrong or revoked."""
+        presented = self._digest(key)
+        row = (
+            self._conn()
+            .execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id_of(key),))
+            .fetchone()
+        )
+        stored = str(row[2]) if row is not None else "0" * len(presented)
+        if not hmac.compare_digest(stored, presented) or row is None:
+            raise AuthError("unknown API key")
+        record = self._record(row)
+        if not record.active:
+            raise AuthError(f"API key {record.key_id} was revoked at {record.revoked_at}")
+        return record.caller()
