@@ -328,11 +328,12 @@ class OllamaApp:
         elif self.script.error_status is not None and path.startswith("/api/"):
             await _send_json(send, self.script.error_status, {"error": self.script.error_message})
         elif path == "/api/chat":
-            await self.chat(body, record, receive, send)
+            if await self.chat(body, record, receive, send):
+                self.recorder.changed()
+                return  # the stream sets finished / disconnected itself
         else:
             await routes[path][1](body, send)
-        if path != "/api/chat":
-            record.finished = True
+        record.finished = True
         self.recorder.changed()
 
     async def root(self, body: Any, send: Send) -> None:
@@ -378,27 +379,28 @@ class OllamaApp:
             },
         )
 
-    async def chat(self, body: Any, record: RecordedRequest, receive: Receive, send: Send) -> None:
+    async def chat(self, body: Any, record: RecordedRequest, receive: Receive, send: Send) -> bool:
+        """Answer a chat; False when it was refused with an error status."""
         if not isinstance(body, dict):
             await _send_json(send, 400, {"error": "invalid request body"})
-            return
+            return False
         name = body.get("model")
         if not name:
             await _send_json(send, 400, {"error": "model is required"})
-            return
+            return False
         model = self.script.find(name)
         if model is None:
             await _send_json(send, 404, {"error": f"model '{name}' not found"})
-            return
+            return False
         think = body.get("think")
         thinks = "thinking" in model.capabilities
         if think is True and not thinks:
             await _send_json(send, 400, {"error": f'"{name}" does not support thinking'})
-            return
+            return False
         reply = self.script.next_reply()
         if reply.status is not None:
             await _send_json(send, reply.status, {"error": reply.error})
-            return
+            return False
         if think is True:
             pieces = reply.split_chunks()
         elif think is False and thinks:
@@ -406,6 +408,7 @@ class OllamaApp:
         else:
             pieces = [("", c) for c in reply.raw_chunks()]
         await _Stream(name, body, reply, pieces, record, receive, send).run()
+        return True
 
 
 class _Stream:

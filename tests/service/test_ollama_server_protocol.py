@@ -111,6 +111,7 @@ def test_chat_errors(ollama_server: OllamaTestServer) -> None:
     ollama_server.script.push(Reply.failing(500, "boom"))
     failed = httpx.post(url, json=CHAT)
     assert (failed.status_code, failed.json()) == (500, {"error": "boom"})
+    assert all(r.finished and not r.disconnected for r in ollama_server.chat_requests())
     ollama_server.script.error_status = 503
     assert httpx.get(f"{ollama_server.url}/api/tags").status_code == 503
 
