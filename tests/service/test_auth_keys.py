@@ -1,0 +1,170 @@
+"""API keys: stored only as keyed hashes, survive restarts, revocation is immediate."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from service.auth.access import AccessControl, bearer_token, open_access
+from service.auth.caller import parse_collections, parse_scopes, require, searchable
+from service.auth.keys import KEY_RE, KeyStore
+from service.caller import Caller
+from service.errors import AuthError, Forbidden, RateLimited
+from service.settings import ServiceSettings
+from tests.ingest.cli_helpers import run_inhouse
+
+
+def test_key_shape_and_storage(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path)
+    new = store.create("alice", ["query"], ["finance"])
+    assert KEY_RE.match(new.key) and new.key.startswith(f"ih_{new.record.key_id}_")
+    # only a digest is stored: the key's secret part appears nowhere on disk
+    secret = new.key.split("_", 2)[2].encode()
+    for path in (tmp_path / "auth").iterdir():
+        assert secret not in path.read_bytes(), path
+    for name in ("hmac.key", "keys.sqlite3"):
+        assert stat.S_IMODE((tmp_path / "auth" / name).stat().st_mode) == 0o600
+    caller = store.verify(new.key)
+    expected = Caller(new.record.key_id, "alice", frozenset({"query"}), frozenset({"finance"}))
+    assert caller == expected
+
+
+def test_wrong_unknown_and_tampered_keys_fail(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path)
+    key = store.create("bob", ["query"], ["*"]).key
+    tampered = key[:-1] + ("A" if key[-1] != "A" else "B")
+    other_id = "ih_000000000000_" + key.split("_", 2)[2]
+    for bad in (tampered, other_id, "ih_", "x" * 50, ""):
+        with pytest.raises(AuthError) as err:
+            store.verify(bad)
+        assert err.value.code == "unauthorized"
+
+
+def test_keys_survive_restart_and_revocation_is_immediate(tmp_path: Path) -> None:
+    first = KeyStore(tmp_path)
+    new = first.create("carol", ["query", "reasoning:read"], ["hr", "finance"])
+    first.close()
+    second = KeyStore(tmp_path)  # a restart: same secret, same database
+    assert second.verify(new.key).scopes == frozenset({"query", "reasoning:read"})
+    third = KeyStore(tmp_path)  # e.g. the CLI in another process
+    third.revoke(new.record.key_id)
+    with pytest.raises(AuthError, match="revoked"):
+        second.verify(new.key)  # the long-lived store sees it on the very next check
+    assert [r.active for r in second.records()] == [False]
+
+
+def test_server_secret_with_loose_permissions_is_refused(tmp_path: Path) -> None:
+    KeyStore(tmp_path)
+    os.chmod(tmp_path / "auth" / "hmac.key", 0o644)
+    with pytest.raises(PermissionError):
+        KeyStore(tmp_path)
+
+
+def test_env_admin_key_installed_hashed_and_revocation_sticks(tmp_path: Path) -> None:
+    env_key = "s3cret-from-the-operator-" + "x" * 20
+    settings = ServiceSettings(data_dir=tmp_path, admin_key=env_key)
+    access = open_access(settings)
+    caller = access.authenticate(f"Bearer {env_key}")
+    assert caller.id == "env-admin" and caller.has_scope("ingest") and caller.can_read("any")
+    with sqlite3.connect(tmp_path / "auth" / "keys.sqlite3") as conn:
+        assert env_key not in json.dumps(conn.execute("SELECT * FROM api_keys").fetchall())
+    KeyStore(tmp_path).revoke("env-admin")
+    again = open_access(settings)  # restart with the same env var: stays revoked
+    with pytest.raises(AuthError, match="revoked"):
+        again.authenticate(f"Bearer {env_key}")
+    with pytest.raises(ValueError):
+        ServiceSettings(data_dir=tmp_path, admin_key="short")
+
+
+def test_keyless_start_is_closed_not_open(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    access = open_access(ServiceSettings(data_dir=tmp_path))
+    assert "inhouse keys create --name admin --scopes admin" in caplog.text
+    with pytest.raises(AuthError):
+        access.authenticate(None)
+    disabled = open_access(ServiceSettings(data_dir=tmp_path, auth="disabled"))
+    assert "INHOUSE_AUTH=disabled" in caplog.text
+    assert disabled.authenticate(None).has_scope("admin")
+
+
+def test_bearer_parsing() -> None:
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer  abc ") == "abc"
+    for bad in (None, "", "Basic abc", "Bearer", "Bearer "):
+        with pytest.raises(AuthError):
+            bearer_token(bad)
+
+
+def test_rate_limit_per_verified_key(tmp_path: Path) -> None:
+    settings = ServiceSettings(
+        data_dir=tmp_path, security={"rate_limit": "3/minute", "auth_failure_limit": "2/minute"}
+    )
+    store = KeyStore(tmp_path)
+    one, two = (store.create(n, ["query"], ["*"]).key for n in ("one", "two"))
+    access = AccessControl(settings, store)
+    for _ in range(3):
+        access.authenticate(f"Bearer {one}")
+    with pytest.raises(RateLimited) as err:
+        access.authenticate(f"Bearer {one}")
+    assert 1 <= err.value.detail["retry_after"] <= 60
+    access.authenticate(f"Bearer {two}")  # another key has its own budget
+    # a wrong secret claiming key one's id does not spend key one's budget
+    for _ in range(2):
+        with pytest.raises(AuthError):
+            access.authenticate(f"Bearer {two[:-2]}xx", client="10.0.0.9")
+    with pytest.raises(RateLimited):  # but the guessing address is now slowed down
+        access.authenticate(f"Bearer {two}", client="10.0.0.9")
+    access.authenticate(f"Bearer {two}", client="10.0.0.10")
+
+
+def test_scope_and_collection_rules() -> None:
+    finance = Caller("k1", "fin", frozenset({"query"}), frozenset({"finance"}))
+    admin = Caller("k2", "adm", frozenset({"admin"}), frozenset({"*"}))
+    existing = ["finance", "hr", "ops"]
+    assert searchable(finance, None, existing) == ["finance"]
+    assert searchable(finance, ["finance"], existing) == ["finance"]
+    with pytest.raises(Forbidden) as err:
+        searchable(finance, ["finance", "hr"], existing)
+    assert err.value.status == 403 and err.value.detail["collections"] == ["hr"]
+    assert searchable(admin, None, existing) == existing
+    require(finance, "query", "finance")
+    with pytest.raises(Forbidden):
+        require(finance, "ingest", "finance")
+    with pytest.raises(Forbidden):
+        require(finance, "query", "hr")
+    assert parse_scopes(["reasoning:read", "query", "query"]) == ("query", "reasoning:read")
+    assert parse_collections(["*"]) == ("*",)
+    for bad_scopes in (["root"], []):
+        with pytest.raises(ValueError):
+            parse_scopes(bad_scopes)
+    for bad_colls in (["*", "hr"], ["../hr"], []):
+        with pytest.raises(ValueError):
+            parse_collections(bad_colls)
+
+
+def test_cli_create_list_revoke(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    made = run_inhouse(
+        ["keys", "create", "--name", "ci", "--scopes", "query,ingest", "--collections", "hr"], data
+    )
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert KEY_RE.match(key) and "shown only this once" in made.stderr
+    listed = run_inhouse(["keys", "list", "--json"], data)
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["scopes"], r["collections"], r["active"]) for r in rows] == [
+        ("ci", ["query", "ingest"], ["hr"], True)
+    ]
+    assert key not in listed.stdout
+    assert KeyStore(data).verify(key).id == rows[0]["key_id"]
+    revoked = run_inhouse(["keys", "revoke", rows[0]["key_id"]], data)
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    with pytest.raises(AuthError):
+        KeyStore(data).verify(key)
+    assert run_inhouse(["keys", "revoke", "nope"], data).returncode == 2
+    bad = run_inhouse(["keys", "create", "--name", "x", "--scopes", "query"], data)
+    assert bad.returncode == 2 and "--collections" in bad.stderr
