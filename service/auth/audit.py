@@ -7,7 +7,9 @@ written when the response has finished (streams included) or the client went awa
     time, request_id, key_id, key_name, method, route, path, collections, document_ids,
     chunk_ids, status, latency_ms, client (and "aborted": true for a dropped stream)
 
-Never document text, questions or answers. Lines are written with a single ``O_APPEND``
+The request id is the one the service answers with (``X-Request-ID``, the same id as
+in the reasoning log); responses without one get the middleware's own. Never document
+text, questions or answers. Lines are written with a single ``O_APPEND``
 write, so several worker processes can share a file without interleaving.
 
 ``AuditMiddleware`` opens a record per request and makes it reachable through a context
@@ -183,6 +185,17 @@ def _client(scope: Scope) -> str | None:
     return f"{client[0]}" if client else None
 
 
+def _with_request_id(message: Message, record: AuditRecord) -> Message:
+    """Adopt the id the app gave the request (``X-Request-ID``), or send ours."""
+    headers = list(message.get("headers") or [])
+    for name, value in headers:
+        if name.lower() == b"x-request-id":
+            record.request_id = value.decode("latin-1")
+            return message
+    headers.append((b"x-request-id", record.request_id.encode("latin-1")))
+    return dict(message, headers=headers)
+
+
 class AuditMiddleware:
     """Pure ASGI middleware: one audit line per HTTP request, after the last body byte."""
 
@@ -209,6 +222,7 @@ class AuditMiddleware:
             nonlocal finished
             if message["type"] == "http.response.start":
                 record.status = int(message["status"])
+                message = _with_request_id(message, record)
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 finished = True

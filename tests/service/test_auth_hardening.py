@@ -124,7 +124,7 @@ async def test_cors_allow_list(tmp_path: Path) -> None:
 async def test_audit_line_per_request_without_text(tmp_path: Path) -> None:
     async with client(make_app(tmp_path)) as http:
         stream = await http.get("/v1/search/finance")
-        assert "SECRET ANSWER" in stream.text
+        assert "SECRET ANSWER" in stream.text and stream.headers["x-request-id"] == "r1"
         await http.post("/v1/echo", content=b"x" * 2000)  # refused with 413: still audited
     log = AuditLog(tmp_path / "audit")
     first, second = log.tail(10)
