@@ -1,0 +1,146 @@
+"""Dependencies: settings, the one auth dependency, and the service's collaborators.
+
+Long-lived collaborators (encoder + index, model backend, reasoning log) live in one
+``Resources`` object per app, built on first use (or warmed at start-up by
+``inhouse serve``) and closed at shutdown. Handlers receive them through ``Depends``;
+tests replace any of them with ``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from service.answer import QueryService
+from service.caller import ANONYMOUS, SCOPE_QUERY, SCOPE_REASONING, Caller
+from service.errors import Forbidden
+from service.llm.base import ChatBackend
+from service.llm.factory import generation_options
+from service.reasoning_log import ReasoningLog
+from service.retrieval import Retriever
+from service.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from ingest.settings import IngestSettings
+
+
+class Resources:
+    """The app's long-lived collaborators, each built once on first use."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._retriever: Retriever | None = None
+        self._backend: ChatBackend | None = None
+        self.reasoning_log = ReasoningLog(
+            settings.reasoning_dir, settings.reasoning_log.retention_days
+        )
+
+    def ingest_settings(self) -> IngestSettings:
+        """Index settings (Chroma URL, encoder) from the environment, with our data dir."""
+        from ingest.settings import IngestSettings
+
+        return IngestSettings(data_dir=self.settings.data_dir)
+
+    def retriever(self) -> Retriever:
+        """Encoder + Chroma + manifest (blocking: loads the encoder the first time)."""
+        with self._lock:
+            if self._retriever is None:
+                from ingest.embed import Embedder
+                from ingest.index import make_chroma_client
+                from ingest.manifest import Manifest
+
+                ingest_settings = self.ingest_settings()
+                embedder = Embedder(ingest_settings.embed)
+                embedder.encode(["warm-up"])  # load now, so the index sees the final encoder
+                self._retriever = Retriever(
+                    make_chroma_client(ingest_settings),
+                    embedder,
+                    Manifest(ingest_settings.manifest_path),
+                )
+            return self._retriever
+
+    def backend(self) -> ChatBackend:
+        with self._lock:
+            if self._backend is None:
+                from service.llm.factory import build_backend
+
+                self._backend = build_backend(self.settings)
+            return self._backend
+
+    async def aclose(self) -> None:
+        if self._backend is not None:
+            await self._backend.aclose()
+            self._backend = None
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+def get_settings(request: Request) -> ServiceSettings:
+    """The app's settings (``create_app(settings)``, else read once from the environment)."""
+    return get_resources(request).settings
+
+
+async def require_caller(request: Request) -> Caller:
+    """The one auth dependency: every route passes it.
+
+    Until access control exists it admits everyone as an anonymous caller with every
+    scope and every collection.
+    """
+    return ANONYMOUS
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency: the caller (from ``require_caller``), who must hold ``scope``."""
+
+    async def check(caller: Annotated[Caller, Depends(require_caller)]) -> Caller:
+        if not caller.has_scope(scope):
+            raise Forbidden(f"this key lacks the {scope!r} scope", scope=scope)
+        return caller
+
+    check.__name__ = f"require_scope_{scope.replace(':', '_')}"
+    return check
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+async def get_retriever(resources: ResourcesDep) -> Retriever:
+    return await run_in_threadpool(resources.retriever)
+
+
+async def get_backend(resources: ResourcesDep) -> ChatBackend:
+    return resources.backend()
+
+
+def get_reasoning_log(resources: ResourcesDep) -> ReasoningLog:
+    return resources.reasoning_log
+
+
+RetrieverDep = Annotated[Retriever, Depends(get_retriever)]
+BackendDep = Annotated[ChatBackend, Depends(get_backend)]
+ReasoningLogDep = Annotated[ReasoningLog, Depends(get_reasoning_log)]
+SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
+
+
+def get_query_service(
+    retriever: RetrieverDep,
+    backend: BackendDep,
+    reasoning_log: ReasoningLogDep,
+    settings: SettingsDep,
+) -> QueryService:
+    return QueryService(
+        retriever, backend, reasoning_log, settings, options=generation_options(settings)
+    )
+
+
+QueryServiceDep = Annotated[QueryService, Depends(get_query_service)]
+QueryCaller = Annotated[Caller, Depends(require_scope(SCOPE_QUERY))]
+ReasoningCaller = Annotated[Caller, Depends(require_scope(SCOPE_REASONING))]

@@ -1,0 +1,65 @@
+"""``create_app()``: assemble the API. Nothing is built at import time.
+
+Start-up purges the reasoning log and schedules its daily purge; ``warm_up=True``
+(``inhouse serve``) also loads the encoder and opens the index in the background so
+the first question does not pay for it. Shutdown closes the model client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import Resources
+from service.api.errors import install_error_handlers
+from service.api.routes import chat, collections, health, query, reasoning
+from service.settings import ServiceSettings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ServiceSettings | None = None, *, warm_up: bool = False) -> FastAPI:
+    """The FastAPI application for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+    resources = Resources(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        purge = asyncio.create_task(resources.reasoning_log.purge_daily(), name="reasoning-purge")
+        warm = asyncio.create_task(_warm_up(resources)) if warm_up else None
+        try:
+            yield
+        finally:
+            for task in (purge, warm):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            await resources.aclose()
+
+    app = FastAPI(
+        title="Inhouse",
+        summary="Answers from your own documents, with citations, on your own machines.",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.limits.body_bytes,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
+    )
+    app.state.resources = resources
+    install_error_handlers(app)
+    for module in (health, query, chat, collections, reasoning):
+        app.include_router(module.router)
+    return app
+
+
+async def _warm_up(resources: Resources) -> None:
+    try:
+        await run_in_threadpool(resources.retriever)
+        log.info("encoder loaded and index opened")
+    except Exception as exc:  # the first request will report it properly
+        log.warning("warm-up failed: %s", exc)

@@ -1,0 +1,213 @@
+"""Request and response models of the HTTP API (they make the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from service.answer import Citation, QueryResult
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. model_unavailable.")
+    message: str
+    detail: dict[str, Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error has this shape."""
+
+    error: ErrorDetail
+
+
+# -- /v1/query ---------------------------------------------------------------------------
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: StrictStr = Field(description="Plain text; empty or oversized -> 422.")
+    collections: list[StrictStr] | None = Field(
+        None, max_length=64, description="Collections to search; default: all you may read."
+    )
+    top_k: int | None = Field(None, ge=1, description="Passages to retrieve (default 6).")
+    stream: bool = Field(False, description="Answer as Server-Sent Events.")
+    include_reasoning: bool = Field(
+        False, description="Also send the reasoning (only to keys with reasoning:read)."
+    )
+    fallback: Literal["none", "sources"] = Field(
+        "none", description="'sources': if the model is down, return the passages and a notice."
+    )
+
+
+class CitationModel(BaseModel):
+    n: int = Field(description="The number the answer cites as [n].")
+    document_id: str
+    source: str = Field(description="Path of the document relative to its scanned folder.")
+    title: str
+    page: int | None
+    page_end: int | None
+    snippet: str = Field(description="The passage text shown to the model.")
+    score: float = Field(description="Cosine similarity to the question (1 = identical).")
+    collection: str
+    chunk_id: str
+
+    @classmethod
+    def of(cls, citation: Citation) -> CitationModel:
+        return cls(
+            n=citation.n,
+            document_id=citation.document_id,
+            source=citation.source,
+            title=citation.title,
+            page=citation.page,
+            page_end=citation.page_end,
+            snippet=citation.snippet,
+            score=citation.score,
+            collection=citation.collection,
+            chunk_id=citation.chunk_id,
+        )
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    reasoning_chars: int = 0
+
+
+class Notice(BaseModel):
+    code: str
+    message: str
+
+
+class QueryResponse(BaseModel):
+    request_id: str
+    answer: str = Field(description="The answer only, never the reasoning.")
+    citations: list[CitationModel]
+    cited: list[int] = Field(description="The [n] marks the answer actually uses.")
+    model: str
+    usage: Usage
+    timings: dict[str, float]
+    notice: Notice | None = Field(None, description="Set when only sources could be returned.")
+    reasoning: str | None = Field(
+        None, description="Present only when asked for and the key has reasoning:read."
+    )
+
+    @classmethod
+    def of(cls, result: QueryResult) -> QueryResponse:
+        return cls(
+            request_id=result.request_id,
+            answer=result.answer,
+            citations=[CitationModel.of(c) for c in result.citations],
+            cited=result.cited,
+            model=result.model,
+            usage=Usage(**result.usage),
+            timings=result.timings,
+            notice=Notice(**result.notice) if result.notice else None,
+            reasoning=result.reasoning,
+        )
+
+
+# -- /v1/chat/completions (OpenAI-compatible) -------------------------------------------
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's chat request; sampling fields are accepted and ignored (R1 settings apply)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(None, description="Accepted; the service's model answers.")
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    collections: list[StrictStr] | None = Field(
+        None, max_length=64, description="Inhouse extension: collections to search."
+    )
+    top_k: int | None = Field(None, ge=1, description="Inhouse extension: passages to use.")
+
+
+class ChatResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: ChatResponseMessage
+    finish_reason: str = "stop"
+
+
+class ChatUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: ChatUsage
+    inhouse_request_id: str
+    inhouse_sources: list[CitationModel] = Field(description="The numbered sources ([n]).")
+
+
+# -- other routes --------------------------------------------------------------------------
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadinessCheck(BaseModel):
+    ok: bool
+    detail: str = ""
+
+
+class ReadinessResponse(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, ReadinessCheck]
+
+
+class CollectionModel(BaseModel):
+    name: str
+    documents: int = Field(description="Indexed documents.")
+    chunks: int
+    failed: int = Field(description="Documents that could not be indexed.")
+    pending: int
+    embedder: str | None
+    last_indexed_at: str | None
+
+
+class CollectionsResponse(BaseModel):
+    collections: list[CollectionModel]
+
+
+class ReasoningRecordResponse(BaseModel):
+    request_id: str
+    time: str
+    caller_id: str
+    collections: list[str]
+    question: str
+    model: str
+    reasoning: str
+    status: str
+    usage: dict[str, int]
+    durations_ms: dict[str, float]

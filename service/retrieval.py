@@ -1,0 +1,171 @@
+"""Retrieval: embed the question, search each collection's own Chroma collection, merge.
+
+One Chroma collection per Inhouse collection, so selecting collections is selecting
+what to search (no metadata filter, no filtering of results afterwards). The question
+is embedded with the same encoder the collections were built with; a collection built
+with another one raises ``EmbedderMismatch`` instead of returning nonsense. Every call
+into the encoder, Chroma or the manifest runs in a worker thread: the event loop
+never blocks on them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from anyio import to_thread
+
+from ingest.embed import Embedder
+from ingest.errors import CollectionNotFound, EmbedderMismatch, IndexUnavailable
+from ingest.index import COLL_EMBEDDER, META_COLLECTION, ChromaIndex, Hit
+from ingest.manifest import Manifest
+from service.errors import NoDocuments
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionInfo:
+    """What ``GET /v1/collections`` says about one collection."""
+
+    name: str
+    documents: int  # indexed documents
+    chunks: int
+    failed: int
+    pending: int
+    embedder: str | None
+    last_indexed_at: str | None
+
+
+class Retriever:
+    """Nearest chunks for a question over a set of collections."""
+
+    def __init__(self, client: Any, embedder: Embedder, manifest: Manifest) -> None:
+        """``client``: a Chroma client (``ingest.index.make_chroma_client``)."""
+        self._client = client
+        self._embedder = embedder
+        self._manifest = manifest
+        self._index = ChromaIndex(client, embedder.info)
+
+    @property
+    def index(self) -> ChromaIndex:
+        return self._index
+
+    def _reopen(self) -> ChromaIndex:
+        """A fresh index view (no cached collection handles) for the encoder as loaded."""
+        self._index = ChromaIndex(self._client, self._embedder.info)
+        return self._index
+
+    async def search(self, text: str, collections: Sequence[str], top_k: int) -> list[Hit]:
+        """The ``top_k`` best chunks over ``collections``, best first.
+
+        Raises ``CollectionNotFound``, ``EmbedderMismatch``, ``IndexUnavailable``, or
+        ``NoDocuments`` when the searched collections hold no chunks at all.
+        """
+        names = list(dict.fromkeys(collections))
+        if not names:
+            raise NoDocuments("no documents are indexed yet: add some with `inhouse ingest PATH`")
+        return await to_thread.run_sync(self._search, text, names, top_k)
+
+    def _search(self, text: str, names: list[str], top_k: int) -> list[Hit]:
+        vector = self._embedder.encode([text])[0]
+        if self._index.embedder != self._embedder.info:  # the encoder finished loading
+            self._reopen()
+        for name in names:  # every collection must exist and match the encoder
+            self._collection(name)
+        hits: list[Hit] = []
+        for name in names:
+            hits.extend(
+                hit
+                if hit.metadata.get(META_COLLECTION) == name
+                else Hit(hit.id, hit.text, {**hit.metadata, META_COLLECTION: name}, hit.score)
+                for hit in self._query(name, vector, top_k)
+            )
+        if not hits:
+            listed = ", ".join(names)
+            raise NoDocuments(
+                f"no documents in {listed}: add some with `inhouse ingest PATH --collection"
+                f" {names[0]}`",
+                collections=names,
+            )
+        hits.sort(key=lambda hit: hit.score, reverse=True)
+        return hits[:top_k]
+
+    def _collection(self, name: str) -> Any:
+        try:
+            return self._index.collection(name)
+        except (CollectionNotFound, EmbedderMismatch):
+            raise
+        except Exception as exc:  # chroma raises many types; all mean "cannot read the index"
+            raise IndexUnavailable(f"cannot read collection {name!r}: {exc}") from exc
+
+    def _query(self, name: str, vector: Any, top_k: int) -> list[Hit]:
+        try:
+            return self._index.query(name, vector, top_k)
+        except Exception as first:
+            # The collection may have been dropped and re-created by an ingest run in
+            # another process: forget the cached handle and look it up once more.
+            log.info("collection %s: re-opening after %s", name, type(first).__name__)
+            self._reopen()
+            self._collection(name)
+            try:
+                return self._index.query(name, vector, top_k)
+            except Exception as exc:
+                raise IndexUnavailable(f"cannot search collection {name!r}: {exc}") from exc
+
+    async def collection_names(self) -> list[str]:
+        """Names of the collections in the index."""
+        return await to_thread.run_sync(self._names)
+
+    def _names(self) -> list[str]:
+        try:
+            return self._index.collections()
+        except Exception as exc:
+            raise IndexUnavailable(f"cannot list collections: {exc}") from exc
+
+    async def describe(self, names: Sequence[str]) -> list[CollectionInfo]:
+        """Document and chunk counts of ``names`` (collections in the index or the manifest)."""
+        return await to_thread.run_sync(self._describe, list(names))
+
+    def _describe(self, names: list[str]) -> list[CollectionInfo]:
+        rows = self._manifest.execute(
+            """SELECT collection, status, COUNT(*) AS n, MAX(indexed_at) AS last
+               FROM documents GROUP BY collection, status"""
+        )
+        counts: dict[str, dict[str, int]] = {}
+        last: dict[str, str] = {}
+        for row in rows:
+            counts.setdefault(row["collection"], {})[row["status"]] = int(row["n"])
+            if row["last"]:
+                last[row["collection"]] = max(last.get(row["collection"], ""), row["last"])
+        in_index = set(self._names())
+        out = []
+        for name in names:
+            meta, chunks = self._index.describe(name) if name in in_index else ({}, 0)
+            by_status = counts.get(name, {})
+            out.append(
+                CollectionInfo(
+                    name=name,
+                    documents=by_status.get("indexed", 0),
+                    chunks=chunks,
+                    failed=by_status.get("failed", 0),
+                    pending=by_status.get("pending", 0),
+                    embedder=meta.get(COLL_EMBEDDER),
+                    last_indexed_at=last.get(name),
+                )
+            )
+        return out
+
+    async def known_collections(self) -> list[str]:
+        """Collections in the index or the manifest (e.g. all of whose files failed)."""
+        return await to_thread.run_sync(self._known)
+
+    def _known(self) -> list[str]:
+        return sorted(set(self._names()) | set(self._manifest.collections()))
+
+    async def check(self) -> str:
+        """Readiness: the index answers. Returns a short description."""
+        names = await self.collection_names()
+        return f"{len(names)} collection(s)"
