@@ -1,0 +1,207 @@
+"""Document files: download an original, upload new documents into a collection.
+
+* ``GET /v1/documents/{document_id}/file``: the original file (scope ``query`` on its
+  collection; a document the key may not read is a 404 like a missing one). PDFs are
+  sent ``inline`` (the web chat opens them at the cited page), everything else as an
+  attachment under a sandboxing CSP.
+* ``POST /v1/collections/{name}/documents``: multipart ``files``; scope ``ingest`` on the
+  collection. Each file is stored under ``<data dir>/uploads/<name>/`` and indexed;
+  the answer lists every file as indexed, unchanged or failed with a reason code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from ingest.errors import FileRejected
+from service.api.deps import Resources, get_resources, require_caller
+from service.api.schemas import ErrorResponse
+from service.auth.caller import require
+from service.caller import SCOPE_INGEST, Caller
+from service.errors import BadRequest
+from service.originals import Originals
+from service.uploads import UploadResult, UploadService, rejected
+
+MIB = 1024 * 1024
+FILE_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+PDF_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+class DocumentFiles:
+    """The app's originals finder and upload service, built on first use."""
+
+    def __init__(self, resources: Resources) -> None:
+        self._resources = resources
+        self._lock = threading.Lock()
+        self._originals: Originals | None = None
+        self._uploads: UploadService | None = None
+
+    def originals(self) -> Originals:
+        with self._lock:
+            if self._originals is None:
+                from ingest.manifest import Manifest
+
+                settings = self._resources.ingest_settings()
+                settings.ensure_data_dir()
+                self._originals = Originals(Manifest(settings.manifest_path))
+            return self._originals
+
+    def uploads(self) -> UploadService:
+        with self._lock:
+            if self._uploads is None:
+                limit = int(self._resources.settings.limits.upload_mb * MIB)
+                self._uploads = UploadService(self._resources.ingest_settings(), max_bytes=limit)
+            return self._uploads
+
+    def close(self) -> None:
+        with self._lock:
+            if self._uploads is not None:
+                self._uploads.close()
+                self._uploads = None
+
+
+@contextlib.asynccontextmanager
+async def files_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        files: DocumentFiles | None = getattr(app.state, "document_files", None)
+        if files is not None:
+            await run_in_threadpool(files.close)
+
+
+router = APIRouter(tags=["documents"], lifespan=files_lifespan)
+_build_lock = threading.Lock()
+
+
+def get_document_files(
+    request: Request, resources: Annotated[Resources, Depends(get_resources)]
+) -> DocumentFiles:
+    with _build_lock:
+        files: DocumentFiles | None = getattr(request.app.state, "document_files", None)
+        if files is None:
+            files = DocumentFiles(resources)
+            request.app.state.document_files = files
+        return files
+
+
+async def get_originals(files: Annotated[DocumentFiles, Depends(get_document_files)]) -> Originals:
+    return await run_in_threadpool(files.originals)
+
+
+def get_uploads(files: Annotated[DocumentFiles, Depends(get_document_files)]) -> UploadService:
+    return files.uploads()
+
+
+CallerDep = Annotated[Caller, Depends(require_caller)]
+OriginalsDep = Annotated[Originals, Depends(get_originals)]
+UploadsDep = Annotated[UploadService, Depends(get_uploads)]
+
+
+class UploadedFile(BaseModel):
+    filename: str = Field(description="The name the file was stored under (sanitised).")
+    status: Literal["indexed", "unchanged", "failed"]
+    document_id: str | None = None
+    code: str | None = Field(None, description="Why it failed, e.g. unsupported_type, too_large.")
+    message: str | None = None
+    chunks: int = Field(0, description="Passages indexed.")
+    pages: int | None = None
+    bytes: int = 0
+
+    @classmethod
+    def of(cls, result: UploadResult) -> UploadedFile:
+        status = result.status if result.status in ("indexed", "unchanged") else "failed"
+        return cls(
+            filename=result.filename,
+            status=status,
+            document_id=result.document_id,
+            code=result.code,
+            message=result.message,
+            chunks=result.chunks,
+            pages=result.pages,
+            bytes=result.bytes,
+        )
+
+
+class UploadResponse(BaseModel):
+    collection: str
+    files: list[UploadedFile]
+
+
+@router.get(
+    "/v1/documents/{document_id}/file",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The original file."},
+        403: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+    },
+)
+async def document_file(
+    document_id: str, caller: CallerDep, originals: OriginalsDep
+) -> FileResponse:
+    """The original file of an indexed document."""
+    original = await run_in_threadpool(originals.find, caller, document_id)
+    return FileResponse(
+        original.path,
+        media_type=original.media_type,
+        filename=original.filename,
+        content_disposition_type="inline" if original.inline else "attachment",
+        headers={
+            "Content-Security-Policy": PDF_CSP if original.inline else FILE_CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@router.post(
+    "/v1/collections/{name}/documents",
+    response_model=UploadResponse,
+    responses={
+        403: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+    },
+)
+async def upload_documents(
+    name: str,
+    caller: CallerDep,
+    uploads: UploadsDep,
+    files: Annotated[list[UploadFile], File(description="One or more documents.")],
+) -> UploadResponse:
+    """Store and index documents in a collection (scope ``ingest`` on it)."""
+    require(caller, SCOPE_INGEST, name)
+    results: list[UploadResult | None] = []
+    stored = []
+    for upload in files:
+        filename = upload.filename or ""
+        try:
+            target = await run_in_threadpool(uploads.target, name, filename)
+            await run_in_threadpool(uploads.save, upload.file, target)
+        except (BadRequest, FileRejected) as exc:
+            if isinstance(exc, BadRequest) and exc.detail.get("code") != "invalid_filename":
+                raise  # a bad collection name: the whole request is wrong
+            results.append(rejected(filename, exc))
+            continue
+        finally:
+            await upload.close()
+        stored.append((len(results), target))
+        results.append(None)
+    if stored:
+        # Not cancellable: a client that leaves mid-run must not leave a half-indexed file.
+        indexed = await anyio.to_thread.run_sync(uploads.index, name, [t for _, t in stored])
+        for position, target in stored:
+            results[position] = indexed[target]
+    return UploadResponse(
+        collection=name, files=[UploadedFile.of(r) for r in results if r is not None]
+    )

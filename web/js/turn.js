@@ -1,0 +1,242 @@
+// One question and its answer in the thread: the user's bubble, then the assistant's
+// status, reasoning (only for keys that may read it), notice, streamed markdown
+// answer, sources, error card and actions.
+
+import { copyText, el, icon, spinner, toast } from "./dom.js";
+import { renderMarkdown } from "./markdown.js";
+import { pageLabel, sourceChips } from "./sources.js";
+
+const ERRORS = {
+  model_unavailable: ["The language model is unreachable", "offline"],
+  model_missing: ["The language model is not installed", "alert"],
+  model_timeout: ["The model took too long to answer", "clock"],
+  model_protocol_error: ["The model sent a broken reply", "alert"],
+  model_error: ["The model failed", "alert"],
+  no_answer: ["The model did not finish its answer", "alert"],
+  no_documents: ["No documents yet", "folder"],
+  rate_limited: ["Slow down a little", "clock"],
+  network_error: ["Can't reach Inhouse", "offline"],
+  forbidden: ["Not allowed", "lock"],
+  unauthorized: ["Your session has expired", "lock"],
+  invalid_request: ["That question can't be asked", "alert"],
+  collection_not_found: ["That collection no longer exists", "folder"],
+};
+
+/**
+ * @param turn  the stored turn object (mutated by the chat controller)
+ * @param hooks {canReason, onCite(turn, n), onRetry(turn), onUpload(), canUpload(), loadReasoning(turn)}
+ */
+export class TurnView {
+  constructor(turn, hooks) {
+    this.turn = turn;
+    this.hooks = hooks;
+    this.frame = 0;
+    this.status = el("div", { class: "status-line", attrs: { role: "status" } });
+    this.reasoning = null;
+    this.notice = el("div", { class: "notice-slot" });
+    this.answer = el("div", { class: "answer markdown" });
+    this.sources = el("div", { class: "sources-slot" });
+    this.error = el("div", { class: "error-slot" });
+    this.actions = el("div", { class: "msg-actions" });
+    this.body = el("div", { class: "msg-body" }, this.status, this.notice, this.answer, this.sources, this.error, this.actions);
+    this.root = el(
+      "li",
+      { class: "turn", data: { turn: turn.id } },
+      el("div", { class: "msg msg-user" }, el("div", { class: "bubble", text: turn.question })),
+      el("div", { class: "msg msg-assistant" }, el("span", { class: "bot-avatar", attrs: { "aria-hidden": "true" } }, icon("logo", "icon")), this.body),
+    );
+    if (hooks.canReason && (turn.pending ? turn.liveReasoning : turn.requestId)) this.ensureReasoning();
+    this.update();
+  }
+
+  ensureReasoning() {
+    if (this.reasoning) return this.reasoning;
+    const text = el("div", { class: "reasoning-text" });
+    const label = el("span", { class: "reasoning-state muted" });
+    const details = el(
+      "details",
+      { class: "reasoning" },
+      el("summary", {}, icon("bulb", "icon icon-sm"), el("span", { text: "Reasoning" }), label),
+      el("p", { class: "reasoning-note muted small", text: "How the model worked towards its answer. Visible to auditors only; not part of the answer." }),
+      text,
+    );
+    details.addEventListener("toggle", () => {
+      if (details.open && !this.turn.pending && this.turn.reasoning === undefined) this.hooks.loadReasoning(this.turn, this);
+    });
+    this.reasoning = { details, text, label };
+    this.body.insertBefore(details, this.notice);
+    return this.reasoning;
+  }
+
+  setReasoningText(text, state = "") {
+    const r = this.ensureReasoning();
+    r.text.textContent = text;
+    r.label.textContent = state;
+  }
+
+  /** Re-render the streamed answer at most once per frame. */
+  scheduleAnswer() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.renderAnswer();
+    });
+  }
+
+  renderAnswer() {
+    const turn = this.turn;
+    const citation = (n) => {
+      const source = turn.sources.find((s) => s.n === n);
+      const label = source ? `Source ${n}: ${source.title}${source.page ? `, ${pageLabel(source)}` : ""}` : `Source ${n}`;
+      return el("button", {
+        class: "cite",
+        text: n,
+        data: { n },
+        attrs: { type: "button", "aria-label": label, title: label },
+        on: { click: () => this.hooks.onCite(turn, n) },
+      });
+    };
+    this.answer.replaceChildren(renderMarkdown(turn.answer, { citation, sourceCount: turn.sources.length }));
+    this.answer.classList.toggle("streaming", Boolean(turn.pending && turn.answer));
+  }
+
+  update() {
+    const turn = this.turn;
+    this.root.classList.toggle("pending", Boolean(turn.pending));
+    // status line
+    let status = null;
+    if (turn.pending && !turn.answer) {
+      if (!turn.sources.length) status = "Searching your documents…";
+      else status = `Reading ${turn.sources.length} passage${turn.sources.length === 1 ? "" : "s"}${this.reasoning ? " and thinking" : ""}…`;
+    }
+    this.status.replaceChildren(...(status ? [spinner(status), el("span", { text: status })] : []));
+    this.status.hidden = !status;
+    // reasoning: live for first questions, loaded on demand for follow-ups and history
+    if (this.hooks.canReason && !turn.pending) {
+      if (turn.requestId) this.ensureReasoning();
+      else if (this.reasoning) {
+        this.reasoning.details.remove();
+        this.reasoning = null;
+      }
+    }
+    if (this.reasoning) {
+      const text = turn.reasoning || "";
+      if (turn.pending) this.setReasoningText(text, text ? (turn.answer ? "" : " · thinking…") : " · waiting…");
+      else if (turn.reasoning !== undefined) this.setReasoningText(text || "No reasoning was recorded for this answer.", "");
+    }
+    // notice (model down: sources-only answer)
+    this.notice.replaceChildren();
+    if (turn.notice) {
+      this.notice.append(
+        el(
+          "div",
+          { class: "notice notice-warn", attrs: { role: "note" } },
+          icon("offline"),
+          el(
+            "div",
+            {},
+            el("strong", { text: "The language model is unreachable right now." }),
+            el("span", { text: ` ${turn.notice.message || "Here are the passages that best match your question instead of a written answer."}` }),
+          ),
+        ),
+      );
+    }
+    this.renderAnswer();
+    // sources
+    this.sources.replaceChildren();
+    if (turn.sources.length && turn.notice && !turn.answer) {
+      this.sources.append(this.passageCards());
+    } else if (turn.sources.length) {
+      this.sources.append(sourceChips(turn, (n) => this.hooks.onCite(turn, n)));
+    }
+    // error
+    this.error.replaceChildren();
+    if (turn.error) this.error.append(this.errorCard(turn.error));
+    if (turn.stopped) this.error.append(el("p", { class: "stopped muted small", text: "Stopped." }));
+    // actions
+    this.actions.replaceChildren();
+    this.actions.hidden = Boolean(turn.pending);
+    if (!turn.pending && turn.answer) {
+      const copy = el(
+        "button",
+        { class: "btn btn-quiet btn-small", attrs: { type: "button", "aria-label": "Copy answer" } },
+        icon("copy", "icon icon-sm"),
+        el("span", { text: "Copy" }),
+      );
+      copy.addEventListener("click", async () => {
+        const ok = await copyText(turn.answer);
+        copy.replaceChildren(icon(ok ? "check" : "alert", "icon icon-sm"), el("span", { text: ok ? "Copied" : "Copy failed" }));
+        if (ok) toast("Answer copied to the clipboard");
+        setTimeout(() => copy.replaceChildren(icon("copy", "icon icon-sm"), el("span", { text: "Copy" })), 2000);
+      });
+      this.actions.append(copy);
+    }
+    if (!turn.pending && (turn.error || turn.stopped)) {
+      this.actions.append(
+        el(
+          "button",
+          { class: "btn btn-quiet btn-small", attrs: { type: "button" }, on: { click: () => this.hooks.onRetry(turn) } },
+          icon("retry", "icon icon-sm"),
+          el("span", { text: "Retry" }),
+        ),
+      );
+    }
+    if (!turn.pending && turn.meta) this.actions.append(el("span", { class: "msg-meta muted small", text: turn.meta }));
+  }
+
+  passageCards() {
+    const list = el("ol", { class: "passage-cards" });
+    for (const s of this.turn.sources) {
+      list.append(
+        el(
+          "li",
+          {},
+          el(
+            "button",
+            { class: "passage-card", attrs: { type: "button" }, on: { click: () => this.hooks.onCite(this.turn, s.n) } },
+            el(
+              "span",
+              { class: "passage-card-head" },
+              el("span", { class: "source-num", text: s.n }),
+              el("span", { class: "source-title", text: s.title }),
+              s.page ? el("span", { class: "muted small", text: pageLabel(s) }) : null,
+            ),
+            el("span", { class: "passage-card-text", text: s.snippet }),
+          ),
+        ),
+      );
+    }
+    return list;
+  }
+
+  errorCard(error) {
+    const [title, iconName] = ERRORS[error.code] || ["Something went wrong", "alert"];
+    let message = error.message || "";
+    const extra = [];
+    if (error.code === "rate_limited") {
+      message = error.retryAfter ? `You've asked a lot of questions in a short time. Try again in ${error.retryAfter} s.` : "You've asked a lot of questions in a short time. Try again in a moment.";
+    } else if (error.code === "network_error") {
+      message = "The service did not respond. Check your connection, then retry.";
+    } else if (error.code === "no_documents") {
+      if (this.hooks.canUpload()) {
+        message = "This collection is empty. Add documents and ask again.";
+        extra.push(
+          el(
+            "button",
+            { class: "btn btn-primary btn-small", attrs: { type: "button" }, on: { click: () => this.hooks.onUpload() } },
+            icon("upload", "icon icon-sm"),
+            el("span", { text: "Upload documents" }),
+          ),
+        );
+      } else {
+        message = "This collection is empty. Ask an administrator to add documents to it.";
+      }
+    }
+    return el(
+      "div",
+      { class: `error-card error-${error.code}`, attrs: { role: "alert" }, data: { code: error.code } },
+      icon(iconName),
+      el("div", {}, el("strong", { text: title }), el("p", { text: message }), ...extra),
+    );
+  }
+}
