@@ -66,6 +66,9 @@ class IngestSettings(BaseSettings):
         None, description="Chroma server URL (http://host:port); unset = embedded store."
     )
     default_collection: str = Field("main", description="Collection used when none is given.")
+    sources: Path | None = Field(
+        None, description="Sources YAML for scheduled re-indexing (INHOUSE_SOURCES)."
+    )
     parse: ParseSettings = Field(default_factory=ParseSettings)
     chunk: ChunkSettings = Field(default_factory=ChunkSettings)
     embed: EmbedSettings = Field(default_factory=EmbedSettings)

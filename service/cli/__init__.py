@@ -11,10 +11,30 @@ import sys
 from collections.abc import Sequence
 
 import ingest  # noqa: F401  (zero-egress environment before anything else)
-from service.cli import audit_cmd, index_cmd, ingest_cmd, keys_cmd
+from service.cli import (
+    ask_cmd,
+    audit_cmd,
+    index_cmd,
+    ingest_cmd,
+    keys_cmd,
+    reindex_cmd,
+    serve_cmd,
+    sources_cmd,
+    worker_cmd,
+)
 
 # Each module exposes register(subparsers) and sets a ``handler`` default returning an exit code.
-COMMAND_MODULES = [ingest_cmd, index_cmd, keys_cmd, audit_cmd]
+COMMAND_MODULES = [
+    ingest_cmd,
+    index_cmd,
+    worker_cmd,
+    reindex_cmd,
+    sources_cmd,
+    keys_cmd,
+    audit_cmd,
+    serve_cmd,
+    ask_cmd,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

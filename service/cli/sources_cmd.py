@@ -1,0 +1,103 @@
+"""``inhouse sources [--json]``: per source the running run, the last runs and the next run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from service.cli.output import console, fail_usage, print_json
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sources",
+        help="configured sources: progress, last runs, next run",
+        description="Show every source of the sources file (INHOUSE_SOURCES): the progress of"
+        " a running re-index (files done / total, ETA), the last runs (outcome, counts,"
+        " failures with reasons) and the next scheduled run.",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--runs", type=int, default=5, help="last runs shown per source")
+    parser.add_argument(
+        "--sources", type=Path, default=None, help="sources YAML (default: INHOUSE_SOURCES)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ingest.errors import IngestError
+    from ingest.manifest import Manifest
+    from ingest.runs import RunStore, sources_status
+    from ingest.schedule import local_now
+    from ingest.settings import IngestSettings
+    from ingest.sources import sources_from_settings
+
+    settings = IngestSettings()
+    try:
+        config = sources_from_settings(args.sources or settings.sources)
+    except IngestError as exc:
+        return fail_usage(exc.message)
+    if args.runs < 0:
+        return fail_usage("--runs must be 0 or more")
+    settings.ensure_data_dir()
+    manifest = Manifest(settings.manifest_path)
+    try:
+        status = sources_status(config, RunStore(manifest), now=local_now(), history=args.runs)
+    finally:
+        manifest.close()
+    if args.json:
+        print_json(status)
+    else:
+        _print_status(status)
+    return 0
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    out = console()
+    for source in status["sources"]:
+        state = "" if source["enabled"] else " [yellow](disabled)[/]"
+        out.print(
+            f"[bold]{source['name']}[/]{state} -> {source['collection']}"
+            f"  schedule {source['schedule']!r}  paths: {', '.join(source['paths'])}"
+        )
+        if source["next_run_at"] is None:
+            out.print("  next run: none (disabled)")
+        elif source["scheduler"]:
+            out.print(
+                f"  next run: {source['next_run_at']} (worker pid {source['scheduler']['pid']})"
+            )
+        else:
+            out.print(f"  next run: {source['next_run_at']} [dim](no worker running)[/]")
+        running = source["running"]
+        if running:
+            prog = running["progress"]
+            total = "?" if prog["files_total"] is None else prog["files_total"]
+            eta = "" if prog["eta_s"] is None else f", ETA {prog['eta_s']:.0f}s"
+            out.print(
+                f"  [cyan]running[/] since {running['started_at']}:"
+                f" {prog['files_done']}/{total} files{eta}"
+            )
+        if not source["last_runs"]:
+            out.print("  no runs yet")
+        for item in source["last_runs"]:
+            if item["outcome"] == "running":
+                continue
+            c = item["counts"]
+            out.print(
+                f"  {item['started_at']} {item['outcome']} ({item['trigger']}):"
+                f" {c['indexed']} indexed, {c['unchanged']} unchanged, {c['removed']} removed,"
+                f" {c['failed']} failed"
+            )
+            if item["error"]:
+                out.print(f"    [red]{item['error']}[/]")
+            for failure in item["failures"]:
+                out.print(f"    failed {failure['path']}: {failure['reason']} {failure['message']}")
+    for gone in status["removed"]:
+        roots = ", ".join(f"{r['collection']}: {r['root']}" for r in gone["roots"]) or "no roots"
+        out.print(
+            f"[yellow]{gone['name']}[/]: removed from the sources file; its chunks stay until"
+            f" `inhouse reindex --prune` ({roots})"
+        )
+    if not status["sources"] and not status["removed"]:
+        out.print("no sources configured")
