@@ -222,7 +222,9 @@ class QueryService:
         if not 1 <= top_k <= limits.top_k_max:
             raise BadRequest(f"top_k must be between 1 and {limits.top_k_max}")
         collections = await self._collections(query.collections, caller)
-        hits = await self._retriever.search(self._search_text(question, query), collections, top_k)
+        hits = await self._retriever.search(
+            self._search_text(question, query), collections, top_k, caller=caller
+        )
         request_id = new_request_id()
         citations = [
             citation(n, hit, str(hit.metadata.get(META_COLLECTION, "")))

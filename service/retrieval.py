@@ -21,6 +21,9 @@ from ingest.embed import Embedder
 from ingest.errors import CollectionNotFound, EmbedderMismatch, IndexUnavailable
 from ingest.index import COLL_EMBEDDER, META_COLLECTION, ChromaIndex, Hit
 from ingest.manifest import Manifest
+from service.auth import audit
+from service.auth.caller import searchable
+from service.caller import Caller
 from service.errors import NoDocuments
 
 log = logging.getLogger(__name__)
@@ -58,16 +61,26 @@ class Retriever:
         self._index = ChromaIndex(self._client, self._embedder.info)
         return self._index
 
-    async def search(self, text: str, collections: Sequence[str], top_k: int) -> list[Hit]:
+    async def search(
+        self, text: str, collections: Sequence[str], top_k: int, *, caller: Caller
+    ) -> list[Hit]:
         """The ``top_k`` best chunks over ``collections``, best first.
 
-        Raises ``CollectionNotFound``, ``EmbedderMismatch``, ``IndexUnavailable``, or
-        ``NoDocuments`` when the searched collections hold no chunks at all.
+        The collection ACL applies here, before Chroma is touched: a collection ``caller``
+        may not read is a 403 ``Forbidden`` (``searchable``), so only the caller's own
+        collections are ever queried. The searched collections and returned chunk and
+        document ids go to the audit log. Raises ``CollectionNotFound``,
+        ``EmbedderMismatch``, ``IndexUnavailable``, or ``NoDocuments`` when the searched
+        collections hold no chunks at all.
         """
         names = list(dict.fromkeys(collections))
         if not names:
             raise NoDocuments("no documents are indexed yet: add some with `inhouse ingest PATH`")
-        return await to_thread.run_sync(self._search, text, names, top_k)
+        names = searchable(caller, names, ())
+        audit.note_search(names)  # recorded even if the search then fails
+        hits = await to_thread.run_sync(self._search, text, names, top_k)
+        audit.note_search(names, hits)
+        return hits
 
     def _search(self, text: str, names: list[str], top_k: int) -> list[Hit]:
         vector = self._embedder.encode([text])[0]

@@ -16,8 +16,9 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from service.answer import QueryService
-from service.caller import ANONYMOUS, SCOPE_QUERY, SCOPE_REASONING, Caller
-from service.errors import Forbidden
+from service.auth.access import AccessControl
+from service.caller import SCOPE_QUERY, SCOPE_REASONING, Caller
+from service.errors import AuthError, Forbidden
 from service.llm.base import ChatBackend
 from service.llm.factory import generation_options
 from service.reasoning_log import ReasoningLog
@@ -89,12 +90,17 @@ def get_settings(request: Request) -> ServiceSettings:
 
 
 async def require_caller(request: Request) -> Caller:
-    """The one auth dependency: every route passes it.
+    """The one auth dependency: every route but /healthz and /readyz passes it.
 
-    Until access control exists it admits everyone as an anonymous caller with every
-    scope and every collection.
+    ``Authorization: Bearer <key>`` -> the key's ``Caller`` (401 ``unauthorized`` when
+    missing, unknown or revoked; 429 ``rate_limited`` over the key's limit). With
+    ``INHOUSE_AUTH=disabled`` everyone is an admin. An app without the gate refuses all.
     """
-    return ANONYMOUS
+    access: AccessControl | None = getattr(request.app.state, "access", None)
+    if access is None:
+        raise AuthError("access control is not configured for this app")
+    client = request.client.host if request.client else None
+    return access.authenticate(request.headers.get("authorization"), client)
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:

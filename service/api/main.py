@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import Resources
 from service.api.errors import install_error_handlers
 from service.api.routes import chat, collections, health, query, reasoning
+from service.auth.app import install_access
 from service.settings import ServiceSettings, get_settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def create_app(settings: ServiceSettings | None = None, *, warm_up: bool = False
     )
     app.state.resources = resources
     install_error_handlers(app)
+    install_access(app, settings)  # keys, audit log, rate limits, hardening
     for module in (health, query, chat, collections, reasoning):
         app.include_router(module.router)
     return app

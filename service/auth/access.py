@@ -4,7 +4,7 @@
 the key store, installs ``INHOUSE_ADMIN_KEY`` if given (hashed), and, when no key exists yet,
 logs how to create the first admin key — the service then refuses every protected request
 (401) until one exists; it never runs open by accident. ``INHOUSE_AUTH=disabled`` admits
-everyone as an admin and says so loudly at start and in every audit line's key name.
+everyone as the ``anonymous`` admin and says so loudly at start.
 """
 
 from __future__ import annotations
@@ -14,18 +14,13 @@ import logging
 from service.auth.audit import note_caller
 from service.auth.keys import KeyStore
 from service.auth.ratelimit import RateLimiter
-from service.caller import ALL_COLLECTIONS, ALL_SCOPES, Caller
+from service.caller import ANONYMOUS, Caller
 from service.errors import AuthError, RateLimited
 from service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-AUTH_DISABLED = Caller(
-    id="auth-disabled",
-    name="INHOUSE_AUTH=disabled",
-    scopes=ALL_SCOPES,
-    collections=frozenset({ALL_COLLECTIONS}),
-)
+AUTH_DISABLED = ANONYMOUS  # every scope, every collection
 FIRST_KEY_HELP = (
     "No API keys exist yet, so every request except /healthz and /readyz gets 401. Create the"
     " first admin key with:  inhouse keys create --name admin --scopes admin --collections '*'"
@@ -54,26 +49,28 @@ class AccessControl:
             note_caller(AUTH_DISABLED)
             return AUTH_DISABLED
         assert self.store is not None
-        address = client or "unknown"
-        wait = self.failures.exceeded(address)
-        if wait is not None:
-            raise RateLimited(
-                f"too many failed authentications; retry in {wait} s", retry_after=wait
-            )
+        token = bearer_token(authorization)  # missing or malformed: 401, not a guess
         try:
-            caller = self.store.verify(bearer_token(authorization))
+            caller = self.store.verify(token)
         except AuthError:
-            self._count_failure(address)
+            self._count_failure(client or "unknown")
             raise
         note_caller(caller)
         self.limiter.hit(caller.id)
         return caller
 
     def _count_failure(self, address: str) -> None:
-        try:
-            self.failures.hit(address)
-        except RateLimited:  # the next attempt is refused; this one reports its own 401
-            log.warning("client %s is over the failed-authentication limit", address)
+        """Slow down guessing from one address: over the limit, failures become 429s.
+
+        A valid key is never refused for its address's failures: behind a proxy every
+        caller shares one address, and a stranger's bad keys must not lock them out.
+        """
+        wait = self.failures.exceeded(address)
+        if wait is not None:
+            raise RateLimited(
+                f"too many failed authentications; retry in {wait} s", retry_after=wait
+            )
+        self.failures.hit(address)
 
     def close(self) -> None:
         if self.store is not None:

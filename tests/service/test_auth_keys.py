@@ -116,9 +116,12 @@ def test_rate_limit_per_verified_key(tmp_path: Path) -> None:
     for _ in range(2):
         with pytest.raises(AuthError):
             access.authenticate(f"Bearer {two[:-2]}xx", client="10.0.0.9")
-    with pytest.raises(RateLimited):  # but the guessing address is now slowed down
-        access.authenticate(f"Bearer {two}", client="10.0.0.9")
-    access.authenticate(f"Bearer {two}", client="10.0.0.10")
+    with pytest.raises(RateLimited):  # the guessing address is now slowed down
+        access.authenticate(f"Bearer {two[:-2]}yy", client="10.0.0.9")
+    # but a valid key from the same address (a shared proxy) still gets in
+    access.authenticate(f"Bearer {two}", client="10.0.0.9")
+    with pytest.raises(AuthError):  # and other addresses are unaffected
+        access.authenticate(f"Bearer {two[:-2]}yy", client="10.0.0.10")
 
 
 def test_scope_and_collection_rules() -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 
 import anyio
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.api.deps import BackendDep, RetrieverDep, require_caller
+from service.api.deps import BackendDep, RetrieverDep
 from service.api.schemas import HealthResponse, ReadinessCheck, ReadinessResponse
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["health"], dependencies=[Depends(require_caller)])
+router = APIRouter(tags=["health"])  # public: no key needed (orchestrator probes)
 
 CHECK_TIMEOUT_S = 10.0
 

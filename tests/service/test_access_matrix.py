@@ -1,0 +1,271 @@
+"""Access matrix: every kind of key x every route x collections -> the expected status.
+
+A real uvicorn on loopback serves the app with INHOUSE_AUTH=keys over a real Chroma index
+holding three collections, each document carrying a marker word unique to its collection;
+the Ollama test server answers. For every allowed call, the response and the prompt sent
+to the model must contain no marker of a collection the key may not read (and must contain
+the markers it asked for: the check can fail).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.api.main import create_app
+from service.auth.audit import AuditLog
+from service.auth.keys import KeyStore
+from service.settings import ServiceSettings
+from tests.ingest.cli_helpers import run_inhouse
+from tests.service.api_support import Doc, LiveService, build_index, parse_sse
+from tests.service.ollama_server import OllamaTestServer, Script, start_server
+
+MARKERS = {"hr": "quokkahr", "finance": "narwhalfin", "ops": "axolotlops"}
+COLLECTIONS = tuple(MARKERS)
+QUESTION = "What does the office policy say about the yearly budget and leave?"
+DOCS = tuple(
+    Doc(
+        coll,
+        f"{coll}/policy-{n}.md",
+        f"{coll} policy {n}",
+        [
+            f"The {coll} office policy {n}: yearly budget and leave rules, code word {marker}."
+            f" Ask the {coll} team about {marker} before planning the yearly budget."
+        ],
+    )
+    for coll, marker in MARKERS.items()
+    for n in (1, 2)
+)
+KEY_SPECS: dict[str, tuple[list[str], list[str]]] = {
+    "revoked": (["query"], ["*"]),
+    "fin_query": (["query"], ["finance"]),
+    "hr_ingest": (["ingest"], ["hr"]),
+    "auditor": (["query", "reasoning:read"], ["hr", "finance"]),
+    "admin": (["admin"], ["*"]),
+}
+READABLE: dict[str, set[str]] = {
+    "fin_query": {"finance"},
+    "hr_ingest": {"hr"},
+    "auditor": {"hr", "finance"},
+    "admin": set(COLLECTIONS),
+}
+KINDS = ("none", "bad", "revoked", "fin_query", "hr_ingest", "auditor", "admin")
+UNAUTH = {"none": 401, "bad": 401, "revoked": 401}
+
+
+@dataclass
+class Service:
+    url: str
+    data_dir: Path
+    ollama: OllamaTestServer
+    keys: dict[str, str | None]
+    records: dict[str, str] = field(default_factory=dict)  # reasoning request ids by name
+    audited: list[str] = field(default_factory=list)  # request ids of calls made
+
+    def call(self, kind: str, method: str, path: str, body: Any = None) -> httpx.Response:
+        key = self.keys[kind]
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.ollama.reset()
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            resp = client.request(method, path, json=body, headers=headers)
+        self.audited.append(resp.headers.get("x-request-id", ""))
+        return resp
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    data_dir = tmp_path_factory.mktemp("matrix") / "data"
+    build_index(data_dir, DOCS)
+    store = KeyStore(data_dir)
+    keys: dict[str, str | None] = {"none": None, "bad": "ih_0123456789ab_" + "A" * 43}
+    for kind, (scopes, colls) in KEY_SPECS.items():
+        new = store.create(kind, scopes, colls)
+        keys[kind] = new.key
+    store.revoke(store.verify(str(keys["revoked"])).id)
+    ollama = start_server(Script.instant("The policy is in the sources [1].", "thinking " * 5))
+    settings = ServiceSettings(
+        data_dir=data_dir,
+        ollama_host=ollama.url,
+        auth="keys",
+        demo_model={"use": "never"},
+        security={"rate_limit": "10000/minute", "auth_failure_limit": "10000/minute"},
+    )
+    try:
+        with LiveService(create_app(settings)) as live:
+            svc = Service(live.url, data_dir, ollama, keys)
+            for coll in ("hr", "ops"):  # reasoning records whose collections differ
+                resp = svc.call(
+                    "admin", "POST", "/v1/query", {"question": QUESTION, "collections": [coll]}
+                )
+                assert resp.status_code == 200, resp.text
+                svc.records[coll] = resp.json()["request_id"]
+            yield svc
+    finally:
+        ollama.stop()
+
+
+def forbidden_markers(kind: str) -> set[str]:
+    return {MARKERS[c] for c in COLLECTIONS if c not in READABLE.get(kind, set())}
+
+
+def assert_no_crossing(svc: Service, kind: str, resp: httpx.Response, wanted: set[str]) -> None:
+    """No forbidden marker in the response or the prompt; every wanted marker present."""
+    seen_by_model = json.dumps([r.body for r in svc.ollama.chat_requests()])
+    for text, where in ((resp.text, "response"), (seen_by_model, "model prompt")):
+        leaked = {m for m in forbidden_markers(kind) if m in text}
+        assert not leaked, f"{kind}: {leaked} leaked into the {where}"
+    for coll in wanted:
+        assert MARKERS[coll] in resp.text, f"{kind}: nothing from {coll} in {resp.text[:300]}"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    method: str
+    path: str
+    body: Any
+    expect: dict[str, int]  # per key kind; missing kinds of UNAUTH get 401
+    searched: dict[str, set[str]] = field(default_factory=dict)  # kind -> collections hit
+
+
+def q(**extra: Any) -> dict[str, Any]:
+    return {"question": QUESTION, "top_k": 6, **extra}
+
+
+def chat(**extra: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": QUESTION}], "top_k": 6, **extra}
+
+
+ALL_OK = {"fin_query": 200, "hr_ingest": 403, "auditor": 200, "admin": 200}
+DEFAULT_SEARCH = {"fin_query": {"finance"}, "auditor": {"hr", "finance"}, "admin": set(MARKERS)}
+CASES = [
+    Case("healthz", "GET", "/healthz", None, {k: 200 for k in KINDS}),
+    Case("readyz", "GET", "/readyz", None, {k: 200 for k in KINDS}),
+    Case("query", "POST", "/v1/query", q(), ALL_OK, DEFAULT_SEARCH),
+    Case(
+        "query-hr",
+        "POST",
+        "/v1/query",
+        q(collections=["hr"]),
+        {"fin_query": 403, "hr_ingest": 403, "auditor": 200, "admin": 200},
+        {"auditor": {"hr"}, "admin": {"hr"}},
+    ),
+    Case(
+        "query-finance-ops",
+        "POST",
+        "/v1/query",
+        q(collections=["finance", "ops"]),
+        {"fin_query": 403, "hr_ingest": 403, "auditor": 403, "admin": 200},
+        {"admin": {"finance", "ops"}},
+    ),
+    Case(
+        "query-stream",
+        "POST",
+        "/v1/query",
+        q(stream=True, include_reasoning=True),
+        ALL_OK,
+        DEFAULT_SEARCH,
+    ),
+    Case(
+        "query-stream-ops",
+        "POST",
+        "/v1/query",
+        q(stream=True, collections=["ops"]),
+        {"fin_query": 403, "hr_ingest": 403, "auditor": 403, "admin": 200},
+        {"admin": {"ops"}},
+    ),
+    Case("chat", "POST", "/v1/chat/completions", chat(), ALL_OK, DEFAULT_SEARCH),
+    Case(
+        "chat-ops",
+        "POST",
+        "/v1/chat/completions",
+        chat(collections=["ops"]),
+        {"fin_query": 403, "hr_ingest": 403, "auditor": 403, "admin": 200},
+        {"admin": {"ops"}},
+    ),
+    Case("chat-stream", "POST", "/v1/chat/completions", chat(stream=True), ALL_OK, DEFAULT_SEARCH),
+    Case("collections", "GET", "/v1/collections", None, ALL_OK),
+    Case(
+        "reasoning-hr",
+        "GET",
+        "/v1/reasoning/{hr}",
+        None,
+        {"fin_query": 403, "hr_ingest": 403, "auditor": 200, "admin": 200},
+    ),
+    Case(
+        "reasoning-ops",
+        "GET",
+        "/v1/reasoning/{ops}",
+        None,
+        {"fin_query": 403, "hr_ingest": 403, "auditor": 404, "admin": 200},
+    ),
+]
+
+
+def expected(case: Case, kind: str) -> int:
+    if kind in case.expect:
+        return case.expect[kind]
+    return UNAUTH[kind]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_matrix(service: Service, case: Case, kind: str) -> None:
+    path = case.path.format(**service.records)
+    resp = service.call(kind, case.method, path, case.body)
+    want = expected(case, kind)
+    assert resp.status_code == want, f"{case.name} as {kind}: {resp.status_code} {resp.text[:400]}"
+    if want >= 400:
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found"}[want]
+        assert resp.json()["error"]["code"] == code
+        assert not service.ollama.chat_requests(), "a refused call reached the model"
+        if want == 401:
+            assert resp.headers["www-authenticate"].startswith("Bearer")
+        return
+    if kind in READABLE:
+        assert_no_crossing(service, kind, resp, case.searched.get(kind, set()))
+    if case.name == "query-stream":
+        events = [name for name, _ in parse_sse(resp.text)]
+        assert events[0] == "sources" and events[-1] == "done"
+        assert ("reasoning" in events) == (kind in ("auditor", "admin"))
+    if case.name == "collections":
+        names = {c["name"] for c in resp.json()["collections"]}
+        assert names == READABLE[kind]
+    if case.name.startswith("reasoning"):
+        assert resp.json()["request_id"] == path.rsplit("/", 1)[-1]
+
+
+def test_audit_lines_name_key_collections_and_no_text(service: Service) -> None:
+    resp = service.call("fin_query", "POST", "/v1/query", q())
+    assert resp.status_code == 200
+    request_id = resp.json()["request_id"]
+    entries = list(AuditLog(service.data_dir / "audit").entries())
+    (line,) = [e for e in entries if e["request_id"] == request_id]
+    assert (line["key_name"], line["route"], line["status"]) == ("fin_query", "/v1/query", 200)
+    assert line["collections"] == ["finance"]
+    assert line["document_ids"] and line["chunk_ids"]
+    cited = {c["document_id"] for c in resp.json()["citations"]}
+    assert cited <= set(line["document_ids"])
+    raw = "\n".join(json.dumps(e) for e in entries)
+    assert QUESTION not in raw and not any(m in raw for m in MARKERS.values())
+    assert "The policy is in the sources" not in raw
+    logged = {e["request_id"] for e in entries}
+    assert set(filter(None, service.audited)) <= logged  # every call made here left a line
+    refused = [e for e in entries if e["status"] == 401]
+    assert refused and all(e["key_id"] is None for e in refused)
+
+
+def test_revocation_via_cli_applies_to_the_running_service(service: Service) -> None:
+    new = KeyStore(service.data_dir).create("short-lived", ["query"], ["hr"])
+    service.keys["short"] = new.key
+    assert service.call("short", "GET", "/v1/collections").status_code == 200
+    done = run_inhouse(["keys", "revoke", new.record.key_id], service.data_dir)
+    assert done.returncode == 0, done.stderr
+    resp = service.call("short", "GET", "/v1/collections")
+    assert resp.status_code == 401 and "revoked" in resp.json()["error"]["message"]
