@@ -1,0 +1,395 @@
+"""Parse files in worker processes, so no single file can hang, crash or exhaust the run.
+
+Workers come from multiprocessing's ``forkserver``, which imports ``ingest`` and then every
+unstructured partitioner once; each worker is a cheap fork of it and serves many files. A
+monitor thread watches busy workers even while the caller is not iterating: past
+``timeout_s`` or above ``memory_mb`` (resident set of the worker and its children, e.g.
+pandoc) the worker is killed with its children and replaced, and the file gets a
+``ParseTimeout`` or ``TooLarge``. A worker that dies mid-file yields a ``ParseError``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import psutil
+
+from ingest.documents import ParsedDocument
+from ingest.errors import (
+    FileRejected,
+    ParseError,
+    ParseTimeout,
+    TooLarge,
+    rejection_from_code,
+)
+from ingest.parse import PARTITION_MODULES
+from ingest.settings import ParseSettings
+
+K = TypeVar("K")
+
+MIB = 1024 * 1024
+MONITOR_INTERVAL_S = 0.05
+"""How often busy workers' clocks and memory are checked."""
+START_TIMEOUT_S = 180.0
+"""A worker not ready (imports + warm-up) after this long is killed and counted as failed."""
+MAX_START_FAILURES = 3
+"""Consecutive workers dying before ready, after which parse_many raises instead of retrying."""
+RECYCLE_AFTER_FILES = 500
+"""A worker is retired after this many files, bounding slow leaks in parser libraries."""
+QUIET_LOGGERS = ("unstructured", "pdfminer", "pypdf", "langdetect", "PIL", "pikepdf")
+
+
+@dataclass(slots=True)
+class _Job:
+    id: int
+    key: Any
+    path: Path
+    started: float
+
+
+class _Worker:
+    """One worker process, the pipe to it, and the file it is parsing (if any)."""
+
+    def __init__(self, context: Any, settings: ParseSettings) -> None:
+        parent_end, child_end = context.Pipe(duplex=True)
+        self.process = context.Process(
+            target=_worker_main, args=(child_end, settings), name="inhouse-parser", daemon=True
+        )
+        self.process.start()
+        child_end.close()
+        self.conn: Connection = parent_end
+        self.pid: int = self.process.pid
+        self.ready = False
+        self.job: _Job | None = None
+        self.files_done = 0
+        self.spawned = time.monotonic()
+        self.doom: FileRejected | None = None  # why the monitor killed it, for the busy file
+        self._ps: psutil.Process | None = None
+
+    def rss(self) -> int:
+        """Resident bytes of the worker and all its descendants (0 once gone)."""
+        try:
+            if self._ps is None:
+                self._ps = psutil.Process(self.pid)
+            total = self._ps.memory_info().rss
+            for child in self._ps.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    continue
+            return total
+        except psutil.Error:
+            return 0
+
+    def kill(self) -> None:
+        """SIGKILL the worker and every process it started."""
+        try:
+            children = psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            children = []
+        if self.process.exitcode is None:
+            self.process.kill()
+        for child in children:
+            try:
+                child.kill()
+            except psutil.Error:
+                continue
+
+    def reap(self) -> None:
+        """Wait for the (killed or exiting) process and release its handles."""
+        self.process.join(timeout=10)
+        self.conn.close()
+        if self.process.exitcode is not None:
+            self.process.close()
+
+
+class ParserPool:
+    """Parses files in isolated, reusable worker processes; see the module docstring."""
+
+    def __init__(self, settings: ParseSettings, workers: int | None = None) -> None:
+        self._settings = settings
+        self._size = workers or settings.workers
+        self._context = multiprocessing.get_context("forkserver")
+        # effective only if this process has not started its fork server yet
+        self._context.set_forkserver_preload(
+            ["ingest", "ingest.parse", "ingest.isolation", *PARTITION_MODULES]
+        )
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._job_ids = itertools.count()
+        self._start_failures = 0
+        self._last_start_error = ""
+        self._closed = False
+        self._iterating = False
+        self._stop = threading.Event()
+        self._ensure_workers()
+        self._monitor = threading.Thread(target=self._watch, name="parser-monitor", daemon=True)
+        self._monitor.start()
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers."""
+        with self._lock:
+            return [worker.pid for worker in self._workers]
+
+    @property
+    def busy_paths(self) -> dict[int, Path]:
+        """File each busy worker is parsing, by worker pid (for progress displays)."""
+        with self._lock:
+            return {w.pid: w.job.path for w in self._workers if w.job is not None}
+
+    def parse_many(
+        self, items: Iterable[tuple[K, Path]]
+    ) -> Iterator[tuple[K, ParsedDocument | FileRejected]]:
+        """Parse ``(key, path)`` items; yield ``(key, document or rejection)`` as each finishes.
+
+        ``items`` is consumed lazily, at most ``2 * workers`` files ahead. Stopping early
+        kills the workers still busy (they are replaced on the next call).
+        """
+        if self._closed:
+            raise RuntimeError("the parser pool is closed")
+        if self._iterating:
+            raise RuntimeError("parse_many is already running on this pool")
+        self._iterating = True
+        source = iter(items)
+        queue: deque[tuple[K, Path]] = deque()
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(queue) + self._busy_count() < 2 * self._size:
+                    try:
+                        queue.append(next(source))
+                    except StopIteration:
+                        exhausted = True
+                self._ensure_workers()
+                self._dispatch(queue)
+                if exhausted and not queue and not self._busy_count():
+                    return
+                yield from self._collect()
+        finally:
+            self._iterating = False
+            with self._lock:
+                abandoned = [w for w in self._workers if w.job is not None]
+            for worker in abandoned:
+                worker.kill()
+                self._remove(worker)
+
+    def close(self) -> None:
+        """Stop every worker (and its children); the pool cannot be used afterwards."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._monitor.join(timeout=5)
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            if worker.job is None and worker.process.is_alive():
+                try:
+                    worker.conn.send(None)  # idle: ask it to exit cleanly
+                except OSError:
+                    pass
+                worker.process.join(timeout=1)
+            worker.kill()
+            worker.reap()
+
+    def __enter__(self) -> ParserPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- main-thread machinery ----------------------------------------------------------
+
+    def _busy_count(self) -> int:
+        return sum(1 for worker in self._workers if worker.job is not None)
+
+    def _ensure_workers(self) -> None:
+        if self._start_failures >= MAX_START_FAILURES:
+            raise RuntimeError(f"parser workers fail to start: {self._last_start_error}")
+        while len(self._workers) < self._size:
+            worker = _Worker(self._context, self._settings)
+            with self._lock:
+                self._workers.append(worker)
+
+    def _dispatch(self, queue: deque[tuple[Any, Path]]) -> None:
+        for worker in list(self._workers):
+            if not queue:
+                return
+            if not worker.ready or worker.job is not None:
+                continue
+            key, path = queue.popleft()
+            job = _Job(next(self._job_ids), key, Path(path), time.monotonic())
+            try:
+                worker.conn.send((job.id, str(job.path)))
+            except OSError:  # died while idle: requeue; its sentinel reports the death
+                queue.appendleft((key, path))
+                continue
+            with self._lock:
+                worker.job = job
+
+    def _collect(self) -> Iterator[tuple[Any, ParsedDocument | FileRejected]]:
+        """Wait briefly for replies or exits; yield the results that arrived."""
+        by_handle: dict[Any, _Worker] = {}
+        for worker in self._workers:
+            by_handle[worker.conn] = worker
+            by_handle[worker.process.sentinel] = worker
+        for handle in wait(list(by_handle), timeout=0.5):
+            worker = by_handle[handle]
+            if worker not in self._workers:
+                continue  # already handled through its other handle
+            if handle is worker.conn:
+                result = self._receive(worker)
+            else:
+                result = self._on_exit(worker)
+            if result is not None:
+                yield result
+
+    def _receive(self, worker: _Worker) -> tuple[Any, ParsedDocument | FileRejected] | None:
+        try:
+            message = worker.conn.recv()
+        except (EOFError, OSError):
+            return self._on_exit(worker)
+        return self._handle(worker, message)
+
+    def _handle(self, worker: _Worker, message: Any) -> tuple[Any, Any] | None:
+        tag = message[0]
+        if tag == "ready":
+            worker.ready = True
+            self._start_failures = 0
+            return None
+        if tag == "fatal":
+            self._last_start_error = str(message[1])
+            return None  # the worker exits next; its death is counted in _on_exit
+        job_id, document, code, text = message
+        with self._lock:
+            job = worker.job
+            if job is None or job.id != job_id:
+                return None  # a stale reply for a job already given up on
+            worker.job = None
+        worker.files_done += 1
+        if worker.files_done >= RECYCLE_AFTER_FILES:
+            worker.kill()
+            self._remove(worker)
+        if document is None:
+            return job.key, rejection_from_code(code, text)
+        return job.key, document
+
+    def _on_exit(self, worker: _Worker) -> tuple[Any, FileRejected] | None:
+        """A worker died: salvage a reply already sent, else blame the file it was on."""
+        result = None
+        try:
+            while worker.job is not None and worker.conn.poll():
+                result = self._handle(worker, worker.conn.recv()) or result
+        except (EOFError, OSError):
+            pass
+        with self._lock:
+            job, worker.job = worker.job, None
+        self._remove(worker)  # out of the monitor's sight before its pid can be reused
+        if not worker.ready:
+            self._start_failures += 1
+            self._last_start_error = self._last_start_error or _describe_exit(worker)
+        if job is None:
+            return result
+        rejection = worker.doom or ParseError(
+            f"the parser process crashed on this file ({_describe_exit(worker)})"
+        )
+        return job.key, rejection
+
+    def _remove(self, worker: _Worker) -> None:
+        with self._lock:
+            if worker in self._workers:
+                self._workers.remove(worker)
+        worker.reap()
+
+    # --- monitor thread -----------------------------------------------------------------
+
+    def _watch(self) -> None:
+        cap = self._settings.memory_mb * MIB
+        while not self._stop.wait(MONITOR_INTERVAL_S):
+            now = time.monotonic()
+            with self._lock:
+                for worker in self._workers:
+                    if worker.doom is not None:
+                        continue
+                    job = worker.job
+                    if job is None:
+                        if not worker.ready and now - worker.spawned > START_TIMEOUT_S:
+                            self._last_start_error = "a worker did not start in time"
+                            worker.doom = ParseError(self._last_start_error)
+                            worker.kill()
+                        continue
+                    if now - job.started > self._settings.timeout_s:
+                        worker.doom = ParseTimeout(
+                            f"parsing took longer than {self._settings.timeout_s:g} s"
+                        )
+                        worker.kill()
+                    elif (rss := worker.rss()) > cap:
+                        worker.doom = TooLarge(
+                            f"the parser exceeded the memory cap ({rss / MIB:,.0f} MiB >"
+                            f" {self._settings.memory_mb:,} MiB)"
+                        )
+                        worker.kill()
+
+
+def _describe_exit(worker: _Worker) -> str:
+    code = worker.process.exitcode
+    if code is None:
+        return "no exit status"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def _worker_main(conn: Connection, settings: ParseSettings) -> None:
+    """Worker process: warm up once, then parse paths sent by the parent until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    os.dup2(2, 1)  # stray prints from parser libraries must not reach the caller's stdout
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    from ingest.parse import parse_file, rejection_for, warm_up
+
+    try:
+        warm_up()
+    except Exception as exc:
+        conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        job_id, path = request
+        try:
+            document = parse_file(Path(path), settings)
+        except FileRejected as exc:
+            conn.send((job_id, None, exc.code, exc.message))
+        except BaseException as exc:  # e.g. MemoryError escaping a C extension
+            rejection = rejection_for(exc)
+            conn.send((job_id, None, rejection.code, rejection.message))
+        else:
+            conn.send((job_id, document, None, None))

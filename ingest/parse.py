@@ -1,0 +1,457 @@
+"""Parse one file in-process with unstructured: limits first, then the partitioner for its type.
+
+``parse_file`` raises only ``FileRejected`` subclasses, each with a short human message. For
+isolation from hangs, crashes and memory blow-ups, call it through ``ingest.isolation``.
+Unstructured is imported lazily (it takes seconds), so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import stat
+import warnings
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ingest.detect import ZIP_TYPES, decode_text, detect_type, tesseract_available
+from ingest.documents import ParsedDocument, ParsedElement
+from ingest.errors import (
+    CorruptFile,
+    EmptyFile,
+    EncryptedFile,
+    FileRejected,
+    ParseError,
+    TooLarge,
+    UnsupportedType,
+)
+from ingest.limits import check_file_size, check_page_count, check_zip_container
+from ingest.settings import ParseSettings
+
+if TYPE_CHECKING:
+    from unstructured.documents.elements import Element
+
+PAGED_TYPES = frozenset({"pdf", "pptx", "docx", "odt"})
+"""Types whose element page numbers mean something (slides count as pages)."""
+DROPPED_CATEGORIES = frozenset({"PageBreak"})
+RUNNING_CATEGORIES = frozenset({"Header", "Footer"})
+RUNNING_TEXT_MAX_WORDS = 15
+"""unstructured calls any PDF block in the top or bottom 7% of a page a Header/Footer; longer
+blocks than this are body text on a page with narrow margins, so they become NarrativeText
+(the chunker drops headers and footers)."""
+TITLE_MAX_CHARS = 300
+PARTITION_MODULES: tuple[str, ...] = tuple(
+    f"unstructured.partition.{name}"
+    for name in (
+        "text", "md", "html", "xml", "json", "ndjson", "csv", "tsv", "email", "msg", "rst",
+        "org", "xlsx", "pptx", "docx", "epub", "odt", "rtf", "pdf",
+    )
+)  # fmt: skip
+"""Every partitioner module parse_file may use; workers import them once up front."""
+
+_CORRUPT_EXCEPTIONS = frozenset(
+    {
+        "BadZipFile", "PackageNotFoundError", "XMLSyntaxError", "ExpatError", "PDFSyntaxError",
+        "PSException", "PdfReadError", "UnprocessableEntityError", "UnicodeDecodeError",
+        "EOFError", "InvalidFileException", "XLRDError", "CompDocError",
+    }
+)  # fmt: skip
+_ENCRYPTED_EXCEPTIONS = frozenset(
+    {"PDFPasswordIncorrect", "PDFEncryptionError", "FileNotDecryptedError", "DecryptionError"}
+)
+_TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_DC_TITLE_RE = re.compile(rb"<dc:title[^>]*>(.*?)</dc:title>", re.DOTALL)
+
+
+def parse_file(path: Path, settings: ParseSettings) -> ParsedDocument:
+    """Parse ``path`` into elements in reading order; raise ``FileRejected`` on any failure."""
+    try:
+        with warnings.catch_warnings():
+            # parsers warn about every oddity of malformed input; a failure raises instead
+            warnings.simplefilter("ignore")
+            return _parse(path, settings)
+    except FileRejected:
+        raise
+    except Exception as exc:  # any parser failure becomes a per-file rejection
+        raise rejection_for(exc) from None
+
+
+def warm_up() -> None:
+    """Import every partitioner and run a tiny partition, so the first real file is not slow."""
+    import importlib
+
+    for module in PARTITION_MODULES:
+        importlib.import_module(module)
+    from unstructured.partition.text import partition_text
+
+    partition_text(text="Warm-up paragraph of plain text.\n\nA TITLE\n\n- a list item")
+
+
+def rejection_for(exc: BaseException) -> FileRejected:
+    """Turn a parser exception into a rejection with a short message (no traceback)."""
+    if isinstance(exc, FileRejected):
+        return exc
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    detail = _short(exc)
+    if isinstance(exc, MemoryError):
+        return TooLarge("the parser ran out of memory on this file")
+    if isinstance(exc, RecursionError):
+        return CorruptFile("the document is nested too deeply to parse")
+    if names & _ENCRYPTED_EXCEPTIONS or "encrypted" in detail.lower():
+        return EncryptedFile(f"the file is password-protected ({detail})")
+    if names & _CORRUPT_EXCEPTIONS or type(exc).__module__ == "zlib":
+        return CorruptFile(f"the file is damaged or malformed ({detail})")
+    if isinstance(exc, KeyError) and "archive" in detail:
+        return CorruptFile(f"the document package is missing a part ({detail})")
+    return ParseError(f"the parser failed: {detail}")
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    first_line = next((line for line in str(exc).splitlines() if line.strip()), "")
+    text = f"{type(exc).__name__}: {first_line.strip()}" if first_line else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _parse(path: Path, settings: ParseSettings) -> ParsedDocument:
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsupportedType("not a regular file")
+    check_file_size(info.st_size, settings)
+    kind = detect_type(path, ocr=settings.ocr)
+    page_count, title = _preflight(kind, path, settings)
+    text = _read_text(path) if kind in _TEXT_PARTITIONERS else None
+    elements = _partition(kind, path, text, settings)
+    parsed = _convert(elements, paged=kind in PAGED_TYPES)
+    if kind in ("eml", "msg"):
+        subject = next((s for e in elements if (s := getattr(e.metadata, "subject", None))), None)
+        title = title or subject
+        if parsed and subject and parsed[0].text != subject.strip():
+            parsed.insert(0, ParsedElement(subject.strip(), "Title", None, 0))
+    if not parsed:
+        if kind in ("eml", "msg") and _email_is_encrypted(kind, path):
+            raise EncryptedFile("the message is encrypted (S/MIME or PGP)")
+        if kind == "pdf":
+            raise EmptyFile(
+                "the PDF has no text layer (scanned?); enable OCR (parse.ocr) with tesseract"
+                if not (settings.ocr and tesseract_available())
+                else "no text found in the PDF, even with OCR"
+            )
+        raise EmptyFile("no text found in the document")
+    if page_count is None and kind == "pdf":
+        page_count = max((e.page_number or 0 for e in parsed), default=0) or None
+    if title is None and text is not None and kind == "html":
+        title = _html_title(text)
+    return ParsedDocument(kind, tuple(parsed), page_count, _clean_title(title))
+
+
+def _read_text(path: Path) -> str:
+    text = decode_text(path.read_bytes())
+    if text is None:
+        raise CorruptFile("the text cannot be decoded (binary data in a text file?)")
+    return text
+
+
+def _preflight(kind: str, path: Path, settings: ParseSettings) -> tuple[int | None, str | None]:
+    """Check limits and encryption before partitioning; return (page count, metadata title)."""
+    if kind == "pdf":
+        return _inspect_pdf(path, settings)
+    if kind not in ZIP_TYPES:
+        return None, None
+    names = check_zip_container(path, settings)
+    page_count = None
+    if kind == "pptx":
+        page_count = sum(1 for n in names if re.fullmatch(r"ppt/slides/slide\d+\.xml", n))
+        check_page_count(page_count, settings, unit="slides")
+    title_member = {"odt": "meta.xml", "epub": _epub_package_path(path)}.get(
+        kind, "docProps/core.xml"
+    )
+    return page_count, _zip_member_title(path, title_member)
+
+
+def _inspect_pdf(path: Path, settings: ParseSettings) -> tuple[int | None, str | None]:
+    """Refuse encrypted or over-long PDFs; return (pages, title) as far as pypdf can tell."""
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError, PdfReadError
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted:
+            try:
+                opened = reader.decrypt("")
+            except DependencyError:  # pypdf lacks the cipher; pdfminer will try instead
+                return None, None
+            if not opened:
+                raise EncryptedFile("the PDF is password-protected")
+        pages = len(reader.pages)
+    except PdfReadError as exc:
+        raise CorruptFile(f"the PDF is damaged or truncated ({_short(exc)})") from None
+    except FileRejected:
+        raise
+    except Exception:  # pypdf is stricter than pdfminer on odd files: let pdfminer decide
+        return None, None
+    check_page_count(pages, settings)
+    try:
+        meta_title = reader.metadata.title if reader.metadata else None
+    except Exception:  # a broken Info dictionary must not fail the parse
+        meta_title = None
+    return pages, meta_title if isinstance(meta_title, str) else None
+
+
+def _epub_package_path(path: Path) -> str | None:
+    with zipfile.ZipFile(path) as archive:
+        container = _small_member(archive, "META-INF/container.xml")
+    match = re.search(rb'full-path="([^"]+)"', container or b"")
+    return match.group(1).decode("utf-8", "replace") if match else None
+
+
+def _zip_member_title(path: Path, member: str | None) -> str | None:
+    if member is None:
+        return None
+    with zipfile.ZipFile(path) as archive:
+        data = _small_member(archive, member)
+    match = _DC_TITLE_RE.search(data or b"")
+    return html.unescape(match.group(1).decode("utf-8", "replace")) if match else None
+
+
+def _small_member(archive: zipfile.ZipFile, name: str, limit: int = 1024 * 1024) -> bytes | None:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        return None
+    return archive.read(info) if info.file_size <= limit else None
+
+
+def _html_title(text: str) -> str | None:
+    match = _TITLE_RE.search(text[:65536])
+    return html.unescape(re.sub(r"<[^>]+>", "", match.group(1))) if match else None
+
+
+def _clean_title(title: str | None) -> str | None:
+    if not title:
+        return None
+    title = " ".join(title.split())
+    return title[:TITLE_MAX_CHARS] or None
+
+
+def _convert(elements: Sequence[Element], *, paged: bool) -> list[ParsedElement]:
+    parsed: list[ParsedElement] = []
+    for element in elements:
+        text = (element.text or "").strip()
+        category = element.category
+        if not text or category in DROPPED_CATEGORIES:
+            continue
+        if category in RUNNING_CATEGORIES and len(text.split()) > RUNNING_TEXT_MAX_WORDS:
+            category = "NarrativeText"  # body text that merely starts near the page edge
+        page = element.metadata.page_number if paged else None
+        depth = element.metadata.category_depth
+        parsed.append(ParsedElement(text, category, page, depth))
+    return parsed
+
+
+def _email_is_encrypted(kind: str, path: Path) -> bool:
+    if kind == "msg":
+        from oxmsg import Message
+
+        message = Message.load(str(path))
+        content_type = message.message_headers.get("Content-Type", "")
+        return (
+            "encrypted" in content_type
+            or "pkcs7-mime" in content_type
+            or any((a.file_name or "").lower().endswith(".p7m") for a in message.attachments)
+        )
+    from email.parser import BytesHeaderParser
+
+    with open(path, "rb") as handle:
+        headers = BytesHeaderParser().parse(handle)
+    content_type = str(headers.get("Content-Type", "")).lower()
+    return "encrypted" in content_type or "pkcs7-mime" in content_type
+
+
+# --- partitioners -------------------------------------------------------------------------
+
+Partitioner = Callable[[Path, "str | None", ParseSettings], "list[Element]"]
+
+
+def _partition(kind: str, path: Path, text: str | None, settings: ParseSettings) -> list[Element]:
+    partitioner = _TEXT_PARTITIONERS.get(kind) or _FILE_PARTITIONERS.get(kind)
+    if partitioner is None:
+        raise UnsupportedType(f"unsupported file type: {kind}")
+    return partitioner(path, text, settings)
+
+
+def _utf8_file(text: str | None) -> io.BytesIO:
+    return io.BytesIO((text or "").encode("utf-8"))
+
+
+def _pdf(path: Path, _text: str | None, settings: ParseSettings) -> list[Element]:
+    from unstructured.partition.pdf import partition_pdf
+
+    common: dict[str, Any] = {"filename": str(path), "languages": ["eng"]}
+    elements = partition_pdf(strategy="fast", infer_table_structure=False, **common)
+    if not any((e.text or "").strip() for e in elements):
+        # unstructured skips PDFs it deems too complex (vector drawings) and hides pdfminer
+        # failures; pypdf may still read a text layer
+        elements = _pdf_text_layer(path)
+    if not elements and settings.ocr and tesseract_available():
+        elements = partition_pdf(strategy="ocr_only", **common)
+    return elements
+
+
+def _pdf_text_layer(path: Path) -> list[Element]:
+    """Elements from pypdf's text extraction, page by page (unstructured's text partitioner)."""
+    from pypdf import PdfReader
+    from unstructured.partition.text import partition_text
+
+    reader = PdfReader(path)
+    if reader.is_encrypted:
+        reader.decrypt("")
+    elements: list[Element] = []
+    for number, page in enumerate(reader.pages, start=1):
+        text = page.extract_text() or ""
+        if not text.strip():
+            continue
+        for element in partition_text(text=text):
+            element.metadata.page_number = number
+            elements.append(element)
+    return elements
+
+
+def _image(path: Path, _text: str | None, _settings: ParseSettings) -> list[Element]:
+    from unstructured.partition.image import partition_image
+
+    return partition_image(filename=str(path), strategy="ocr_only", languages=["eng"])
+
+
+def _json(_path: Path, text: str | None, _settings: ParseSettings) -> list[Element]:
+    from unstructured.partition.json import partition_json
+
+    try:
+        return partition_json(text=text)
+    except ValueError:  # not one JSON document: NDJSON, or broken JSON that is still text
+        pass
+    from unstructured.partition.ndjson import partition_ndjson
+
+    try:
+        return partition_ndjson(text=text)
+    except ValueError:
+        from unstructured.partition.text import partition_text
+
+        return partition_text(text=text)
+
+
+def _email(path: Path, _text: str | None, _settings: ParseSettings) -> list[Element]:
+    from unstructured.partition.email import partition_email
+
+    data = path.read_bytes()
+    # attachments would bypass detection and limits (and reach for models): bodies only
+    if b"\x00" in data[:4096]:  # UTF-16/32 saved mail: the email parser wants bytes it can read
+        utf8 = _utf8_file(decode_text(data))
+        elements = partition_email(
+            file=utf8, metadata_filename=str(path), process_attachments=False
+        )
+    else:
+        elements = partition_email(filename=str(path), process_attachments=False)
+    return elements or _email_text_parts(data)
+
+
+def _email_text_parts(data: bytes) -> list[Element]:
+    """Text of every inline part, nested messages included (digests, forwarded mail)."""
+    import email
+    import email.policy
+
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    plain: list[str] = []
+    markup: list[str] = []
+    for part in message.walk():
+        if part.is_multipart() or part.get_content_disposition() == "attachment":
+            continue
+        kind = part.get_content_type()
+        if kind in ("text/plain", "text/html"):
+            try:
+                content = part.get_content()
+            except (LookupError, ValueError):  # unknown charset or broken encoding
+                payload = part.get_payload(decode=True)
+                content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+            (plain if kind == "text/plain" else markup).append(str(content))
+    if plain:
+        from unstructured.partition.text import partition_text
+
+        return partition_text(text="\n\n".join(plain))
+    if markup:
+        from unstructured.partition.html import partition_html
+
+        return partition_html(text="\n".join(markup))
+    return []
+
+
+def _call(module: str, function: str, **kwargs: Any) -> Partitioner:
+    """A partitioner calling ``unstructured.partition.<module>.<function>(filename=..., ...)``."""
+
+    def run(path: Path, _text: str | None, _settings: ParseSettings) -> list[Element]:
+        import importlib
+
+        partition = getattr(importlib.import_module(f"unstructured.partition.{module}"), function)
+        return list(partition(filename=str(path), **kwargs))
+
+    return run
+
+
+def _call_text(module: str, function: str, *, as_file: bool = False, **kw: Any) -> Partitioner:
+    """A partitioner fed the decoded text (``text=``), or UTF-8 bytes (``file=``)."""
+
+    def run(path: Path, text: str | None, _settings: ParseSettings) -> list[Element]:
+        import importlib
+
+        partition = getattr(importlib.import_module(f"unstructured.partition.{module}"), function)
+        if as_file:
+            return list(partition(file=_utf8_file(text), metadata_filename=str(path), **kw))
+        return list(partition(text=text, **kw))
+
+    return run
+
+
+def _table(partitioner: Partitioner) -> Partitioner:
+    """CSV/TSV through pandas; rows pandas cannot split (ragged, mixed) are still text."""
+
+    def run(path: Path, text: str | None, settings: ParseSettings) -> list[Element]:
+        try:
+            return partitioner(path, text, settings)
+        except Exception as exc:
+            if type(exc).__name__ not in ("ParserError", "EmptyDataError"):
+                raise
+        from unstructured.partition.text import partition_text
+
+        return partition_text(text=text)
+
+    return run
+
+
+_TEXT_PARTITIONERS: dict[str, Partitioner] = {
+    "txt": _call_text("text", "partition_text"),
+    "md": _call_text("md", "partition_md"),
+    "html": _call_text("html", "partition_html"),
+    "xml": _call_text("xml", "partition_xml"),
+    "json": _json,
+    "csv": _table(_call_text("csv", "partition_csv", as_file=True, encoding="utf-8")),
+    "tsv": _table(_call_text("tsv", "partition_tsv", as_file=True)),
+    "rst": _call_text("rst", "partition_rst", as_file=True),
+    "org": _call_text("org", "partition_org", as_file=True),
+}
+_FILE_PARTITIONERS: dict[str, Partitioner] = {
+    "pdf": _pdf,
+    "docx": _call("docx", "partition_docx"),
+    "odt": _call("odt", "partition_odt"),
+    "pptx": _call("pptx", "partition_pptx", include_page_breaks=False),
+    "xlsx": _call("xlsx", "partition_xlsx"),
+    "xls": _call("xlsx", "partition_xlsx"),
+    "epub": _call("epub", "partition_epub"),
+    "rtf": _call("rtf", "partition_rtf"),
+    "eml": _email,
+    "msg": _call("msg", "partition_msg", process_attachments=False),
+    "doc": _call("doc", "partition_doc"),
+    "ppt": _call("ppt", "partition_ppt"),
+    **{kind: _image for kind in ("png", "jpg", "tiff", "bmp", "heic")},
+}
