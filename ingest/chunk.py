@@ -1,7 +1,8 @@
 """Structure-aware chunking with llama-index's SentenceSplitter, sized in embedder word-pieces.
 
 Rules:
-- Headers, footers, page numbers and page breaks are dropped (repeated noise).
+- Page numbers, page breaks and running headers/footers (the same text, digits aside,
+  on 3+ pages) are dropped; a one-off "header" is kept as text.
 - A Title starts a new section once the current one holds enough text (tiny sections
   from over-eager title detection are merged into the next one).
 - Tables stay whole where they fit the window; bigger ones split on row boundaries.
@@ -21,7 +22,9 @@ from ingest.settings import ChunkSettings
 if TYPE_CHECKING:
     from llama_index.core.node_parser import SentenceSplitter
 
-DROPPED_CATEGORIES = frozenset({"Header", "Footer", "PageNumber", "PageBreak", "Image"})
+DROPPED_CATEGORIES = frozenset({"PageNumber", "PageBreak", "Image"})
+RUNNING_CATEGORIES = frozenset({"Header", "Footer"})
+RUNNING_MIN_REPEATS = 3  # a header/footer seen this often is page furniture, not content
 TITLE_CATEGORIES = frozenset({"Title"})
 TABLE_CATEGORIES = frozenset({"Table"})
 MIN_SECTION_TOKENS = 48
@@ -64,10 +67,13 @@ class Chunker:
 
     # -- sections -------------------------------------------------------------------
     def _sections(self, elements: tuple[ParsedElement, ...]) -> Iterator[_Section]:
+        running = _running_texts(elements)
         current = _Section(title=None)
         for element in elements:
             text = element.text.strip()
             if not text or element.category in DROPPED_CATEGORIES:
+                continue
+            if element.category in RUNNING_CATEGORIES and _furniture_key(text) in running:
                 continue
             if element.category in TITLE_CATEGORIES and current.tokens >= MIN_SECTION_TOKENS:
                 yield current
@@ -199,6 +205,19 @@ class Chunker:
     @staticmethod
     def _join(context: str, text: str) -> str:
         return f"{context}\n{text}"
+
+
+def _furniture_key(text: str) -> str:
+    return "".join("#" if ch.isdigit() else ch for ch in " ".join(text.lower().split()))
+
+
+def _running_texts(elements: tuple[ParsedElement, ...]) -> set[str]:
+    """Header/footer texts repeated on several pages (page furniture)."""
+    pages: dict[str, set[int | None]] = {}
+    for element in elements:
+        if element.category in RUNNING_CATEGORIES:
+            pages.setdefault(_furniture_key(element.text), set()).add(element.page_number)
+    return {key for key, seen in pages.items() if len(seen) >= RUNNING_MIN_REPEATS}
 
 
 def _pages(elements: list[ParsedElement]) -> tuple[int, ...]:
