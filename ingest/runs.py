@@ -351,6 +351,14 @@ class RunStore:
                 (source, next_run_at, HOST, os.getpid(), utc_now()),
             )
 
+    def clear_next_runs(self, sources: list[str]) -> None:
+        """A scheduler stops: forget the next runs it planned (rows of this process only)."""
+        with self.manifest.transaction() as conn:
+            conn.executemany(
+                "DELETE FROM source_schedule WHERE source = ? AND host = ? AND pid = ?",
+                [(name, HOST, os.getpid()) for name in sources],
+            )
+
     def scheduled(self, source: str) -> dict[str, Any] | None:
         """The next run a live scheduler has planned for ``source``, if any."""
         rows = self.manifest.execute("SELECT * FROM source_schedule WHERE source = ?", (source,))

@@ -331,6 +331,7 @@ class Scheduler:
             wait = MAX_SLEEP_S if soonest is None else (soonest - now).total_seconds()
             self.stop_event.wait(min(max(wait, 0.01), MAX_SLEEP_S))
         self.join()
+        self.runner.runs.clear_next_runs(names)
         log.info("scheduler stopped")
 
     def start(self) -> None:

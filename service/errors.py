@@ -7,6 +7,7 @@
     ├── AuthError (401 unauthorized)            missing, unknown or revoked key
     │   └── Forbidden (403 forbidden)           key lacks the scope or collection
     ├── RateLimited (429 rate_limited)
+    ├── ReindexRunning (409 reindex_running)    that source is being re-indexed already
     └── ModelError (502 model_error)            the model server failed us
         ├── ModelUnavailable (503 model_unavailable)   cannot connect
         ├── ModelMissing (503 model_missing)           model not pulled
@@ -65,6 +66,11 @@ class Forbidden(AuthError):
 class RateLimited(ServiceError):
     code = "rate_limited"
     status = 429
+
+
+class ReindexRunning(ServiceError):
+    code = "reindex_running"
+    status = 409
 
 
 class ModelError(ServiceError):

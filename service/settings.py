@@ -149,6 +149,11 @@ class ServiceSettings(BaseSettings):
         f" {MIN_ADMIN_KEY_CHARS} characters.",
     )
     sources: Path | None = Field(None, description="Sources YAML for scheduled re-indexing.")
+    embedded_worker: bool = Field(
+        True,
+        description="Run the sources' re-index schedules inside the service; false when a"
+        " separate `inhouse worker` runs them.",
+    )
     temperature: float = Field(0.6, ge=0, le=2, description="R1's recommended 0.5-0.7.")
     max_tokens: int | None = Field(None, ge=1, description="Cap on generated tokens.")
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)

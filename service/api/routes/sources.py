@@ -1,0 +1,190 @@
+"""``GET /v1/sources`` and ``POST /v1/sources/{name}/reindex``: scheduled re-indexing over HTTP.
+
+The router carries its own lifespan: at start it loads the sources file
+(``INHOUSE_SOURCES``; an invalid file stops the app with the error) and, unless
+``INHOUSE_EMBEDDED_WORKER=false``, runs the schedules inside the service, so ``make run``
+serves and re-indexes in one process. At shutdown running sources finish their current
+file and end ``interrupted``; the next run resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from ingest.schedule import Scheduler, SourceBusy, SourceRunner, UnknownSource
+from ingest.sources import load_sources
+from service.api.deps import Resources, require_caller
+from service.auth.caller import require
+from service.caller import SCOPE_ADMIN, SCOPE_INGEST, SCOPE_QUERY, Caller
+from service.errors import NotFound, ReindexRunning
+
+log = logging.getLogger(__name__)
+
+
+def build_scheduler(resources: Resources) -> Scheduler | None:
+    """The app's scheduler for its sources file (None when none is configured)."""
+    settings = resources.settings
+    if settings.sources is None:
+        return None
+    ingest_settings = resources.ingest_settings().model_copy(update={"sources": settings.sources})
+    return Scheduler(load_sources(settings.sources), SourceRunner(ingest_settings))
+
+
+@contextlib.asynccontextmanager
+async def sources_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    resources: Resources = app.state.resources
+    scheduler = await run_in_threadpool(build_scheduler, resources)
+    app.state.scheduler = scheduler
+    if scheduler is not None and resources.settings.embedded_worker:
+        scheduler.start()
+    try:
+        yield
+    finally:
+        if scheduler is not None:
+            await run_in_threadpool(scheduler.shutdown)
+        app.state.scheduler = None
+
+
+router = APIRouter(tags=["sources"], lifespan=sources_lifespan)
+
+
+def get_scheduler(request: Request) -> Scheduler:
+    """The app's scheduler; 404 when no sources file is configured."""
+    scheduler: Scheduler | None = getattr(request.app.state, "scheduler", None)
+    if scheduler is None:
+        raise NotFound("no sources file is configured (set INHOUSE_SOURCES)")
+    return scheduler
+
+
+CallerDep = Annotated[Caller, Depends(require_caller)]
+SchedulerDep = Annotated[Scheduler, Depends(get_scheduler)]
+
+
+class ProgressModel(BaseModel):
+    files_done: int = Field(description="Files handled so far in this run.")
+    files_total: int | None = Field(description="Files this run will handle (once known).")
+    eta_s: float | None = Field(description="Estimated seconds left (running runs only).")
+
+
+class FailureModel(BaseModel):
+    path: str = Field(description="File path relative to its root.")
+    root: str
+    reason: str | None = Field(description="Stable failure code, e.g. encrypted, timeout.")
+    message: str | None
+
+
+class RunModel(BaseModel):
+    id: str
+    source: str
+    collection: str
+    trigger: str = Field(description="schedule, manual (CLI) or api.")
+    full: bool = Field(description="Whether unchanged files were re-parsed too.")
+    outcome: str = Field(
+        description="running, succeeded, partial (some files failed), interrupted, error,"
+        " abandoned (its process died)."
+    )
+    started_at: str
+    finished_at: str | None
+    pid: int
+    host: str
+    progress: ProgressModel
+    counts: dict[str, int] = Field(description="Files indexed, unchanged, removed, failed.")
+    error: str | None = Field(description="Why the run as a whole failed.")
+    failures: list[FailureModel]
+
+
+class SchedulerModel(BaseModel):
+    host: str
+    pid: int
+
+
+class SourceModel(BaseModel):
+    name: str
+    collection: str
+    paths: list[str]
+    schedule: str
+    enabled: bool
+    include: list[str]
+    exclude: list[str]
+    next_run_at: str | None = Field(description="Next scheduled run (ISO 8601).")
+    scheduler: SchedulerModel | None = Field(description="The live worker that plans it.")
+    running: RunModel | None = Field(description="The run in progress, with its progress.")
+    last_runs: list[RunModel] = Field(description="Most recent first.")
+
+
+class RemovedRootModel(BaseModel):
+    collection: str
+    root: str
+
+
+class RemovedSourceModel(BaseModel):
+    name: str
+    roots: list[RemovedRootModel] = Field(description="Still indexed until a prune.")
+
+
+class SourcesResponse(BaseModel):
+    sources: list[SourceModel]
+    removed: list[RemovedSourceModel] = Field(
+        description="Sources gone from the file whose chunks remain (admin only)."
+    )
+
+
+class ReindexRequest(BaseModel):
+    full: bool = Field(False, description="Re-parse unchanged files too.")
+
+
+class ReindexResponse(BaseModel):
+    run_id: str
+    source: str
+    collection: str
+    outcome: str = Field("running", description="Follow it in GET /v1/sources.")
+
+
+@router.get("/v1/sources", response_model=SourcesResponse)
+async def list_sources(
+    caller: CallerDep,
+    scheduler: SchedulerDep,
+) -> SourcesResponse:
+    """Configured sources the caller may see: progress, last runs, next run."""
+    if not (caller.has_scope(SCOPE_INGEST) or caller.has_scope(SCOPE_QUERY)):
+        require(caller, SCOPE_INGEST)  # raises the 403
+    status: dict[str, Any] = await run_in_threadpool(scheduler.status)
+    return SourcesResponse(
+        sources=[
+            SourceModel.model_validate(s)
+            for s in status["sources"]
+            if caller.can_read(s["collection"])
+        ],
+        removed=status["removed"] if caller.has_scope(SCOPE_ADMIN) else [],
+    )
+
+
+@router.post("/v1/sources/{name}/reindex", status_code=202, response_model=ReindexResponse)
+async def reindex_source(
+    name: str,
+    caller: CallerDep,
+    scheduler: SchedulerDep,
+    body: ReindexRequest | None = None,
+) -> ReindexResponse:
+    """Start re-indexing one source in the background (scope ``ingest`` on its collection)."""
+    require(caller, SCOPE_INGEST)
+    source = scheduler.config.get(name)
+    if source is None:
+        raise NotFound(f"no source named {name!r}", source=name)
+    require(caller, SCOPE_INGEST, source.collection)
+    full = body.full if body else False
+    try:
+        run_id = await run_in_threadpool(scheduler.trigger, name, full=full, trigger="api")
+    except SourceBusy as exc:
+        raise ReindexRunning(exc.message, source=name) from None
+    except UnknownSource as exc:  # the config changed under us; not expected
+        raise NotFound(exc.message, source=name) from None
+    log.info("source %s: re-index %s started by %s", name, run_id, caller.id)
+    return ReindexResponse(run_id=run_id, source=name, collection=source.collection)
