@@ -1,0 +1,106 @@
+"""Retriever against a real embedded Chroma store and the real encoder."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ingest.embed import EmbedderInfo
+from ingest.errors import CollectionNotFound, EmbedderMismatch
+from ingest.index import META_COLLECTION, ChromaIndex, make_chroma_client
+from ingest.settings import IngestSettings
+from service.caller import ANONYMOUS
+from service.errors import NoDocuments
+from service.retrieval import Retriever
+from tests.service.api_support import DEFAULT_DOCS, Doc, build_index, make_retriever
+
+EXTRA = Doc("other", "x.txt", "Cafeteria Menu", ["Lunch is served from noon; soup on Mondays."])
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("index")
+    build_index(path, [*DEFAULT_DOCS, EXTRA])
+    client = make_chroma_client(IngestSettings(data_dir=path))
+    ChromaIndex(client, EmbedderInfo("someone/else", 384)).collection("alien", create=True)
+    ChromaIndex(client, make_retriever(path).index.embedder).collection("empty", create=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def retriever(data_dir: Path) -> Retriever:
+    return make_retriever(data_dir)
+
+
+def search(retriever: Retriever, text: str, collections: list[str], k: int = 3) -> list:
+    return anyio.run(partial(retriever.search, caller=ANONYMOUS), text, collections, k)
+
+
+def test_best_passage_first_and_top_k_respected(retriever: Retriever) -> None:
+    hits = search(retriever, "How many paid vacation days do new staff get?", ["main"], 2)
+
+    assert len(hits) == 2
+    assert "25 days of paid vacation" in hits[0].text
+    assert hits[0].score >= hits[1].score
+
+
+def test_results_merge_across_collections_by_score(retriever: Retriever) -> None:
+    hits = search(retriever, "When are salaries paid each month?", ["main", "finance"], 4)
+
+    assert hits[0].metadata[META_COLLECTION] == "finance"
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert {h.metadata[META_COLLECTION] for h in hits} == {"main", "finance"}
+
+
+def test_only_the_named_collections_are_searched(retriever: Retriever) -> None:
+    hits = search(retriever, "soup for lunch", ["main"], 10)
+
+    assert all(h.metadata[META_COLLECTION] == "main" for h in hits)
+    assert len(hits) == 4  # every chunk of "main", nothing from "other"
+
+
+def test_unknown_collection_is_collection_not_found(retriever: Retriever) -> None:
+    with pytest.raises(CollectionNotFound):
+        search(retriever, "anything", ["main", "nosuch"])
+
+
+def test_collection_built_with_another_encoder_is_embedder_mismatch(
+    retriever: Retriever,
+) -> None:
+    with pytest.raises(EmbedderMismatch, match="someone/else"):
+        search(retriever, "anything", ["alien"])
+
+
+def test_empty_collection_or_no_collection_is_no_documents(retriever: Retriever) -> None:
+    with pytest.raises(NoDocuments, match="inhouse ingest"):
+        search(retriever, "anything", ["empty"])
+    with pytest.raises(NoDocuments):
+        search(retriever, "anything", [])
+
+
+def test_a_collection_recreated_behind_our_back_is_reopened(data_dir: Path) -> None:
+    retriever = make_retriever(data_dir)
+    assert search(retriever, "soup", ["other"])  # caches the collection handle
+    client = make_chroma_client(IngestSettings(data_dir=data_dir))
+    client.delete_collection("inhouse-other")
+    build_index(data_dir, [EXTRA])  # an ingest run re-creates it
+
+    hits = search(retriever, "soup", ["other"])
+
+    assert hits and "soup" in hits[0].text
+
+
+def test_describe_counts_documents_and_chunks(retriever: Retriever) -> None:
+    names = anyio.run(retriever.known_collections)
+    assert {"main", "finance", "other", "empty", "alien"} <= set(names)
+
+    infos = {i.name: i for i in anyio.run(retriever.describe, ["main", "finance", "empty"])}
+
+    assert (infos["main"].documents, infos["main"].chunks) == (2, 4)
+    assert (infos["finance"].documents, infos["finance"].chunks) == (1, 1)
+    assert (infos["empty"].documents, infos["empty"].chunks) == (0, 0)
+    assert infos["main"].embedder == "sentence-transformers/all-MiniLM-L6-v2"
+    assert infos["main"].last_indexed_at is not None
