@@ -187,7 +187,8 @@ async function refreshCollections() {
   const options = state.collections.map((c) => el("option", { text: c.name, attrs: { value: c.name } }));
   if (state.collections.length > 1) options.unshift(el("option", { text: "All my collections", attrs: { value: ALL } }));
   if (!state.collections.length) {
-    const fallback = state.me?.default_collection || "main";
+    const named = (state.me?.collections || []).filter((c) => c !== ALL);
+    const fallback = allCollections() || !named.length ? state.me?.default_collection || "main" : named[0];
     options.push(el("option", { text: fallback, attrs: { value: fallback } }));
   }
   select.replaceChildren(...options);
@@ -431,7 +432,11 @@ async function ask(question, { replace = null } = {}) {
   } finally {
     if (state.controller === controller) state.controller = null;
     turn.pending = false;
-    if (!turn.meta && turn.answer) turn.meta = `${((performance.now() - started) / 1000).toFixed(1)} s`;
+    if (turn.answer) {
+      const ms = Number.isFinite(turn.totalMs) ? turn.totalMs : performance.now() - started;
+      turn.meta = [`${(ms / 1000).toFixed(1)} s`, turn.model].filter(Boolean).join(" · ");
+    }
+    delete turn.totalMs;
     view.update();
     setBusy(false);
     if (state.conversation === conversation && state.api) {
@@ -482,11 +487,8 @@ function handleEvent(turn, view, event, data) {
       if (data.notice) turn.notice = data.notice;
       if (!turn.sources.length && Array.isArray(data.citations)) turn.sources = data.citations.map(normalizeSource);
       if (!turn.answer && typeof data.answer === "string") turn.answer = data.answer;
-      const total = data.timings?.total_ms;
-      const parts = [];
-      if (Number.isFinite(total)) parts.push(`${(total / 1000).toFixed(1)} s`);
-      if (data.model && !turn.notice) parts.push(data.model);
-      turn.meta = parts.join(" · ");
+      turn.totalMs = data.timings?.total_ms;
+      turn.model = turn.notice ? "" : data.model || "";
       view.update();
       break;
     }

@@ -17,7 +17,17 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import Resources
 from service.api.errors import install_error_handlers
-from service.api.routes import chat, collections, health, query, reasoning, sources
+from service.api.routes import (
+    chat,
+    collections,
+    files,
+    health,
+    me,
+    query,
+    reasoning,
+    sources,
+    web,
+)
 from service.auth.app import install_access
 from service.settings import ServiceSettings, get_settings
 
@@ -54,7 +64,7 @@ def create_app(settings: ServiceSettings | None = None, *, warm_up: bool = False
     app.state.resources = resources
     install_error_handlers(app)
     install_access(app, settings)  # keys, audit log, rate limits, hardening
-    for module in (health, query, chat, collections, reasoning, sources):
+    for module in (health, query, chat, collections, reasoning, me, files, web, sources):
         app.include_router(module.router)
     return app
 

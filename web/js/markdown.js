@@ -16,6 +16,7 @@ const CITE = /^\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]/;
 const AUTOLINK = /^(https?:\/\/[^\s<>"'`]+)/;
 const PUNCT = /[!-/:-@[-`{-~]/;
 const SAFE_PROTOCOLS = new Set(["http:", "https:", "mailto:"]);
+const WORD = /[\p{L}\p{N}]/u;
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -118,8 +119,11 @@ function inline(text, ctx) {
     const strongMark = rest.startsWith("**") ? "**" : rest.startsWith("__") ? "__" : null;
     if (strongMark || rest.startsWith("~~")) {
       const mark = strongMark || "~~";
-      const end = findClosing(text, mark, i + 2);
-      if (end > i + 2 && !/\s/.test(text[i + 2])) {
+      // underscores never open or close inside a word (snake_case, window.__name)
+      const intraword = (at) => mark === "__" && WORD.test(text[at] || "");
+      let end = findClosing(text, mark, i + 2);
+      while (end > 0 && intraword(end + 2)) end = findClosing(text, mark, end + 1);
+      if (end > i + 2 && !/\s/.test(text[i + 2]) && !intraword(i - 1)) {
         flush();
         const node = el(mark === "~~" ? "del" : "strong");
         node.append(...inline(text.slice(i + 2, end), ctx));

@@ -84,6 +84,9 @@ export class SourcesPanel {
   render() {
     const sources = this.turn ? this.turn.sources : [];
     this.empty.hidden = sources.length > 0;
+    const count = $("#sources-count");
+    count.hidden = !sources.length;
+    count.textContent = `${sources.length} source${sources.length === 1 ? "" : "s"} for this answer`;
     this.list.replaceChildren(
       ...sources.map((s) => {
         const button = el(

@@ -22,6 +22,13 @@ const ERRORS = {
   collection_not_found: ["That collection no longer exists", "folder"],
 };
 
+const NOTICE_TITLES = {
+  model_unavailable: "The language model is unreachable right now.",
+  model_missing: "The language model is not installed on the server.",
+  model_timeout: "The language model took too long to answer.",
+  model_error: "The language model could not answer.",
+};
+
 /**
  * @param turn  the stored turn object (mutated by the chat controller)
  * @param hooks {canReason, onCite(turn, n), onRetry(turn), onUpload(), canUpload(), loadReasoning(turn)}
@@ -127,16 +134,18 @@ export class TurnView {
     // notice (model down: sources-only answer)
     this.notice.replaceChildren();
     if (turn.notice) {
+      const title = NOTICE_TITLES[turn.notice.code] || NOTICE_TITLES.model_error;
       this.notice.append(
         el(
           "div",
-          { class: "notice notice-warn", attrs: { role: "note" } },
-          icon("offline"),
+          { class: "notice notice-warn model-notice", attrs: { role: "note" }, data: { code: turn.notice.code || "" } },
+          icon(turn.notice.code === "model_timeout" ? "clock" : "offline"),
           el(
             "div",
             {},
-            el("strong", { text: "The language model is unreachable right now." }),
-            el("span", { text: ` ${turn.notice.message || "Here are the passages that best match your question instead of a written answer."}` }),
+            el("strong", { text: title }),
+            el("p", { text: turn.sources.length ? "Here are the passages that best match your question instead of a written answer." : "No passages matched your question either." }),
+            turn.notice.message ? el("p", { class: "notice-detail", text: turn.notice.message }) : null,
           ),
         ),
       );

@@ -29,6 +29,7 @@ export class UploadDialog {
     this.zone = $("#dropzone");
     this.queue = [];
     this.running = false;
+    this.active = false;
     this.collection = "";
     this.counts = { indexed: 0, failed: 0 };
     this.input.addEventListener("change", () => {
@@ -103,6 +104,7 @@ export class UploadDialog {
     this.running = true;
     while (this.queue.length) {
       const { file, row, collection } = this.queue.shift();
+      this.active = true;
       row.li.dataset.state = "uploading";
       row.state.textContent = "Uploading… 0%";
       try {
@@ -124,6 +126,7 @@ export class UploadDialog {
         this.finish(row, { status: "failed", code: err.code, message: err.message });
         this.onError(err);
       }
+      this.active = false;
       this.summary();
     }
     this.running = false;
@@ -149,7 +152,7 @@ export class UploadDialog {
   }
 
   summary() {
-    const waiting = this.queue.length + (this.running ? 1 : 0);
+    const waiting = this.queue.length + (this.active ? 1 : 0);
     const parts = [];
     if (this.counts.indexed) parts.push(`${this.counts.indexed} indexed`);
     if (this.counts.failed) parts.push(`${this.counts.failed} failed`);

@@ -1,0 +1,517 @@
+"""The web chat in a real Chromium against the real service (uvicorn on loopback, API keys,
+Chroma index, Ollama test server behind it). Screenshots of the main states go to
+test-output/web/. Every test also checks that the page made no request outside the
+service's origin, raised no CSP violation or script error, and opened no dialog."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.service.ollama_server import OllamaTestServer, Reply
+from tests.web.conftest import HANDBOOK_PAGES, Corpus, Service
+
+pytestmark = pytest.mark.browser
+
+REASONING = "HIDDEN-THOUGHT-5521: the user asks about vacation; source 1 has it."
+ANSWER = (
+    "New employees get **25 days** of paid vacation per year [1]. Requests go to the team"
+    " lead two weeks ahead [1].\n\n- Remote work: up to three days a week [2]\n"
+    "- Office hours: 8 am to 7 pm [3]"
+)
+WATCH = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation',
+    (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+"""
+
+
+class Chat:
+    """One browser tab on the chat, with what it requested and any alarms it raised."""
+
+    def __init__(self, page: Any, service: Service, shots: Path) -> None:
+        self.page = page
+        self.url = service.url
+        self.shots = shots
+        self.requests: list[str] = []
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        page.on("request", lambda r: self.requests.append(r.url))
+        page.on("dialog", self._dialog)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.add_init_script(WATCH)
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def open(self) -> Chat:
+        self.page.goto(self.url + "/")
+        self.page.wait_for_selector("#signin-key")
+        return self
+
+    def sign_in(self, key: str) -> Chat:
+        self.page.fill("#signin-key", key)
+        self.page.click("#signin-submit")
+        self.page.wait_for_selector("#app-view:not([hidden])")
+        self.page.wait_for_function(
+            "() => document.querySelector('#collection-select').value !== ''"
+            " || document.querySelector('#empty-collection:not([hidden])')"
+        )
+        return self
+
+    def ask(self, question: str) -> Any:
+        """Type and send with Enter; the new turn's locator."""
+        count = self.page.locator(".turn").count()
+        self.page.fill("#question", question)
+        self.page.press("#question", "Enter")
+        turn = self.page.locator(".turn").nth(count)
+        turn.wait_for()
+        return turn
+
+    def finished(self, turn: Any, timeout: float = 30_000) -> Any:
+        self.page.wait_for_function(
+            "(el) => !el.classList.contains('pending')", arg=turn.element_handle(), timeout=timeout
+        )
+        return turn
+
+    def shot(self, name: str, full: bool = False) -> None:
+        self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=full)
+
+    def assert_clean(self) -> None:
+        origin = self.url + "/"
+        outside = [u for u in self.requests if not (u.startswith(origin) or u.startswith("blob:"))]
+        assert not outside, f"requests outside the service: {outside}"
+        assert not self.dialogs, f"dialogs opened: {self.dialogs}"
+        assert not self.errors, f"script errors: {self.errors}"
+        if not self.page.is_closed():
+            assert self.page.evaluate("window.__csp") == []
+
+
+@pytest.fixture
+def chat(browser: Any, service: Service, shots: Path) -> Iterator[Chat]:
+    context = browser.new_context(viewport={"width": 1360, "height": 860}, color_scheme="light")
+    try:
+        session = Chat(context.new_page(), service, shots)
+        yield session
+        session.assert_clean()
+    finally:
+        context.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_model(ollama: OllamaTestServer) -> None:
+    ollama.reset()
+    ollama.script.error_status = None
+
+
+def test_sign_in_then_answer_streams_with_sources_and_no_reasoning(
+    chat: Chat, corpus: Corpus, ollama: OllamaTestServer
+) -> None:
+    ollama.script.push(Reply.answer(ANSWER, REASONING, chunk_delay_s=0.05))
+    chat.open()
+    chat.shot("01-sign-in")
+    chat.page.fill("#signin-key", "ih_000000000000_not-a-real-key-0000000000000000000000000")
+    chat.page.click("#signin-submit")
+    chat.page.wait_for_selector("#signin-error:not([hidden])")
+    assert "not accepted" in chat.page.inner_text("#signin-error")
+    chat.sign_in(corpus.keys["employee"])
+    assert chat.page.locator("#collection-select option").all_inner_texts() == ["hr"]
+    assert chat.page.evaluate("sessionStorage.getItem('inhouse.key')") == corpus.keys["employee"]
+    assert corpus.keys["employee"] not in " ".join(chat.requests)  # never in a URL
+    chat.shot("02-welcome")
+
+    turn = chat.ask("How many vacation days do new employees get?")
+    # sources arrive before the answer has finished streaming
+    turn.locator(".chips .chip").first.wait_for()
+    assert chat.page.locator("#stop").is_visible()
+    turn.locator(".answer.streaming").wait_for()
+    chat.shot("03-streaming")
+    chat.finished(turn)
+
+    answer = turn.locator(".answer")
+    assert "25 days" in answer.inner_text()
+    assert answer.locator("strong").inner_text() == "25 days"
+    assert answer.locator("li").count() == 2
+    assert answer.locator(".cite").count() == 4
+    assert turn.locator(".chip").count() >= 3
+    assert chat.page.locator("#source-list .source-item").count() == turn.locator(".chip").count()
+    # a key without reasoning:read gets no panel and never the reasoning text
+    assert chat.page.locator(".reasoning").count() == 0
+    assert "HIDDEN-THOUGHT" not in chat.page.content()
+    assert chat.page.locator("#send").is_visible() and not chat.page.locator("#stop").is_visible()
+    chat.shot("04-answer")
+
+    # the conversation is listed and survives a reload (the key stays for this tab)
+    assert chat.page.locator(".conv-title").first.inner_text().startswith("How many vacation")
+    chat.page.reload()
+    chat.page.wait_for_selector("#app-view:not([hidden])")
+    chat.page.click(".conv-open >> nth=0")
+    assert "25 days" in chat.page.locator(".turn .answer").first.inner_text()
+
+
+def test_citation_click_shows_passage_and_opens_the_pdf_at_its_page(
+    chat: Chat, corpus: Corpus, ollama: OllamaTestServer
+) -> None:
+    ollama.script.push(Reply.answer(ANSWER, REASONING))
+    chat.open().sign_in(corpus.keys["employee"])
+    turn = chat.finished(chat.ask("Can I work from home?"))
+
+    mark = turn.locator('.answer .cite[data-n="2"]')
+    n = 2
+    assert mark.get_attribute("aria-label", timeout=1000).startswith("Source 2: Employee Handbook")
+    mark.click()
+    passage = chat.page.locator("#passage")
+    passage.wait_for()
+    title = chat.page.inner_text("#passage-title")
+    source_text = chat.page.inner_text("#passage-text")
+    page_no = int(re.search(r"p\. (\d+)", chat.page.inner_text("#passage-meta")).group(1))
+    assert title == "Employee Handbook"
+    assert source_text == HANDBOOK_PAGES[page_no - 1]
+    assert chat.page.inner_text("#passage-number") == str(n)
+    assert "hr/handbook.pdf" in chat.page.inner_text("#passage-meta")
+    chat.shot("05-passage")
+
+    # a source chip selects its passage too
+    turn.locator(".chip").nth(0).click()
+    assert chat.page.inner_text("#passage-number") == "1"
+    page_no = int(re.search(r"p\. (\d+)", chat.page.inner_text("#passage-meta")).group(1))
+
+    with chat.page.context.expect_page() as opened:
+        chat.page.click("#passage-open")
+    pdf = opened.value
+    pdf.wait_for_url(re.compile(r"^blob:"), timeout=15_000)
+    assert pdf.url.startswith(f"blob:{chat.url}/")
+    assert pdf.url.endswith(f"#page={page_no}")
+    pdf.close()
+    downloads = [u for u in chat.requests if "/file" in u]
+    assert downloads == [f"{chat.url}/v1/documents/{corpus.handbook_id}/file"]
+
+
+def test_follow_up_sends_the_earlier_turn_and_keyboard_works(
+    chat: Chat, corpus: Corpus, ollama: OllamaTestServer
+) -> None:
+    ollama.script.push(
+        Reply.answer(ANSWER, REASONING),
+        Reply.answer("Requests go to the team lead at least two weeks ahead [1].", "ok"),
+    )
+    chat.open().sign_in(corpus.keys["employee"])
+    chat.finished(chat.ask("How many vacation days do new employees get?"))
+
+    # Shift+Enter is a new line, Enter sends
+    chat.page.click("#question")
+    chat.page.keyboard.type("And who approves them?")
+    chat.page.keyboard.press("Shift+Enter")
+    chat.page.keyboard.type("Please be brief.")
+    assert chat.page.input_value("#question") == "And who approves them?\nPlease be brief."
+    assert chat.page.locator(".turn").count() == 1
+    chat.page.keyboard.press("Enter")
+    second = chat.finished(chat.page.locator(".turn").nth(1))
+    assert "team lead" in second.locator(".answer").inner_text()
+    assert second.locator(".chip").count() > 0
+
+    sent = ollama.chat_requests()[-1].body["messages"]
+    roles = [m["role"] for m in sent]
+    assert roles[-3:] == ["user", "assistant", "user"]
+    assert "25 days" in sent[-2]["content"] and "HIDDEN-THOUGHT" not in str(sent)
+    assert "Please be brief." in sent[-1]["content"]
+    chat.shot("06-follow-up")
+
+
+def test_xss_payloads_in_documents_and_answers_stay_inert(
+    chat: Chat, corpus: Corpus, ollama: OllamaTestServer
+) -> None:
+    hostile = (
+        'The assembly point is the north car park [1]. <img src=x onerror="window.__pwned='
+        "'answer'\"> [runbook](javascript:window.__pwned='answer-link') "
+        "<script>window.__pwned='answer-script'</script> [safe](https://intranet.example/x)"
+    )
+    ollama.script.push(Reply.answer(hostile, REASONING))
+    chat.open().sign_in(corpus.keys["employee"])
+    turn = chat.finished(chat.ask("Where is the fire assembly point during a drill?"))
+
+    answer = turn.locator(".answer")
+    assert "<img src=x onerror=" in answer.inner_text()
+    assert "<script>" in answer.inner_text()
+    mark = turn.locator(".chip", has_text="Drill notes")
+    assert mark.count() == 1
+    mark.click()
+    assert "<script>window.__pwned = 'script'</script>" in chat.page.inner_text("#passage-text")
+    assert chat.page.inner_text("#passage-title").startswith("Drill notes <b onmouseover=")
+    chat.shot("07-xss-inert")
+    # the one link kept is the https one; javascript: links became text
+    links = chat.page.eval_on_selector_all(".answer a", "els => els.map(a => a.href)")
+    assert links == ["https://intranet.example/x"]
+    hostile_nodes = ("script", "img", "iframe", "[onerror]", "[onmouseover]", "[href^='java']")
+    for target in ("#thread", "#sources-panel"):
+        for bad in hostile_nodes:
+            assert chat.page.locator(f"{target} {bad}").count() == 0, (target, bad)
+    chat.page.hover("#passage-title")
+    chat.page.locator(".answer").first.click()
+    assert chat.page.evaluate("typeof window.__pwned") == "undefined"
+    # Trusted Types (CSP) refuse raw HTML sinks even if a bug tried one
+    refused = chat.page.evaluate(
+        "() => { try { document.body.insertAdjacentHTML('beforeend', '<b>x</b>'); return false }"
+        " catch (e) { return e instanceof TypeError } }"
+    )
+    assert refused is True
+    chat.page.wait_for_function("() => window.__csp.length > 0")
+    assert chat.page.evaluate("window.__csp.splice(0)") == [
+        "require-trusted-types-for trusted-types-sink"
+    ]
+
+
+def test_markdown_renderer_neutralises_links_and_markup(chat: Chat) -> None:
+    chat.open()
+    result = chat.page.evaluate(
+        """async () => {
+        const { renderMarkdown } = await import('/static/js/markdown.js');
+        const samples = [
+          '[a](javascript:alert(1))', '[b](JaVaScRiPt:alert(1))', '[c]( javascript:alert(1))',
+          '[d](java\\tscript:alert(1))', '[e](data:text/html,<script>alert(1)</script>)',
+          '[f](vbscript:msgbox(1))', '![g](javascript:alert(1))', '<a href="javascript:x">h</a>',
+          '<img src=x onerror=alert(1)>', '<svg onload=alert(1)>', '**[i](https://ok.example)**',
+          '[j](/v1/collections)', '[k](mailto:it@example.com)', '`<b>code</b>`',
+          '| a | b |\\n|---|---|\\n| <i>x</i> | [l](javascript:y) |',
+        ];
+        const root = document.createElement('div');
+        for (const s of samples) root.append(renderMarkdown(s));
+        const tags = [...root.querySelectorAll('*')].map(e => e.tagName.toLowerCase());
+        const attrs = [...root.querySelectorAll('*')].flatMap(
+          e => [...e.attributes].map(a => a.name));
+        const hrefs = [...root.querySelectorAll('a')].map(a => a.href);
+        return { tags: [...new Set(tags)].sort(), attrs: [...new Set(attrs)].sort(), hrefs,
+                 text: root.textContent };
+    }"""
+    )
+    assert set(result["tags"]) <= {
+        "a", "p", "strong", "code", "div", "table", "thead", "tbody", "tr", "th", "td",
+    }  # fmt: skip
+    assert set(result["attrs"]) <= {"href", "target", "rel", "class"}
+    origin = chat.url
+    assert result["hrefs"] == [
+        "https://ok.example/",
+        f"{origin}/v1/collections",
+        "mailto:it@example.com",
+    ]
+    for visible in ("<img src=x onerror=alert(1)>", "<svg onload=alert(1)>", "<b>code</b>"):
+        assert visible in result["text"]
+
+
+def test_reasoning_panel_only_for_keys_that_may_read_it(
+    chat: Chat, corpus: Corpus, ollama: OllamaTestServer
+) -> None:
+    ollama.script.push(Reply.answer(ANSWER, REASONING, chunk_delay_s=0.02))
+    chat.open().sign_in(corpus.keys["auditor"])
+    turn = chat.finished(chat.ask("How many vacation days do new employees get?"))
+    panel = turn.locator("details.reasoning")
+    assert panel.count() == 1
+    assert panel.get_attribute("open") is None  # collapsed
+    assert "HIDDEN-THOUGHT" not in turn.locator(".answer").inner_text()
+    panel.locator("summary").click()
+    assert REASONING in panel.locator(".reasoning-text").inner_text()
+    chat.shot("08-reasoning-auditor")
+    # stored conversations keep no reasoning; reopening fetches it from the reasoning log
+    stored = chat.page.evaluate("JSON.stringify(localStorage)")
+    assert "HIDDEN-THOUGHT" not in stored and "25 days" in stored
+    chat.page.reload()
+    chat.page.wait_for_selector("#app-view:not([hidden])")
+    chat.page.click(".conv-open >> nth=0")
+    again = chat.page.locator(".turn details.reasoning")
+    again.locator("summary").click()
+    chat.page.wait_for_function(
+        "() => document.querySelector('.turn .reasoning-text')"
+        ".textContent.includes('HIDDEN-THOUGHT')"
+    )
+
+
+def test_stop_cancels_the_model_request(
+    chat: Chat, corpus: Corpus, ollama: OllamaTestServer
+) -> None:
+    words = " ".join(f"word{i}" for i in range(400))
+    ollama.script.push(Reply.answer(f"Partial answer [1]. {words}", "thinking", chunk_delay_s=0.1))
+    chat.open().sign_in(corpus.keys["employee"])
+    turn = chat.ask("Tell me everything about vacation.")
+    chat.page.wait_for_function(
+        "(el) => el.querySelector('.answer').textContent.includes('word3')",
+        arg=turn.element_handle(),
+    )
+    chat.page.click("#stop")
+    assert ollama.wait_for_disconnect(timeout=10), "the model request was not cancelled"
+    chat.finished(turn)
+    assert turn.locator(".stopped").inner_text() == "Stopped."
+    assert "word399" not in turn.locator(".answer").inner_text()
+    assert chat.page.locator("#send").is_visible()
+    chat.shot("09-stopped")
+
+
+def make_docx(path: Path, text: str) -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Parking Policy", level=1)
+    document.add_paragraph(text)
+    document.save(str(path))
+
+
+def test_upload_indexes_a_docx_and_reports_failures(
+    chat: Chat, corpus: Corpus, ollama: OllamaTestServer, tmp_path: Path
+) -> None:
+    docx_path = tmp_path / "parking policy.docx"
+    make_docx(docx_path, "Staff park in garage level minus two; the badge opens the gate.")
+    broken = tmp_path / "broken.docx"
+    broken.write_bytes(docx_path.read_bytes()[:600])  # a truncated download
+    chat.open().sign_in(corpus.keys["editor"])
+    chat.page.click("#upload-open")
+    chat.page.wait_for_selector("#upload-dialog[open]")
+    assert chat.page.inner_text("#upload-collection") == "hr"
+    chat.page.set_input_files("#upload-input", [str(docx_path), str(broken)])
+    items = chat.page.locator(".upload-item")
+    items.nth(0).locator(".upload-name").wait_for()
+    chat.page.wait_for_function(
+        "() => [...document.querySelectorAll('.upload-item')].every("
+        "li => ['done', 'failed'].includes(li.dataset.state))",
+        timeout=240_000,
+    )
+    assert items.nth(0).get_attribute("data-state") == "done"
+    assert items.nth(0).locator(".upload-state").inner_text().startswith("Indexed")
+    assert items.nth(1).get_attribute("data-state") == "failed"
+    assert "Failed" in items.nth(1).locator(".upload-state").inner_text()
+    assert "1 indexed" in chat.page.inner_text("#upload-summary")
+    chat.shot("10-upload")
+    stored = corpus.data_dir / "uploads" / "hr" / "parking policy.docx"
+    assert stored.read_bytes() == docx_path.read_bytes()
+    chat.page.click("#upload-dialog .dialog-foot button")
+
+    ollama.script.push(Reply.answer("Park on level minus two [1].", "ok"))
+    turn = chat.finished(chat.ask("Where do staff park in the garage?"))
+    assert (
+        turn.locator(".chip", has_text="Parking Policy").count()
+        + turn.locator(".chip", has_text="parking policy").count()
+        >= 1
+    )
+
+
+def test_employee_without_ingest_sees_no_upload(chat: Chat, corpus: Corpus) -> None:
+    chat.open().sign_in(corpus.keys["employee"])
+    assert chat.page.locator("#upload-open").is_hidden()
+
+
+def dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_model_down_shows_notice_and_passages(chat: Chat, corpus: Corpus, service: Service) -> None:
+    from service.api.deps import get_backend
+    from service.llm.factory import build_backend
+
+    down = build_backend(
+        service.settings.model_copy(update={"ollama_host": f"http://127.0.0.1:{dead_port()}"})
+    )
+    service.app.dependency_overrides[get_backend] = lambda: down
+    try:
+        chat.open().sign_in(corpus.keys["employee"])
+        turn = chat.finished(chat.ask("How many vacation days do new employees get?"))
+    finally:
+        del service.app.dependency_overrides[get_backend]
+    notice = turn.locator(".model-notice")
+    assert notice.get_attribute("data-code") == "model_unavailable"
+    assert "unreachable" in notice.inner_text()
+    cards = turn.locator(".passage-card")
+    assert cards.count() >= 1
+    assert "25 days of paid vacation" in turn.locator(".passage-cards").inner_text()
+    assert turn.locator(".answer").inner_text() == ""
+    chat.shot("11-model-down")
+
+
+def test_no_documents_yet(chat: Chat, corpus: Corpus) -> None:
+    chat.open().sign_in(corpus.keys["newcomer"])
+    empty = chat.page.locator("#empty-collection")
+    empty.wait_for()
+    assert "No documents yet" in empty.inner_text()
+    assert "administrator" in empty.inner_text()
+    assert chat.page.input_value("#collection-select") == "legal"
+    chat.shot("12-no-documents")
+    turn = chat.finished(chat.ask("Anything here?"))
+    assert turn.locator(".error-card").get_attribute("data-code") == "no_documents"
+
+
+def test_rate_limited_and_network_errors_are_explained(chat: Chat, corpus: Corpus) -> None:
+    chat.open().sign_in(corpus.keys["employee"])
+    body = '{"error": {"code": "rate_limited", "message": "slow down"}}'
+    chat.page.route(
+        "**/v1/query",
+        lambda route: route.fulfill(
+            status=429, body=body, headers={"Retry-After": "17", "Content-Type": "application/json"}
+        ),
+    )
+    turn = chat.finished(chat.ask("How many vacation days?"))
+    assert "Try again in 17 s" in turn.locator(".error-card").inner_text()
+    chat.page.unroute("**/v1/query")
+    chat.page.route("**/v1/query", lambda route: route.abort("connectionrefused"))
+    turn = chat.finished(chat.ask("And now?"))
+    assert turn.locator(".error-card").get_attribute("data-code") == "network_error"
+    assert chat.page.locator("#banner").is_visible()
+    chat.shot("13-network-error")
+    chat.page.unroute("**/v1/query")
+
+
+def test_revoked_key_ends_the_session(chat: Chat, corpus: Corpus) -> None:
+    from service.auth.keys import KeyStore, key_id_of
+
+    chat.open().sign_in(corpus.keys["leaver"])
+    store = KeyStore(corpus.data_dir)
+    try:
+        store.revoke(key_id_of(corpus.keys["leaver"]))
+    finally:
+        store.close()
+    chat.page.fill("#question", "Still there?")
+    chat.page.press("#question", "Enter")
+    chat.page.wait_for_selector("#signin-view:not([hidden])")
+    assert "expired" in chat.page.inner_text("#signin-notice")
+    assert chat.page.evaluate("sessionStorage.getItem('inhouse.key')") is None
+    chat.shot("14-session-expired")
+
+
+def test_phone_width_and_dark_theme(browser: Any, service: Service, corpus: Corpus,
+                                    ollama: OllamaTestServer, shots: Path) -> None:  # fmt: skip
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, color_scheme="dark", is_mobile=True, has_touch=True
+    )
+    try:
+        chat = Chat(context.new_page(), service, shots)
+        ollama.script.push(Reply.answer(ANSWER, REASONING))
+        chat.open()
+        chat.shot("15-phone-sign-in")
+        chat.sign_in(corpus.keys["employee"])
+        turn = chat.finished(chat.ask("How many vacation days do new employees get?"))
+        assert chat.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert chat.page.locator("#sidebar-open").is_visible()
+        bg = chat.page.evaluate("getComputedStyle(document.querySelector('.main')).backgroundColor")
+        assert bg == "rgb(23, 26, 32)"  # the dark surface
+        chat.shot("16-phone-dark-answer")
+        turn.locator(".answer .cite").first.click()
+        chat.page.locator("#passage").wait_for()
+        chat.shot("17-phone-dark-passage")
+        chat.page.click("#sources-close")
+        chat.page.click("#sidebar-open")
+        chat.page.locator(".conv-open").first.wait_for()
+        chat.page.wait_for_timeout(400)  # the drawer slides in
+        chat.shot("18-phone-dark-conversations")
+        # keyboard focus is visible
+        chat.page.keyboard.press("Tab")
+        outline = chat.page.evaluate(
+            "(() => { const s = getComputedStyle(document.activeElement);"
+            " return s.outlineStyle !== 'none' || s.boxShadow !== 'none'; })()"
+        )
+        assert outline
+        chat.assert_clean()
+    finally:
+        context.close()
