@@ -5,7 +5,8 @@ what to search (no metadata filter, no filtering of results afterwards). The que
 is embedded with the same encoder the collections were built with; a collection built
 with another one raises ``EmbedderMismatch`` instead of returning nonsense. Every call
 into the encoder, Chroma or the manifest runs in a worker thread: the event loop
-never blocks on them.
+never blocks on them; questions asked at the same time are embedded in one batch
+(``service.query_encoder``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from anyio import to_thread
 
 from ingest.embed import Embedder
@@ -25,6 +27,7 @@ from service.auth import audit
 from service.auth.caller import searchable
 from service.caller import Caller
 from service.errors import NoDocuments
+from service.query_encoder import BatchingEncoder
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ class Retriever:
         self._embedder = embedder
         self._manifest = manifest
         self._index = ChromaIndex(client, embedder.info)
+        self._encoder = BatchingEncoder(embedder)
 
     @property
     def index(self) -> ChromaIndex:
@@ -78,12 +82,16 @@ class Retriever:
             raise NoDocuments("no documents are indexed yet: add some with `inhouse ingest PATH`")
         names = searchable(caller, names, ())
         audit.note_search(names)  # recorded even if the search then fails
-        hits = await to_thread.run_sync(self._search, text, names, top_k)
+        vector = await self._encoder.encode(text)
+        hits = await to_thread.run_sync(self._search, vector, names, top_k)
         audit.note_search(names, hits)
         return hits
 
-    def _search(self, text: str, names: list[str], top_k: int) -> list[Hit]:
-        vector = self._embedder.encode([text])[0]
+    def close(self) -> None:
+        """Stop the question encoder's worker thread."""
+        self._encoder.close()
+
+    def _search(self, vector: np.ndarray, names: list[str], top_k: int) -> list[Hit]:
         if self._index.embedder != self._embedder.info:  # the encoder finished loading
             self._reopen()
         for name in names:  # every collection must exist and match the encoder
