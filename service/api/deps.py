@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from service.answer import QueryService
@@ -27,6 +28,9 @@ from service.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from ingest.settings import IngestSettings
+
+
+QUERY_TORCH_THREADS = 1  # unless INHOUSE_EMBED__THREADS says otherwise
 
 
 class Resources:
@@ -56,7 +60,14 @@ class Resources:
                 from ingest.manifest import Manifest
 
                 ingest_settings = self.ingest_settings()
-                embedder = Embedder(ingest_settings.embed)
+                embed = ingest_settings.embed
+                if embed.threads is None:
+                    # One question is a tiny forward pass: several intra-op threads only
+                    # add synchronisation, and under concurrent requests or a busy CPU they
+                    # oversubscribe the cores (measured: 25 ms vs 500+ ms per question on
+                    # a loaded 2-core host). Concurrency comes from requests, not torch.
+                    embed = embed.model_copy(update={"threads": QUERY_TORCH_THREADS})
+                embedder = Embedder(embed)
                 embedder.encode(["warm-up"])  # load now, so the index sees the final encoder
                 self._retriever = Retriever(
                     make_chroma_client(ingest_settings),
@@ -74,6 +85,8 @@ class Resources:
             return self._backend
 
     async def aclose(self) -> None:
+        if self._retriever is not None:
+            self._retriever.close()
         if self._backend is not None:
             await self._backend.aclose()
             self._backend = None
@@ -89,7 +102,19 @@ def get_settings(request: Request) -> ServiceSettings:
     return get_resources(request).settings
 
 
-async def require_caller(request: Request) -> Caller:
+# Documents the scheme in OpenAPI (securitySchemes + per-operation security); the header
+# itself is checked by the access gate, which tells a missing key from a malformed one.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An Inhouse API key (`inhouse keys create`): `Authorization: Bearer ih_...`.",
+)
+
+
+async def require_caller(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Caller:
     """The one auth dependency: every route but /healthz and /readyz passes it.
 
     ``Authorization: Bearer <key>`` -> the key's ``Caller`` (401 ``unauthorized`` when

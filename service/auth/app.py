@@ -8,6 +8,7 @@ dependency (``service.api.deps.require_caller``) finds the gate at ``app.state.a
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -40,7 +41,80 @@ def install_access(app: Any, settings: ServiceSettings) -> AccessControl:
     )
     app.add_exception_handler(AuthError, _auth_error)
     app.add_exception_handler(RateLimited, _rate_limited)
+    document_errors(app)
     return access
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "Stable machine-readable code."},
+                "message": {"type": "string"},
+                "detail": {"type": "object"},
+            },
+        }
+    },
+}
+SECURED_ERRORS = {
+    "401": ("Missing, unknown or revoked API key (code unauthorized).", "WWW-Authenticate"),
+    "403": ("The key lacks the scope or the collection (code forbidden).", None),
+    "429": ("Over the key's rate limit (code rate_limited).", "Retry-After"),
+}
+
+
+def document_errors(app: Any) -> None:
+    """Make the OpenAPI schema tell the truth about errors.
+
+    Every error leaves in one shape, ``{"error": {"code", "message"}}``: FastAPI's default
+    422 ``HTTPValidationError`` is replaced by it; operations behind the key get 401, 403
+    and 429; operations with a body get 413.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema: dict[str, Any] = build()
+            _rewrite_errors(schema)
+        result: dict[str, Any] = app.openapi_schema
+        return result
+
+    app.openapi = openapi
+
+
+def _rewrite_errors(schema: dict[str, Any]) -> None:
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("ErrorResponse", ERROR_SCHEMA)
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+
+    def error(description: str, header: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "description": description,
+            "content": {"application/json": {"schema": ref}},
+        }
+        if header:
+            out["headers"] = {header: {"schema": {"type": "string"}}}
+        return out
+
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "422" in responses:
+                responses["422"] = error("Invalid request (code invalid_request).")
+            if operation.get("security"):
+                for status, (description, header) in SECURED_ERRORS.items():
+                    responses.setdefault(status, error(description, header))
+            if "requestBody" in operation:
+                responses.setdefault("413", error("Body over the size limit (payload_too_large)."))
+    if "#/components/schemas/HTTPValidationError" not in json.dumps(schema["paths"]):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
 
 
 def _body(exc: ServiceError) -> dict[str, Any]:

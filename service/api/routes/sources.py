@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from ingest.schedule import Scheduler, SourceBusy, SourceRunner, UnknownSource
 from ingest.sources import load_sources
 from service.api.deps import Resources, require_caller
+from service.api.schemas import ErrorResponse
 from service.auth.caller import require
 from service.caller import SCOPE_ADMIN, SCOPE_INGEST, SCOPE_QUERY, Caller
 from service.errors import NotFound, ReindexRunning
@@ -147,7 +148,11 @@ class ReindexResponse(BaseModel):
     outcome: str = Field("running", description="Follow it in GET /v1/sources.")
 
 
-@router.get("/v1/sources", response_model=SourcesResponse)
+@router.get(
+    "/v1/sources",
+    response_model=SourcesResponse,
+    responses={404: {"model": ErrorResponse, "description": "No sources file is configured."}},
+)
 async def list_sources(
     caller: CallerDep,
     scheduler: SchedulerDep,
@@ -166,7 +171,15 @@ async def list_sources(
     )
 
 
-@router.post("/v1/sources/{name}/reindex", status_code=202, response_model=ReindexResponse)
+@router.post(
+    "/v1/sources/{name}/reindex",
+    status_code=202,
+    response_model=ReindexResponse,
+    responses={
+        404: {"model": ErrorResponse, "description": "No such source (or no sources file)."},
+        409: {"model": ErrorResponse, "description": "That source is being re-indexed."},
+    },
+)
 async def reindex_source(
     name: str,
     caller: CallerDep,
