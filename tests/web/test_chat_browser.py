@@ -5,6 +5,7 @@ service's origin, raised no CSP violation or script error, and opened no dialog.
 
 from __future__ import annotations
 
+import base64
 import re
 import socket
 from collections.abc import Iterator
@@ -24,6 +25,22 @@ ANSWER = (
     " lead two weeks ahead [1].\n\n- Remote work: up to three days a week [2]\n"
     "- Office hours: 8 am to 7 pm [3]"
 )
+UNLABELLED = """() => [...document.querySelectorAll('button, select, textarea, input')]
+    .filter((e) => e.getClientRects().length > 0)
+    .filter((e) => !(e.getAttribute('aria-label') || e.textContent.trim() || e.title
+                     || (e.labels && e.labels.length && e.labels[0].textContent.trim())))
+    .map((e) => e.outerHTML.slice(0, 120))"""
+DROP = """([target, name, b64, type]) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const data = new DataTransfer();
+    data.items.add(new File([bytes], name, { type }));
+    const node = document.querySelector(target);
+    for (const kind of ['dragenter', 'dragover', 'drop']) {
+        node.dispatchEvent(new DragEvent(kind, { dataTransfer: data, bubbles: true,
+                                                 cancelable: true }));
+    }
+}"""
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 WATCH = """
 window.__csp = [];
 document.addEventListener('securitypolicyviolation',
@@ -145,6 +162,7 @@ def test_sign_in_then_answer_streams_with_sources_and_no_reasoning(
     assert chat.page.locator(".reasoning").count() == 0
     assert "HIDDEN-THOUGHT" not in chat.page.content()
     assert chat.page.locator("#send").is_visible() and not chat.page.locator("#stop").is_visible()
+    assert chat.page.evaluate(UNLABELLED) == []
     chat.shot("04-answer")
 
     # the conversation is listed and survives a reload (the key stays for this tab)
@@ -221,6 +239,13 @@ def test_follow_up_sends_the_earlier_turn_and_keyboard_works(
     assert "25 days" in sent[-2]["content"] and "HIDDEN-THOUGHT" not in str(sent)
     assert "Please be brief." in sent[-1]["content"]
     chat.shot("06-follow-up")
+
+    chat.page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=chat.url)
+    second.get_by_role("button", name="Copy answer").click()
+    assert chat.page.evaluate("() => navigator.clipboard.readText()") == (
+        "Requests go to the team lead at least two weeks ahead [1]."
+    )
+    assert "Copied" in second.locator(".msg-actions").inner_text()
 
 
 def test_xss_payloads_in_documents_and_answers_stay_inert(
@@ -367,10 +392,14 @@ def test_upload_indexes_a_docx_and_reports_failures(
     broken = tmp_path / "broken.docx"
     broken.write_bytes(docx_path.read_bytes()[:600])  # a truncated download
     chat.open().sign_in(corpus.keys["editor"])
-    chat.page.click("#upload-open")
+    # dragging files over the chat opens the dialog; dropping on its zone uploads them
+    chat.page.evaluate(DROP, ["#thread", "nothing.txt", "", "text/plain"])
     chat.page.wait_for_selector("#upload-dialog[open]")
+    assert chat.page.locator(".upload-item").count() == 0
     assert chat.page.inner_text("#upload-collection") == "hr"
-    chat.page.set_input_files("#upload-input", [str(docx_path), str(broken)])
+    payload = base64.b64encode(docx_path.read_bytes()).decode()
+    chat.page.evaluate(DROP, ["#dropzone", docx_path.name, payload, DOCX_TYPE])
+    chat.page.set_input_files("#upload-input", str(broken))
     items = chat.page.locator(".upload-item")
     items.nth(0).locator(".upload-name").wait_for()
     chat.page.wait_for_function(

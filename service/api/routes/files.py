@@ -32,6 +32,10 @@ from service.originals import Originals
 from service.uploads import UploadResult, UploadService, rejected
 
 MIB = 1024 * 1024
+UPLOAD_REQUEST_CEILING = 64 * 1024 * MIB
+"""Lifts the app-wide JSON body limit for this one route; the configured upload limit
+(``INHOUSE_LIMITS__UPLOAD_MB``) is enforced per request by the body-limit middleware and
+per file while saving."""
 FILE_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 PDF_CSP = "default-src 'none'; frame-ancestors 'none'"
 
@@ -167,6 +171,7 @@ async def document_file(
 @router.post(
     "/v1/collections/{name}/documents",
     response_model=UploadResponse,
+    max_body_size=UPLOAD_REQUEST_CEILING,
     responses={
         403: {"model": ErrorResponse},
         413: {"model": ErrorResponse},
