@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from functools import partial
 from pathlib import Path
 
 import anyio
+import numpy as np
 import pytest
 
 from ingest.embed import EmbedderInfo
@@ -14,6 +17,7 @@ from ingest.index import META_COLLECTION, ChromaIndex, make_chroma_client
 from ingest.settings import IngestSettings
 from service.caller import ANONYMOUS
 from service.errors import NoDocuments
+from service.query_encoder import BatchingEncoder
 from service.retrieval import Retriever
 from tests.service.api_support import DEFAULT_DOCS, Doc, build_index, make_retriever
 
@@ -104,3 +108,56 @@ def test_describe_counts_documents_and_chunks(retriever: Retriever) -> None:
     assert (infos["empty"].documents, infos["empty"].chunks) == (0, 0)
     assert infos["main"].embedder == "sentence-transformers/all-MiniLM-L6-v2"
     assert infos["main"].last_indexed_at is not None
+
+
+class SlowEmbedder:
+    """Records batch sizes; the first call blocks until released."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.release = threading.Event()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        self.release.wait(5)
+        if "boom" in texts:
+            raise RuntimeError("encoder failed")
+        return np.array([[float(len(t)), 1.0] for t in texts], dtype=np.float32)
+
+
+def test_questions_asked_together_share_one_encoder_pass() -> None:
+    embedder = SlowEmbedder()
+    encoder = BatchingEncoder(embedder)  # type: ignore[arg-type]
+
+    async def go() -> list[np.ndarray]:
+        first = asyncio.ensure_future(encoder.encode("a"))
+        await asyncio.sleep(0.05)  # the worker is now busy with "a"
+        rest = [asyncio.ensure_future(encoder.encode("x" * n)) for n in range(2, 12)]
+        await asyncio.sleep(0.05)
+        embedder.release.set()
+        return list(await asyncio.gather(first, *rest))
+
+    vectors = asyncio.run(go())
+    encoder.close()
+
+    assert [len(b) for b in embedder.batches] == [1, 10]
+    assert [int(v[0]) for v in vectors] == [1, *range(2, 12)]  # each got its own vector
+
+
+def test_encoder_failures_reach_every_waiting_question_and_cancelled_ones_are_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    embedder = SlowEmbedder()
+    embedder.release.set()
+    encoder = BatchingEncoder(embedder)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        with pytest.raises(RuntimeError, match="encoder failed"):
+            await encoder.encode("boom")
+        waiting = asyncio.ensure_future(encoder.encode("cancel me"))
+        waiting.cancel()
+        assert (await encoder.encode("fine"))[0] == 4.0
+
+    asyncio.run(go())
+    encoder.close()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]  # no InvalidStateError
