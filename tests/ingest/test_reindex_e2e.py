@@ -27,7 +27,7 @@ from ingest.pipeline import IngestPipeline, file_hash
 from ingest.schedule import Scheduler, SourceRunner
 from ingest.settings import IngestSettings
 from ingest.sources import Source, parse_sources
-from tests.ingest.cli_helpers import INHOUSE, inhouse_env, run_json
+from tests.ingest.cli_helpers import INHOUSE, index_snapshot, inhouse_env, run_json
 from tests.ingest.source_helpers import (
     assert_index_matches_files,
     runs_of,
@@ -245,3 +245,29 @@ def test_sigterm_then_kill9_mid_run_converge(
     assert code == 0
     outcomes = [r["outcome"] for r in status["sources"][0]["last_runs"]]
     assert outcomes == ["succeeded", "abandoned", "interrupted"]
+
+
+def test_removed_source_keeps_chunks_until_prune(
+    runner: SourceRunner, data_dir: Path, tmp_path: Path
+) -> None:
+    keep, gone = tmp_path / "keep", tmp_path / "gone"
+    write_corpus(keep, files=2)
+    write_corpus(gone, files=2)
+    for name, docs in (("keep", keep), ("gone", gone)):
+        assert runner.run(source(name, docs, "shared")).outcome == "succeeded"
+    chunks, manifest = index_snapshot(data_dir, "shared")
+    assert len(manifest) == 4
+    sources = write_sources(tmp_path / "sources.yaml", {"name": "keep", "path": str(keep),
+                                                        "collection": "shared"})  # fmt: skip
+    code, status = run_json(["sources"], data_dir, INHOUSE_SOURCES=str(sources))
+    assert code == 0 and [s["name"] for s in status["sources"]] == ["keep"]
+    assert status["removed"] == [
+        {"name": "gone", "roots": [{"collection": "shared", "root": str(scan_root(gone))}]}
+    ]
+    assert index_snapshot(data_dir, "shared") == (chunks, manifest)  # nothing removed yet
+
+    pruned = runner.prune(parse_sources({"sources": [source("keep", keep, "shared").model_dump()]}))
+    assert [(p["source"], p["documents_removed"]) for p in pruned] == [("gone", 2)]
+    assert_index_matches_files(data_dir, "shared", keep)
+    code, report = run_json(["reindex", "--prune"], data_dir, INHOUSE_SOURCES=str(sources))
+    assert code == 0 and report == {"pruned": [], "runs": [], "skipped": []}
