@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.errors import FileRejected, IngestError
-from service.errors import ServiceError
+from service.errors import ModelError, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ INGEST_STATUS = {
     "embedder_mismatch": 409,
     "index_unavailable": 503,
 }
+MODEL_DETAIL_KEYS = frozenset({"model", "backend"})
 HTTP_CODES = {
     401: "unauthorized",
     403: "forbidden",
@@ -45,6 +46,11 @@ def error_body(code: str, message: str, detail: dict[str, Any] | None = None) ->
 
 def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """Status and body for any exception (used by handlers and by streams)."""
+    if isinstance(exc, ModelError):
+        # Upstream fragments ("reason") can quote raw model output, reasoning included:
+        # they stay out of responses; the code and message say what happened.
+        safe = {k: v for k, v in exc.detail.items() if k in MODEL_DETAIL_KEYS}
+        return exc.status, error_body(exc.code, exc.message, safe)
     if isinstance(exc, ServiceError):
         return exc.status, {"error": exc.to_dict()}
     if isinstance(exc, IngestError):

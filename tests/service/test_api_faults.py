@@ -145,13 +145,17 @@ def test_slow_first_token_is_504_model_timeout(
 def test_garbage_in_the_stream_is_502_model_protocol_error(
     start: Start, ollama_server: OllamaTestServer
 ) -> None:
-    ollama_server.script.push(Reply.answer(inject={3: "this is not json"}))
+    # well-formed JSON of the wrong shape: the client's validation error quotes the input
+    message = {"role": "assistant", "content": "", "thinking": [SECRET]}
+    odd = json.dumps({"model": "deepseek-r1:8b", "message": message, "done": False})
+    ollama_server.script.push(Reply.answer(inject={3: odd}))
     live = start(ollama_server.url)
 
     response = ask(live)
 
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "model_protocol_error"
+    assert SECRET not in response.text  # the raw upstream line is not echoed
 
 
 def test_dropped_connection_mid_stream_is_an_sse_protocol_error(
