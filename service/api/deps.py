@@ -56,6 +56,7 @@ class Resources:
         with self._lock:
             if self._retriever is None:
                 from ingest.embed import Embedder
+                from ingest.errors import IndexUnavailable, IngestError
                 from ingest.index import make_chroma_client
                 from ingest.manifest import Manifest
 
@@ -67,13 +68,18 @@ class Resources:
                     # oversubscribe the cores (measured: 25 ms vs 500+ ms per question on
                     # a loaded 2-core host). Concurrency comes from requests, not torch.
                     embed = embed.model_copy(update={"threads": QUERY_TORCH_THREADS})
-                embedder = Embedder(embed)
-                embedder.encode(["warm-up"])  # load now, so the index sees the final encoder
-                self._retriever = Retriever(
-                    make_chroma_client(ingest_settings),
-                    embedder,
-                    Manifest(ingest_settings.manifest_path),
-                )
+                try:
+                    embedder = Embedder(embed)
+                    embedder.encode(["warm-up"])  # load now: the index sees the final encoder
+                    self._retriever = Retriever(
+                        make_chroma_client(ingest_settings),
+                        embedder,
+                        Manifest(ingest_settings.manifest_path),
+                    )
+                except IngestError:
+                    raise
+                except Exception as exc:  # encoder files, manifest: the index is unusable
+                    raise IndexUnavailable(f"cannot open the index: {exc}") from exc
             return self._retriever
 
     def backend(self) -> ChatBackend:
