@@ -114,9 +114,10 @@ class DemoModelSettings(BaseModel):
     protocol on loopback when the configured model server is unreachable or lacks the model."""
 
     use: Literal["auto", "never", "always"] = Field(
-        "auto",
-        description="auto: only when the configured model server cannot answer; never: fail"
-        " (or fall back to passages) instead; always: ignore the configured server.",
+        "never",
+        description="never (default; measured better, see README): without a model server,"
+        " answers fail or fall back to the best passages; auto: the demo model answers"
+        " whenever the configured server cannot; always: ignore the configured server.",
     )
     dir: Path | None = Field(None, description="GGUF folder; default <data dir>/models.")
     context_tokens: int = Field(4096, ge=512, description="llama.cpp context window (n_ctx).")

@@ -8,7 +8,17 @@ from service.settings import ServiceSettings
 
 
 def build_backend(settings: ServiceSettings) -> ChatBackend:
-    """The backend named by ``settings.backend``; the caller owns it and must ``aclose()`` it."""
+    """The backend named by ``settings.backend``, falling back to the local demo model when
+    ``demo_model.use`` allows it; the caller owns it and must ``aclose()`` it."""
+    primary = _configured_backend(settings)
+    if settings.demo_model.use == "never":
+        return primary
+    from service.llm.demo_fallback import DemoFallbackBackend
+
+    return DemoFallbackBackend(primary, settings)
+
+
+def _configured_backend(settings: ServiceSettings) -> ChatBackend:
     if settings.backend == "ollama":
         from service.llm.ollama import OllamaBackend
 

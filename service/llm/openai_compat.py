@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -74,9 +74,15 @@ class OpenAIBackend:
         api_key: str | None = None,
         think_tags: ThinkTags = "auto",
         label: str | None = None,
+        stop: Sequence[str] = (),
+        max_tokens: int | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``label``: the name reported as ``model``; ``stop``: stop sequences sent with every
+        request; ``max_tokens``: a cap on generated tokens whatever the request asks."""
         self._base_url = base_url.rstrip("/")
+        self._stop = list(stop)
+        self._max_tokens = max_tokens
         self._model = model
         self._label = label or model
         self._timeouts = timeouts
@@ -156,13 +162,17 @@ class OpenAIBackend:
             "stream_options": {"include_usage": True},
             "temperature": options.temperature,
         }
-        if options.max_tokens is not None:
-            payload["max_tokens"] = options.max_tokens
+        caps = [n for n in (options.max_tokens, self._max_tokens) if n is not None]
+        if caps:
+            payload["max_tokens"] = min(caps)
+        if self._stop:
+            payload["stop"] = self._stop
         response = await self._guard(self._open(payload), first_limit, "connecting")
         events = _sse_events(response)
         splitter: ThinkSplitter | None = None
         structured = False  # the server separates reasoning itself
         reasoning_chars = 0
+        pieces = 0  # streamed chunks with text: the token count when the server sends no usage
         first_token_ms: float | None = None
         usage: dict[str, Any] = {}
         finish: str | None = None
@@ -189,8 +199,10 @@ class OpenAIBackend:
                 finish = choice.get("finish_reason") or finish
                 reasoning = next((delta[k] for k in REASONING_FIELDS if delta.get(k)), "")
                 content = delta.get("content") or ""
-                if (reasoning or content) and first_token_ms is None:
-                    first_token_ms = (loop.time() - started) * 1000
+                if reasoning or content:
+                    pieces += 1
+                    if first_token_ms is None:
+                        first_token_ms = (loop.time() - started) * 1000
                 if reasoning:
                     structured = True
                     reasoning_chars += len(reasoning)
@@ -217,7 +229,7 @@ class OpenAIBackend:
         yield ModelDone(
             model=self._label,
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or pieces),
             reasoning_chars=reasoning_chars + splitter.reasoning_chars,
             timings_ms={"first_token": first_token_ms or wall_ms, "wall": wall_ms},
             finish_reason=finish or "stop",
