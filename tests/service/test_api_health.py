@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -148,3 +150,22 @@ def test_openapi_schema_describes_the_api(start: Start) -> None:
         components
     )
     assert "text/event-stream" in paths["/v1/query"]["post"]["responses"]["200"]["content"]
+
+
+def test_start_up_purges_expired_reasoning_files(tmp_path: Path, retriever: Retriever) -> None:
+    reasoning_dir = tmp_path / "reasoning"
+    reasoning_dir.mkdir()
+    old = reasoning_dir / "reasoning-2020-01-01.jsonl"
+    old.write_text('{"request_id": "x"}\n')
+    today = reasoning_dir / f"reasoning-{datetime.now(UTC).date()}.jsonl"
+    today.write_text('{"request_id": "y"}\n')
+    settings = service_settings(
+        tmp_path, "http://127.0.0.1:9", reasoning_log={"dir": reasoning_dir, "retention_days": 7}
+    )
+
+    with LiveService(create_app(settings)):
+        deadline = time.monotonic() + 5
+        while old.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    assert not old.exists() and today.exists()
