@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.manifest import Manifest
+from service.auth import audit
 from service.caller import SCOPE_QUERY, Caller
 from service.errors import Forbidden, NotFound
 
@@ -53,6 +54,7 @@ class Originals:
         record = self._manifest.get(document_id) if len(document_id) <= 128 else None
         if record is None or not caller.can_read(record.collection):
             raise NotFound(f"no document {document_id!r}")
+        audit.note_documents([record.collection], [document_id])
         root = Path(record.root).resolve()
         path = (root / record.path).resolve()
         if not path.is_relative_to(root) or not path.is_file():

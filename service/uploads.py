@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from ingest.errors import FileRejected, IngestError
 from ingest.report import FileResult
 from ingest.settings import IngestSettings, ParseSettings, validate_collection_name
+from service.auth import audit
 from service.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ class UploadService:
             out[path] = (
                 _result(path, result) if result else _failed(path, "parse_error", "not indexed")
             )
+        audit.note_documents([collection], [r.document_id for r in out.values() if r.document_id])
         return out
 
     def _get_pipeline(self) -> IngestPipeline:

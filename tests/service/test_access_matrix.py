@@ -10,6 +10,7 @@ the markers it asked for: the check can fail).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
+from ingest.index import document_id
 from service.api.main import create_app
 from service.auth.audit import AuditLog
 from service.auth.keys import KeyStore
 from service.settings import ServiceSettings
 from tests.ingest.cli_helpers import run_inhouse
+from tests.service import api_support
 from tests.service.api_support import Doc, LiveService, build_index, parse_sse
 from tests.service.ollama_server import OllamaTestServer, Script, start_server
 
@@ -65,28 +68,53 @@ class Service:
     data_dir: Path
     ollama: OllamaTestServer
     keys: dict[str, str | None]
-    records: dict[str, str] = field(default_factory=dict)  # reasoning request ids by name
+    records: dict[str, str] = field(default_factory=dict)  # request and document ids by name
+    keys_ids: dict[str, str] = field(default_factory=dict)
     audited: list[str] = field(default_factory=list)  # request ids of calls made
 
-    def call(self, kind: str, method: str, path: str, body: Any = None) -> httpx.Response:
+    def call(
+        self, kind: str, method: str, path: str, body: Any = None, files: Any = None
+    ) -> httpx.Response:
         key = self.keys[kind]
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.ollama.reset()
-        with httpx.Client(base_url=self.url, timeout=60) as client:
-            resp = client.request(method, path, json=body, headers=headers)
+        with httpx.Client(base_url=self.url, timeout=120) as client:
+            if files is not None:
+                resp = client.request(method, path, files=files, headers=headers)
+            else:
+                resp = client.request(method, path, json=body, headers=headers)
         self.audited.append(resp.headers.get("x-request-id", ""))
         return resp
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    data_dir = tmp_path_factory.mktemp("matrix") / "data"
-    build_index(data_dir, DOCS)
+    root = tmp_path_factory.mktemp("matrix")
+    data_dir, docs_root = root / "data", root / "docs"
+    for doc in DOCS:  # real originals, so downloads can be served
+        (docs_root / doc.path).parent.mkdir(parents=True, exist_ok=True)
+        (docs_root / doc.path).write_text("\n\n".join(doc.pages))
+    saved_root, api_support.ROOT = api_support.ROOT, str(docs_root)
+    try:
+        build_index(data_dir, DOCS)
+    finally:
+        api_support.ROOT = saved_root
+    sources = root / "sources.yaml"
+    for name in ("hr-src", "fin-src"):
+        (root / name).mkdir()
+    sources.write_text(
+        "sources:\n"
+        '  - {name: hr-docs, paths: [hr-src], collection: hr, schedule: "0 3 * * *",'
+        " enabled: false}\n"
+        '  - {name: fin-docs, paths: [fin-src], collection: finance, schedule: "0 3 * * *",'
+        " enabled: false}\n"
+    )
     store = KeyStore(data_dir)
     keys: dict[str, str | None] = {"none": None, "bad": "ih_0123456789ab_" + "A" * 43}
+    keys_ids: dict[str, str] = {}
     for kind, (scopes, colls) in KEY_SPECS.items():
         new = store.create(kind, scopes, colls)
-        keys[kind] = new.key
+        keys[kind], keys_ids[kind] = new.key, new.record.key_id
     store.revoke(store.verify(str(keys["revoked"])).id)
     ollama = start_server(Script.instant("The policy is in the sources [1].", "thinking " * 5))
     settings = ServiceSettings(
@@ -94,11 +122,17 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         ollama_host=ollama.url,
         auth="keys",
         demo_model={"use": "never"},
+        sources=sources,
+        embedded_worker=False,
         security={"rate_limit": "10000/minute", "auth_failure_limit": "10000/minute"},
     )
     try:
         with LiveService(create_app(settings)) as live:
-            svc = Service(live.url, data_dir, ollama, keys)
+            svc = Service(live.url, data_dir, ollama, keys, keys_ids=keys_ids)
+            for coll in COLLECTIONS:
+                svc.records[f"doc_{coll}"] = document_id(
+                    coll, str(docs_root), f"{coll}/policy-1.md"
+                )
             for coll in ("hr", "ops"):  # reasoning records whose collections differ
                 resp = svc.call(
                     "admin", "POST", "/v1/query", {"question": QUESTION, "collections": [coll]}
@@ -130,8 +164,9 @@ class Case:
     method: str
     path: str
     body: Any
-    expect: dict[str, int]  # per key kind; missing kinds of UNAUTH get 401
+    expect: dict[str, int | tuple[int, ...]]  # per key kind; missing kinds of UNAUTH: 401
     searched: dict[str, set[str]] = field(default_factory=dict)  # kind -> collections hit
+    files: Any = None
 
 
 def q(**extra: Any) -> dict[str, Any]:
@@ -208,22 +243,82 @@ CASES = [
 ]
 
 
-def expected(case: Case, kind: str) -> int:
-    if kind in case.expect:
-        return case.expect[kind]
-    return UNAUTH[kind]
+def upload(coll: str) -> Any:
+    text = f"Uploaded {coll} note about the yearly budget, code word {MARKERS[coll]}."
+    return {"files": (f"{coll}-note.md", text.encode(), "text/markdown")}
+
+
+CASES += [
+    Case("me", "GET", "/v1/me", None, {k: 200 for k in READABLE}),
+    Case(
+        "download-finance",
+        "GET",
+        "/v1/documents/{doc_finance}/file",
+        None,
+        {"fin_query": 200, "hr_ingest": 403, "auditor": 200, "admin": 200},
+        {"fin_query": {"finance"}, "auditor": {"finance"}, "admin": {"finance"}},
+    ),
+    Case(
+        "download-ops",
+        "GET",
+        "/v1/documents/{doc_ops}/file",
+        None,
+        {"fin_query": 404, "hr_ingest": 403, "auditor": 404, "admin": 200},
+        {"admin": {"ops"}},
+    ),
+    Case(
+        "upload-hr",
+        "POST",
+        "/v1/collections/hr/documents",
+        None,
+        {"fin_query": 403, "hr_ingest": 200, "auditor": 403, "admin": 200},
+        files=upload("hr"),
+    ),
+    Case(
+        "upload-finance",
+        "POST",
+        "/v1/collections/finance/documents",
+        None,
+        {"fin_query": 403, "hr_ingest": 403, "auditor": 403, "admin": 200},
+        files=upload("finance"),
+    ),
+    Case("sources", "GET", "/v1/sources", None, {k: 200 for k in READABLE}),
+    Case(
+        "reindex-hr",
+        "POST",
+        "/v1/sources/hr-docs/reindex",
+        None,
+        {"fin_query": 403, "hr_ingest": 202, "auditor": 403, "admin": (202, 409)},
+    ),
+    Case(
+        "reindex-finance",
+        "POST",
+        "/v1/sources/fin-docs/reindex",
+        None,
+        {"fin_query": 403, "hr_ingest": 403, "auditor": 403, "admin": 202},
+    ),
+]
+SOURCE_COLLECTIONS = {"hr-docs": "hr", "fin-docs": "finance"}
+
+
+def expected(case: Case, kind: str) -> tuple[int, ...]:
+    want = case.expect.get(kind, UNAUTH.get(kind, 0))
+    return want if isinstance(want, tuple) else (want,)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_matrix(service: Service, case: Case, kind: str) -> None:
     path = case.path.format(**service.records)
-    resp = service.call(kind, case.method, path, case.body)
-    want = expected(case, kind)
-    assert resp.status_code == want, f"{case.name} as {kind}: {resp.status_code} {resp.text[:400]}"
+    resp = service.call(kind, case.method, path, case.body, case.files)
+    wanted = expected(case, kind)
+    assert resp.status_code in wanted, (
+        f"{case.name} as {kind}: {resp.status_code} {resp.text[:400]}"
+    )
+    want = resp.status_code
     if want >= 400:
-        code = {401: "unauthorized", 403: "forbidden", 404: "not_found"}[want]
-        assert resp.json()["error"]["code"] == code
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "reindex_running"}
+        assert resp.json()["error"]["code"] == code[want]
         assert not service.ollama.chat_requests(), "a refused call reached the model"
         if want == 401:
             assert resp.headers["www-authenticate"].startswith("Bearer")
@@ -239,14 +334,37 @@ def test_matrix(service: Service, case: Case, kind: str) -> None:
         assert names == READABLE[kind]
     if case.name.startswith("reasoning"):
         assert resp.json()["request_id"] == path.rsplit("/", 1)[-1]
+    if case.name == "me":
+        assert resp.json()["id"] == service.keys_ids[kind]
+    if case.name.startswith("upload"):
+        (stored,) = resp.json()["files"]
+        assert stored["status"] in ("indexed", "unchanged"), stored
+    if case.name == "sources":
+        listed = {SOURCE_COLLECTIONS[s["name"]] for s in resp.json()["sources"]}
+        assert listed == READABLE[kind] & set(SOURCE_COLLECTIONS.values())
+
+
+def audit_line(service: Service, request_id: str) -> dict[str, Any]:
+    """The audit entry of a request (written just after its last byte: allow a moment)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [
+            e
+            for e in AuditLog(service.data_dir / "audit").entries()
+            if e["request_id"] == request_id
+        ]
+        if found or time.monotonic() > deadline:
+            assert len(found) == 1, found
+            return found[0]
+        time.sleep(0.02)
 
 
 def test_audit_lines_name_key_collections_and_no_text(service: Service) -> None:
+    assert service.call("bad", "GET", "/v1/collections").status_code == 401
     resp = service.call("fin_query", "POST", "/v1/query", q())
     assert resp.status_code == 200
-    request_id = resp.json()["request_id"]
+    line = audit_line(service, resp.json()["request_id"])
     entries = list(AuditLog(service.data_dir / "audit").entries())
-    (line,) = [e for e in entries if e["request_id"] == request_id]
     assert (line["key_name"], line["route"], line["status"]) == ("fin_query", "/v1/query", 200)
     assert line["collections"] == ["finance"]
     assert line["document_ids"] and line["chunk_ids"]
@@ -259,6 +377,16 @@ def test_audit_lines_name_key_collections_and_no_text(service: Service) -> None:
     assert set(filter(None, service.audited)) <= logged  # every call made here left a line
     refused = [e for e in entries if e["status"] == 401]
     assert refused and all(e["key_id"] is None for e in refused)
+    download = service.call(
+        "fin_query", "GET", f"/v1/documents/{service.records['doc_finance']}/file"
+    )
+    assert download.status_code == 200
+    line = audit_line(service, download.headers["x-request-id"])
+    assert line["route"] == "/v1/documents/{document_id}/file"
+    assert (line["collections"], line["document_ids"]) == (
+        ["finance"],
+        [service.records["doc_finance"]],
+    )
 
 
 def test_revocation_via_cli_applies_to_the_running_service(service: Service) -> None:
