@@ -77,6 +77,7 @@ class _Worker:
         self.files_done = 0
         self.spawned = time.monotonic()
         self.doom: FileRejected | None = None  # why the monitor killed it, for the busy file
+        self.exitcode: int | None = None  # known once reaped
         self._ps: psutil.Process | None = None
 
     def rss(self) -> int:
@@ -112,7 +113,8 @@ class _Worker:
         """Wait for the (killed or exiting) process and release its handles."""
         self.process.join(timeout=10)
         self.conn.close()
-        if self.process.exitcode is not None:
+        self.exitcode = self.process.exitcode
+        if self.exitcode is not None:
             self.process.close()
 
 
@@ -351,7 +353,7 @@ class ParserPool:
 
 
 def _describe_exit(worker: _Worker) -> str:
-    code = worker.process.exitcode
+    code = worker.exitcode
     if code is None:
         return "no exit status"
     if code < 0:

@@ -1,0 +1,160 @@
+"""File type detection: content decides, the extension only picks between text syntaxes."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ingest import detect
+from ingest.detect import decode_text, detect_type
+from ingest.errors import CorruptFile, EmptyFile, EncryptedFile, UnsupportedType
+from tests.ingest.fixtures import EXPECTED_TYPES
+from tests.ingest.msg_writer import write_cfb
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_TYPES))
+def test_corpus_types(corpus: dict[str, Path], name: str) -> None:
+    assert detect_type(corpus[name]) == EXPECTED_TYPES[name]
+
+
+def test_docx_named_pdf_is_docx(corpus: dict[str, Path]) -> None:
+    assert corpus["docx_as_pdf"].suffix == ".pdf"
+    assert detect_type(corpus["docx_as_pdf"]) == "docx"
+
+
+@pytest.mark.parametrize("name", ["empty", "whitespace"])
+def test_empty_files(corpus: dict[str, Path], name: str) -> None:
+    with pytest.raises(EmptyFile):
+        detect_type(corpus[name])
+
+
+def test_png_needs_ocr(corpus: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(detect, "tesseract_available", lambda: False)
+    with pytest.raises(UnsupportedType, match="PNG image.*OCR"):
+        detect_type(corpus["png"], ocr=True)
+    monkeypatch.setattr(detect, "tesseract_available", lambda: True)
+    with pytest.raises(UnsupportedType, match="PNG image"):
+        detect_type(corpus["png"], ocr=False)
+    assert detect_type(corpus["png"], ocr=True) == "png"
+
+
+def test_random_bytes_are_unsupported(corpus: dict[str, Path]) -> None:
+    with pytest.raises(UnsupportedType, match="unsupported file type"):
+        detect_type(corpus["random_bin"])
+
+
+def test_encrypted_office_container(corpus: dict[str, Path]) -> None:
+    with pytest.raises(EncryptedFile, match="password-protected"):
+        detect_type(corpus["encrypted_docx"])
+
+
+def test_legacy_word_without_libreoffice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "old.doc"
+    path.write_bytes(write_cfb({"WordDocument": b"\x00" * 600, "1Table": b"\x00" * 100}))
+    monkeypatch.setattr(detect, "libreoffice_available", lambda: False)
+    with pytest.raises(UnsupportedType, match=r"legacy Word.*LibreOffice"):
+        detect_type(path)
+    monkeypatch.setattr(detect, "libreoffice_available", lambda: True)
+    assert detect_type(path) == "doc"
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"a.txt": b"hello"}, "zip archive"),
+        ({"mimetype": b"application/vnd.oasis.opendocument.spreadsheet"}, "OpenDocument"),
+        ({"[Content_Types].xml": b"<Types/>", "foo/bar.xml": b"<x/>"}, "Office Open XML"),
+    ],
+)
+def test_unsupported_zips(tmp_path: Path, members: dict[str, bytes], message: str) -> None:
+    path = tmp_path / "archive.docx"
+    path.write_bytes(_zip(members))
+    with pytest.raises(UnsupportedType, match=message):
+        detect_type(path)
+
+
+def test_damaged_zip_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "broken.docx"
+    path.write_bytes(b"PK\x03\x04" + b"\x14\x00" * 200)
+    with pytest.raises(CorruptFile, match="zip"):
+        detect_type(path)
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "expected"),
+    [
+        ("page.txt", "<!DOCTYPE html><html><body><p>Hi</p></body></html>", "html"),
+        ("data", '<?xml version="1.0"?><root><a>1</a></root>', "xml"),
+        ("feed.xml", "<html><body>looks like html</body></html>", "xml"),
+        ("noext", json.dumps({"a": [1, 2]}), "json"),
+        ("broken.txt", '{"a": [1, 2', "txt"),
+        ("rows.ndjson", '{"a": 1}\n{"a": 2}\n', "json"),
+        ("notes.md", "<div>markdown may start with markup</div>\n\n# Title", "md"),
+        ("table.csv", "just some words, nothing tabular", "csv"),
+        ("table.tab", "a\tb\n1\t2\n", "tsv"),
+        ("doc.rst", "Title\n=====\n\nText.", "rst"),
+        ("doc.org", "* Heading\nText.", "org"),
+        ("code.py", "import os\nprint(os.getcwd())\n", "txt"),
+        ("car.txt", "BMW annual report: sales rose.", "txt"),
+        ("exe.txt", "MZ is a two-letter abbreviation used in this note.", "txt"),
+        (
+            "saved-mail.txt",
+            "From: a@example.com\nTo: b@example.com\nSubject: Hi\nDate: Tue, 2 Jan 2024\n\nBody",
+            "eml",
+        ),
+        ("letter.txt", "From: the desk of the CEO\n\nDear all, ...", "txt"),
+    ],
+)
+def test_text_sniffing(tmp_path: Path, filename: str, content: str, expected: str) -> None:
+    path = tmp_path / filename
+    path.write_text(content, encoding="utf-8")
+    assert detect_type(path) == expected
+
+
+def test_bomless_utf16_is_text(tmp_path: Path) -> None:
+    path = tmp_path / "le.txt"
+    path.write_bytes("Plain words in UTF-16 without a byte order mark.".encode("utf-16-le"))
+    assert detect_type(path) == "txt"
+    whitespace = tmp_path / "blank16.txt"
+    whitespace.write_bytes("   \n\t ".encode("utf-16"))
+    with pytest.raises(EmptyFile):
+        detect_type(whitespace)
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Le café était servi à l'entrée, la crème brûlée était très appréciée.", "cp1252"),
+        ("Příliš žluťoučký kůň úpěl ďábelské ódy. Děkujeme za Vaši zprávu.", "cp1250"),
+        ("Grüße aus Köln, schöne Straße.", "utf-8-sig"),
+        ("Grüße aus Köln, schöne Straße.", "utf-16"),
+        ("Grüße aus Köln, schöne Straße.", "utf-16-be"),
+        ("Grüße aus Köln, schöne Straße.", "utf-32"),
+    ],
+)
+def test_decode_text(text: str, encoding: str) -> None:
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    assert decode_text(data) == text
+
+
+def test_decode_text_refuses_binary() -> None:
+    assert decode_text(bytes(range(256)) * 4) is None
+
+
+def test_decode_prefix_tolerates_cut_character() -> None:
+    data = "naïve café".encode()[:-1]  # the é is cut in half
+    assert decode_text(data, partial=True) == "naïve caf"

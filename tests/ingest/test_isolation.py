@@ -1,0 +1,150 @@
+"""ParserPool: worker processes contain timeouts, memory blow-ups and crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from ingest.documents import ParsedDocument
+from ingest.errors import FileRejected
+from ingest.isolation import ParserPool
+from ingest.settings import ParseSettings
+from tests.ingest.fixtures import BAD_FILES, MARKERS, write_big_text, write_long_docx
+
+Result = ParsedDocument | FileRejected
+
+
+def _code(result: Result) -> str:
+    return result.code if isinstance(result, FileRejected) else "ok"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ParserPool]:
+    with ParserPool(ParseSettings(timeout_s=120), workers=2) as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def big_text(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two MiB of prose: allowed, but a minute or more of unstructured's NLP."""
+    return write_big_text(tmp_path_factory.mktemp("big") / "novel.txt", 2)
+
+
+def test_parses_the_corpus(pool: ParserPool, corpus: dict[str, Path]) -> None:
+    results = dict(pool.parse_many(corpus.items()))
+    assert set(results) == set(corpus)
+    for name, marker in MARKERS.items():
+        result = results[name]
+        assert isinstance(result, ParsedDocument), (name, result)
+        assert marker in "\n".join(e.text for e in result.elements)
+    for name, code in BAD_FILES.items():
+        assert _code(results[name]) == code, (name, results[name])
+
+
+def test_consumes_items_lazily(pool: ParserPool, corpus: dict[str, Path]) -> None:
+    pulled = 0
+
+    def items() -> Iterator[tuple[int, Path]]:
+        nonlocal pulled
+        for number in range(12):
+            pulled += 1
+            yield number, corpus["txt"]
+
+    seen_at_first_result = None
+    keys = []
+    for key, result in pool.parse_many(items()):
+        seen_at_first_result = seen_at_first_result or pulled
+        keys.append(key)
+        assert _code(result) == "ok"
+    assert sorted(keys) == list(range(12))
+    assert seen_at_first_result is not None and seen_at_first_result <= 4
+
+
+def test_timeout_kills_and_replaces_the_worker(corpus: dict[str, Path], big_text: Path) -> None:
+    started = time.monotonic()
+    with ParserPool(ParseSettings(timeout_s=2), workers=1) as pool:
+        results = dict(pool.parse_many([("big", big_text), ("small", corpus["txt"])]))
+        assert len(pool.worker_pids) == 1
+    assert _code(results["big"]) == "timeout"
+    assert "longer than 2 s" in str(results["big"])
+    assert _code(results["small"]) == "ok"
+    assert time.monotonic() - started < 60
+
+
+def test_memory_cap(tmp_path: Path, corpus: dict[str, Path]) -> None:
+    with ParserPool(ParseSettings(), workers=1) as probe:
+        assert _code(dict(probe.parse_many([(0, corpus["txt"])]))[0]) == "ok"
+        idle_mb = psutil.Process(probe.worker_pids[0]).memory_info().rss // (1024 * 1024)
+    hog = write_long_docx(tmp_path / "long.docx", paragraphs=1_000_000)  # ~3 MiB on disk
+    settings = ParseSettings(memory_mb=idle_mb + 300, timeout_s=120)
+    with ParserPool(settings, workers=1) as pool:
+        items = [("before", corpus["txt"]), ("hog", hog), ("after", corpus["md"])]
+        results = dict(pool.parse_many(items))
+    assert _code(results["hog"]) == "too_large"
+    assert "memory cap" in str(results["hog"])
+    assert _code(results["before"]) == _code(results["after"]) == "ok"
+
+
+def test_crashed_worker_is_replaced(corpus: dict[str, Path], big_text: Path) -> None:
+    with ParserPool(ParseSettings(timeout_s=120), workers=1) as pool:
+        killed: list[int] = []
+
+        def kill_when_busy() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                for pid, path in pool.busy_paths.items():
+                    if path == big_text:
+                        time.sleep(0.3)
+                        os.kill(pid, signal.SIGSEGV)
+                        killed.append(pid)
+                        return
+                time.sleep(0.02)
+
+        killer = threading.Thread(target=kill_when_busy)
+        killer.start()
+        items = [("big", big_text), ("next", corpus["md"]), ("last", corpus["html"])]
+        results = dict(pool.parse_many(items))
+        killer.join()
+        assert killed and killed[0] not in pool.worker_pids
+    assert _code(results["big"]) == "parse_error"
+    assert "crashed" in str(results["big"]) and "SIGSEGV" in str(results["big"])
+    assert _code(results["next"]) == _code(results["last"]) == "ok"
+
+
+def test_stopping_early_then_reusing(corpus: dict[str, Path], big_text: Path) -> None:
+    with ParserPool(ParseSettings(timeout_s=120), workers=2) as pool:
+        first = pool.parse_many([("big", big_text), ("small", corpus["txt"])])
+        key, result = next(first)
+        busy = list(pool.busy_paths)
+        first.close()  # the consumer stops: the busy worker must not keep parsing
+        assert (key, _code(result)) == ("small", "ok")
+        assert busy and not any(_alive(pid) for pid in busy)
+        assert _code(dict(pool.parse_many([("again", corpus["md"])]))["again"]) == "ok"
+
+
+def test_close_leaves_no_workers(corpus: dict[str, Path]) -> None:
+    pool = ParserPool(ParseSettings(), workers=2)
+    assert _code(dict(pool.parse_many([("epub", corpus["epub"])]))["epub"]) == "ok"
+    pids = pool.worker_pids
+    assert len(pids) == 2
+    pool.close()
+    assert not any(_alive(pid) for pid in pids)
+    helpers = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
+    for child in psutil.Process().children(recursive=True):
+        assert any(h in " ".join(child.cmdline()) for h in helpers), child.cmdline()
+    with pytest.raises(RuntimeError, match="closed"):
+        next(pool.parse_many([("x", corpus["txt"])]))
