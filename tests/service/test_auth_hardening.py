@@ -168,3 +168,27 @@ def test_upload_path_stays_in_area(tmp_path: Path) -> None:
         upload_path(root, "hr", "link.txt")
     with pytest.raises(ValueError):
         upload_path(root, "../hr", "x.pdf")
+
+
+async def test_app_wide_limits_answer_in_the_error_shape(tmp_path: Path) -> None:
+    from service.api.main import create_app
+    from service.settings import ServiceSettings
+
+    settings = ServiceSettings(data_dir=tmp_path, auth="keys", limits={"upload_mb": 1})
+    async with client(create_app(settings)) as http:
+        big_json = await http.post(
+            "/v1/query",
+            content=b'{"question": "' + b"x" * 1_000_001 + b'"}',
+            headers={"content-type": "application/json"},
+        )
+        big_upload = await http.post(
+            "/v1/collections/main/documents", files={"files": ("a.txt", b"x" * 1_200_000)}
+        )
+        probe = await http.get("/healthz")
+        no_key = await http.get("/v1/collections")
+    for resp in (big_json, big_upload):  # refused before any key check or body parsing
+        assert resp.status_code == 413
+        assert resp.json()["error"]["code"] == "payload_too_large"
+    assert probe.status_code == 200 and probe.headers["x-frame-options"] == "DENY"
+    assert no_key.status_code == 401 and no_key.json()["error"]["code"] == "unauthorized"
+    assert no_key.headers["www-authenticate"].startswith("Bearer")
