@@ -192,3 +192,22 @@ async def test_app_wide_limits_answer_in_the_error_shape(tmp_path: Path) -> None
     assert probe.status_code == 200 and probe.headers["x-frame-options"] == "DENY"
     assert no_key.status_code == 401 and no_key.json()["error"]["code"] == "unauthorized"
     assert no_key.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_rate_limit_and_restart_on_the_real_app(tmp_path: Path) -> None:
+    from service.api.main import create_app
+    from service.auth.keys import KeyStore
+    from service.settings import ServiceSettings
+
+    key = KeyStore(tmp_path).create("bot", ["query"], ["hr"]).key
+    auth = {"Authorization": f"Bearer {key}"}
+    settings = ServiceSettings(data_dir=tmp_path, auth="keys", security={"rate_limit": "2/minute"})
+    async with client(create_app(settings)) as http:
+        first = [(await http.get("/v1/me", headers=auth)).status_code for _ in range(2)]
+        limited = await http.get("/v1/me", headers=auth)
+    assert first == [200, 200]
+    assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    async with client(create_app(settings)) as http:  # a restart: same key, fresh counters
+        again = await http.get("/v1/me", headers=auth)
+    assert again.status_code == 200 and again.json()["collections"] == ["hr"]
