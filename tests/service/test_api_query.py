@@ -294,3 +294,14 @@ def test_unknown_reasoning_record_is_404(running: Running) -> None:
     response = httpx.get(f"{running.url}/v1/reasoning/0123456789abcdef01234567")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_non_streaming_client_that_gives_up_cancels_the_model_request(
+    running: Running,
+) -> None:
+    running.ollama.script.push(Reply.answer(first_token_delay_s=20))
+
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{running.url}/v1/query", json={"question": QUESTION}, timeout=2)
+
+    assert running.ollama.wait_for_disconnect(timeout=5)
