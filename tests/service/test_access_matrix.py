@@ -70,6 +70,7 @@ class Service:
     keys: dict[str, str | None]
     records: dict[str, str] = field(default_factory=dict)  # request and document ids by name
     keys_ids: dict[str, str] = field(default_factory=dict)
+    app: Any = None
     audited: list[str] = field(default_factory=list)  # request ids of calls made
 
     def call(
@@ -127,8 +128,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         security={"rate_limit": "10000/minute", "auth_failure_limit": "10000/minute"},
     )
     try:
-        with LiveService(create_app(settings)) as live:
-            svc = Service(live.url, data_dir, ollama, keys, keys_ids=keys_ids)
+        app = create_app(settings)
+        with LiveService(app) as live:
+            svc = Service(live.url, data_dir, ollama, keys, keys_ids=keys_ids, app=app)
             for coll in COLLECTIONS:
                 svc.records[f"doc_{coll}"] = document_id(
                     coll, str(docs_root), f"{coll}/policy-1.md"
@@ -397,3 +399,33 @@ def test_revocation_via_cli_applies_to_the_running_service(service: Service) -> 
     assert done.returncode == 0, done.stderr
     resp = service.call("short", "GET", "/v1/collections")
     assert resp.status_code == 401 and "revoked" in resp.json()["error"]["message"]
+
+
+WEB_PAGE_ROUTES = {("GET", "/"), ("GET", "/static/{relative:path}")}  # no data: no key
+
+
+def test_every_route_is_in_the_matrix(service: Service) -> None:
+    """A new route fails here until the matrix says who may call it."""
+    from fastapi.routing import APIRoute
+
+    def walk(routes: list[Any]) -> Iterator[Any]:  # FastAPI wraps included routers
+        for route in routes:
+            if hasattr(route, "original_router"):
+                yield from walk(route.original_router.routes)
+            else:
+                yield route
+
+    routes = [r for r in walk(service.app.routes) if isinstance(r, APIRoute)]
+    assert len(routes) >= 10
+    declared = {(m, r.path) for r in routes for m in r.methods if m != "HEAD"}
+    covered = {
+        (case.method, route.path)
+        for case in CASES
+        for route in routes
+        if case.method in route.methods
+        and route.path_regex.match(case.path.format(**service.records))
+    }
+    assert declared - covered == WEB_PAGE_ROUTES
+    for route in routes:
+        if (("GET", route.path)) in WEB_PAGE_ROUTES:
+            assert not route.include_in_schema
