@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
 from service.api.main import create_app
@@ -59,31 +61,49 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         ollama.stop()
 
 
+# (generation mode, with the key?, examples per operation)
+PASSES = (
+    (GenerationMode.POSITIVE, True, MAX_EXAMPLES),  # valid requests, admin key
+    (GenerationMode.NEGATIVE, True, 3),  # invalid requests: 4xx in the declared shape
+    (GenerationMode.POSITIVE, False, 2),  # no key: a declared 401 (or a public route)
+)
+
+
+def exercise(operation: Any, mode: GenerationMode, headers: dict[str, str], examples: int) -> None:
+    """Run ``examples`` generated calls of one operation through Schemathesis' checks."""
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    def run(case: Any) -> None:
+        case.call_and_validate(
+            headers=headers, timeout=60, excluded_checks=[positive_data_acceptance]
+        )
+
+    try:
+        run()
+    except Unsatisfiable:  # no invalid input exists (e.g. no parameters, no body)
+        assert mode is GenerationMode.NEGATIVE
+
+
 def test_api_conforms(api_schema: Any) -> None:
-    """A few generated requests per operation; every failing operation is reported."""
-    headers = {"Authorization": f"Bearer {ADMIN['key']}"}
+    """A few generated requests per operation and pass; every failure is reported."""
     failures: dict[str, str] = {}
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 6
-    for operation in operations:
-
-        @given(case=operation.as_strategy())
-        @settings(
-            max_examples=MAX_EXAMPLES,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        def exercise(case: Any) -> None:
-            case.call_and_validate(
-                headers=headers, timeout=60, excluded_checks=[positive_data_acceptance]
-            )
-
-        try:
-            exercise()
-        except (Exception, BaseExceptionGroup) as exc:  # collect all, then fail once
-            failures[operation.label] = f"{type(exc).__name__}: {str(exc)[:1500]}"
+    for mode, with_key, examples in PASSES:
+        headers = {"Authorization": f"Bearer {ADMIN['key']}"} if with_key else {}
+        for operation in operations:
+            try:
+                exercise(operation, mode, headers, examples)
+            except (Exception, BaseExceptionGroup) as exc:  # collect all, then fail once
+                label = f"{operation.label} [{mode.value}, key={with_key}]"
+                failures[label] = f"{type(exc).__name__}: {str(exc)[:1500]}"
     assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
 
 
