@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 
 FILE_PREFIX = "audit-"
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -238,4 +240,7 @@ class AuditMiddleware:
             route = scope.get("route")
             record.route = getattr(route, "path", None)
             record.aborted = record.status is not None and not finished
-            self.log.write(record.line())
+            try:
+                self.log.write(record.line())
+            except OSError as exc:  # the response is gone already; make the gap loud
+                log.error("audit log write failed for request %s: %s", record.request_id, exc)

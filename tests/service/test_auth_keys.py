@@ -171,3 +171,32 @@ def test_cli_create_list_revoke(tmp_path: Path) -> None:
     assert run_inhouse(["keys", "revoke", "nope"], data).returncode == 2
     bad = run_inhouse(["keys", "create", "--name", "x", "--scopes", "query"], data)
     assert bad.returncode == 2 and "--collections" in bad.stderr
+
+
+def test_cli_audit_tail(tmp_path: Path) -> None:
+    from service.auth.audit import AuditLog
+
+    data = tmp_path / "data"
+    log = AuditLog(data / "audit")
+    for n in range(3):
+        log.write(
+            {
+                "time": f"2026-11-2{n}T10:00:00.000+00:00",
+                "request_id": f"r{n}",
+                "key_id": "k1",
+                "key_name": "fin",
+                "method": "POST",
+                "route": "/v1/query",
+                "collections": ["finance"],
+                "document_ids": ["d1"],
+                "chunk_ids": ["d1:0", "d1:1"],
+                "status": 200,
+                "latency_ms": 12.5,
+            }
+        )
+    as_json = run_inhouse(["audit", "tail", "-n", "2", "--json"], data)
+    assert as_json.returncode == 0, as_json.stderr
+    assert [json.loads(line)["request_id"] for line in as_json.stdout.splitlines()] == ["r1", "r2"]
+    human = run_inhouse(["audit", "tail"], data)
+    assert human.returncode == 0 and human.stdout.count("fin (k1)") == 3
+    assert "collections=finance  documents=1 chunks=2" in human.stdout
