@@ -118,6 +118,7 @@ function signOut(notice = "") {
   $("#messages").replaceChildren();
   state.sources?.reset();
   if ($("#upload-dialog").open) $("#upload-dialog").close();
+  if (!state.upload.running) state.upload.clearFinished();
   showSignin(notice);
 }
 
@@ -130,12 +131,9 @@ function expire() {
 async function enterApp() {
   const me = state.me;
   state.store = new ConversationStore(me.id || me.key_id || me.name || "default");
-  state.sources = new SourcesPanel(state.api, { isWide: () => wide.matches });
-  state.upload = new UploadDialog(state.api, {
-    maxBytes: me.limits?.upload_bytes || (me.limits?.upload_mb ? me.limits.upload_mb * 1024 * 1024 : null),
-    onIndexed: () => refreshCollections(),
-    onError: (err) => globalError(err),
-  });
+  state.sources.api = state.api;
+  state.upload.api = state.api;
+  state.upload.setLimit(me.limits?.upload_mb ? me.limits.upload_mb * 1024 * 1024 : null);
   $("#user-name").textContent = me.name || "Signed in";
   $("#user-role").textContent = roleLabel();
   $("#user-avatar").textContent = initials(me.name || "?");
@@ -144,7 +142,7 @@ async function enterApp() {
   $("#collection-select").replaceChildren(el("option", { text: "Loading…", attrs: { value: "" } }));
   $("#welcome-collection").textContent = "your collections";
   await refreshCollections();
-  const remembered = localStorage.getItem(pickSlot());
+  const remembered = stored(pickSlot());
   if (remembered && optionExists(remembered)) setCollection(remembered);
   renderConversations();
   newChat();
@@ -167,6 +165,16 @@ function initials(name) {
 
 function pickSlot() {
   return `inhouse.collection.${state.me?.id || state.me?.name || "default"}`;
+}
+
+function stored(slot, value) {
+  try {
+    if (value === undefined) return localStorage.getItem(slot);
+    localStorage.setItem(slot, value);
+  } catch {
+    // storage disabled: nothing remembered
+  }
+  return null;
 }
 
 function optionExists(value) {
@@ -568,7 +576,7 @@ function bind() {
   });
   $("#collection-select").addEventListener("change", (e) => {
     setCollection(e.target.value);
-    localStorage.setItem(pickSlot(), e.target.value);
+    stored(pickSlot(), e.target.value);
     if (state.conversation?.turns.length && state.conversation.collection !== e.target.value) newChat();
   });
   $("#upload-open").addEventListener("click", () => state.upload.open(state.collection));
@@ -629,6 +637,11 @@ function submit() {
 }
 
 function boot() {
+  state.sources = new SourcesPanel(null, { isWide: () => wide.matches });
+  state.upload = new UploadDialog(null, {
+    onIndexed: () => refreshCollections(),
+    onError: (err) => globalError(err),
+  });
   bind();
   const key = session.key;
   if (key) signIn(key, { remembered: true });

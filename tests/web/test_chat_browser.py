@@ -426,9 +426,27 @@ def test_upload_indexes_a_docx_and_reports_failures(
     )
 
 
-def test_employee_without_ingest_sees_no_upload(chat: Chat, corpus: Corpus) -> None:
+def test_sign_out_and_in_as_someone_else(
+    chat: Chat, corpus: Corpus, ollama: OllamaTestServer, tmp_path: Path
+) -> None:
+    ollama.script.push(Reply.answer(ANSWER, REASONING))
     chat.open().sign_in(corpus.keys["employee"])
-    assert chat.page.locator("#upload-open").is_hidden()
+    assert chat.page.locator("#upload-open").is_hidden()  # no ingest scope
+    chat.finished(chat.ask("Who keeps the visitor log?"))
+    assert "visitor log" in chat.page.inner_text("#conversation-list")
+    chat.page.get_by_role("button", name="Sign out").click()
+    chat.page.wait_for_selector("#signin-view:not([hidden])")
+    assert chat.page.evaluate("sessionStorage.getItem('inhouse.key')") is None
+    chat.sign_in(corpus.keys["editor"])
+    assert chat.page.inner_text("#user-name") == "Editor"
+    # each key has its own conversation list
+    assert "visitor log" not in chat.page.inner_text("#conversation-list")
+    note = tmp_path / "visitors.md"
+    note.write_text("# Visitors\n\nVisitors wear a badge at all times.\n")
+    chat.page.click("#upload-open")
+    chat.page.set_input_files("#upload-input", str(note))
+    chat.page.wait_for_selector(".upload-item[data-state='done']", timeout=120_000)
+    assert chat.page.locator(".upload-item").count() == 1  # one handler, one upload
 
 
 def dead_port() -> int:

@@ -51,7 +51,12 @@ export class UploadDialog {
     this.dialog.addEventListener("close", () => {
       if (!this.running) this.clearFinished();
     });
-    if (maxBytes) $("#upload-limit").textContent = `Up to ${formatBytes(maxBytes)} per file.`;
+    this.setLimit(maxBytes);
+  }
+
+  setLimit(maxBytes) {
+    this.maxBytes = maxBytes;
+    $("#upload-limit").textContent = maxBytes ? `Up to ${formatBytes(maxBytes)} per file.` : "";
   }
 
   open(collection) {
