@@ -42,7 +42,9 @@ K = TypeVar("K")
 
 MIB = 1024 * 1024
 MONITOR_INTERVAL_S = 0.05
-"""How often busy workers' clocks and memory are checked."""
+"""How often busy workers' clocks are checked."""
+MEMORY_INTERVAL_S = 0.25
+"""How often busy workers' memory is measured (a /proc scan: dearer than a clock check)."""
 START_TIMEOUT_S = 180.0
 """A worker not ready (imports + warm-up) after this long is killed and counted as failed."""
 MAX_START_FAILURES = 3
@@ -65,8 +67,13 @@ class _Worker:
 
     def __init__(self, context: Any, settings: ParseSettings) -> None:
         parent_end, child_end = context.Pipe(duplex=True)
+        # id of the job the worker is parsing right now, -1 between files (set by the worker)
+        self.parsing = context.RawValue("q", -1)
         self.process = context.Process(
-            target=_worker_main, args=(child_end, settings), name="inhouse-parser", daemon=True
+            target=_worker_main,
+            args=(child_end, settings, self.parsing),
+            name="inhouse-parser",
+            daemon=True,
         )
         self.process.start()
         child_end.close()
@@ -78,6 +85,7 @@ class _Worker:
         self.spawned = time.monotonic()
         self.doom: FileRejected | None = None  # why the monitor killed it, for the busy file
         self.exitcode: int | None = None  # known once reaped
+        self.reaped = False
         self._ps: psutil.Process | None = None
 
     def rss(self) -> int:
@@ -97,6 +105,8 @@ class _Worker:
 
     def kill(self) -> None:
         """SIGKILL the worker and every process it started."""
+        if self.reaped:
+            return
         try:
             children = psutil.Process(self.pid).children(recursive=True)
         except psutil.Error:
@@ -111,6 +121,9 @@ class _Worker:
 
     def reap(self) -> None:
         """Wait for the (killed or exiting) process and release its handles."""
+        if self.reaped:
+            return
+        self.reaped = True
         self.process.join(timeout=10)
         self.conn.close()
         self.exitcode = self.process.exitcode
@@ -326,8 +339,12 @@ class ParserPool:
 
     def _watch(self) -> None:
         cap = self._settings.memory_mb * MIB
+        next_memory_check = 0.0
         while not self._stop.wait(MONITOR_INTERVAL_S):
             now = time.monotonic()
+            check_memory = now >= next_memory_check
+            if check_memory:
+                next_memory_check = now + MEMORY_INTERVAL_S
             with self._lock:
                 for worker in self._workers:
                     if worker.doom is not None:
@@ -339,12 +356,14 @@ class ParserPool:
                             worker.doom = ParseError(self._last_start_error)
                             worker.kill()
                         continue
+                    if worker.parsing.value != job.id:
+                        continue  # not started yet, or done and handing the result over
                     if now - job.started > self._settings.timeout_s:
                         worker.doom = ParseTimeout(
                             f"parsing took longer than {self._settings.timeout_s:g} s"
                         )
                         worker.kill()
-                    elif (rss := worker.rss()) > cap:
+                    elif check_memory and (rss := worker.rss()) > cap:
                         worker.doom = TooLarge(
                             f"the parser exceeded the memory cap ({rss / MIB:,.0f} MiB >"
                             f" {self._settings.memory_mb:,} MiB)"
@@ -364,7 +383,7 @@ def _describe_exit(worker: _Worker) -> str:
     return f"exit status {code}"
 
 
-def _worker_main(conn: Connection, settings: ParseSettings) -> None:
+def _worker_main(conn: Connection, settings: ParseSettings, parsing: Any) -> None:
     """Worker process: warm up once, then parse paths sent by the parent until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.dup2(2, 1)  # stray prints from parser libraries must not reach the caller's stdout
@@ -386,12 +405,14 @@ def _worker_main(conn: Connection, settings: ParseSettings) -> None:
         if request is None:
             return
         job_id, path = request
+        parsing.value = job_id  # the parent's clock and memory cap apply from here...
+        reply: tuple[int, ParsedDocument | None, str | None, str | None]
         try:
-            document = parse_file(Path(path), settings)
+            reply = (job_id, parse_file(Path(path), settings), None, None)
         except FileRejected as exc:
-            conn.send((job_id, None, exc.code, exc.message))
+            reply = (job_id, None, exc.code, exc.message)
         except BaseException as exc:  # e.g. MemoryError escaping a C extension
             rejection = rejection_for(exc)
-            conn.send((job_id, None, rejection.code, rejection.message))
-        else:
-            conn.send((job_id, document, None, None))
+            reply = (job_id, None, rejection.code, rejection.message)
+        parsing.value = -1  # ...to here: a slow reader of big results is not a slow parse
+        conn.send(reply)

@@ -148,3 +148,25 @@ def test_close_leaves_no_workers(corpus: dict[str, Path]) -> None:
         assert any(h in " ".join(child.cmdline()) for h in helpers), child.cmdline()
     with pytest.raises(RuntimeError, match="closed"):
         next(pool.parse_many([("x", corpus["txt"])]))
+
+
+def test_slow_consumer_does_not_time_out_finished_files(
+    tmp_path: Path, corpus: dict[str, Path]
+) -> None:
+    """A result too big for the pipe waits for the reader without counting as parse time."""
+    table = tmp_path / "wide.csv"
+    row = "alpha,beta,gamma,delta,12345,67890,a longer text cell to widen the table\n"
+    # ~1 MiB of cells: parses in seconds; its result outgrows the socket buffer (~200 KiB)
+    table.write_text("a,b,c,d,e,f,g\n" + row * 14_000, encoding="utf-8")
+    with ParserPool(ParseSettings(timeout_s=8), workers=2) as pool:
+        list(pool.parse_many([(1, corpus["txt"]), (2, corpus["md"])]))  # both workers ready
+        results = {}
+        for key, result in pool.parse_many([("small", corpus["txt"]), ("table", table)]):
+            results[key] = result
+            if len(results) == 1:
+                assert key == "small"  # dispatched together, the table is still parsing
+                time.sleep(12)  # e.g. embedding the first document
+    assert _code(results["small"]) == "ok"
+    assert _code(results["table"]) == "ok", results["table"]
+    assert isinstance(results["table"], ParsedDocument)
+    assert sum(len(e.text) for e in results["table"].elements) > 900_000
