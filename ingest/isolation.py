@@ -14,7 +14,9 @@ import itertools
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections import deque
@@ -65,13 +67,15 @@ class _Job:
 class _Worker:
     """One worker process, the pipe to it, and the file it is parsing (if any)."""
 
-    def __init__(self, context: Any, settings: ParseSettings) -> None:
+    def __init__(self, context: Any, settings: ParseSettings, tmp_root: Path) -> None:
         parent_end, child_end = context.Pipe(duplex=True)
+        # the worker's TMPDIR: what a killed parser (or its pandoc) leaves behind goes with it
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="worker-", dir=tmp_root))
         # id of the job the worker is parsing right now, -1 between files (set by the worker)
         self.parsing = context.RawValue("q", -1)
         self.process = context.Process(
             target=_worker_main,
-            args=(child_end, settings, self.parsing),
+            args=(child_end, settings, self.parsing, str(self.tmpdir)),
             name="inhouse-parser",
             daemon=True,
         )
@@ -129,6 +133,7 @@ class _Worker:
         self.exitcode = self.process.exitcode
         if self.exitcode is not None:
             self.process.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 class ParserPool:
@@ -142,6 +147,7 @@ class ParserPool:
         self._context.set_forkserver_preload(
             ["ingest", "ingest.parse", "ingest.isolation", *PARTITION_MODULES]
         )
+        self._tmp_root = Path(tempfile.mkdtemp(prefix="inhouse-parse-"))
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._job_ids = itertools.count()
@@ -220,6 +226,7 @@ class ParserPool:
                 worker.process.join(timeout=1)
             worker.kill()
             worker.reap()
+        shutil.rmtree(self._tmp_root, ignore_errors=True)
 
     def __enter__(self) -> ParserPool:
         return self
@@ -241,7 +248,7 @@ class ParserPool:
         if self._start_failures >= MAX_START_FAILURES:
             raise RuntimeError(f"parser workers fail to start: {self._last_start_error}")
         while len(self._workers) < self._size:
-            worker = _Worker(self._context, self._settings)
+            worker = _Worker(self._context, self._settings, self._tmp_root)
             with self._lock:
                 self._workers.append(worker)
 
@@ -383,9 +390,10 @@ def _describe_exit(worker: _Worker) -> str:
     return f"exit status {code}"
 
 
-def _worker_main(conn: Connection, settings: ParseSettings, parsing: Any) -> None:
+def _worker_main(conn: Connection, settings: ParseSettings, parsing: Any, tmpdir: str) -> None:
     """Worker process: warm up once, then parse paths sent by the parent until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    os.environ["TMPDIR"] = tempfile.tempdir = tmpdir  # for this process and its children
     os.dup2(2, 1)  # stray prints from parser libraries must not reach the caller's stdout
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)

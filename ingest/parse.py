@@ -104,6 +104,8 @@ def rejection_for(exc: BaseException) -> FileRejected:
         return EncryptedFile(f"the file is password-protected ({detail})")
     if names & _CORRUPT_EXCEPTIONS or type(exc).__module__ == "zlib":
         return CorruptFile(f"the file is damaged or malformed ({detail})")
+    if isinstance(exc, PermissionError):
+        return ParseError(f"the file cannot be read: permission denied ({detail})")
     if isinstance(exc, KeyError) and "archive" in detail:
         return CorruptFile(f"the document package is missing a part ({detail})")
     return ParseError(f"the parser failed: {detail}")
@@ -116,7 +118,10 @@ def _short(exc: BaseException, limit: int = 200) -> str:
 
 
 def _parse(path: Path, settings: ParseSettings) -> ParsedDocument:
-    info = path.stat()
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ParseError("the file no longer exists") from None
     if not stat.S_ISREG(info.st_mode):
         raise UnsupportedType("not a regular file")
     check_file_size(info.st_size, settings)

@@ -118,9 +118,13 @@ def make_corpus(directory: Path) -> dict[str, Path]:
 
 def write_big_text(path: Path, megabytes: float) -> Path:
     """A large plain-text file of prose paragraphs (slow to parse, well under size limits)."""
-    paragraph = " ".join([_SENTENCE] * 4)
-    count = int(megabytes * 1024 * 1024 / (len(paragraph) + 2)) + 1
-    path.write_text("\n\n".join(f"{n}. {paragraph}" for n in range(count)), encoding="utf-8")
+    # distinct paragraphs (unstructured caches its NLP per text) of ordinary prose, so each
+    # one goes through the sentence and part-of-speech models
+    paragraph = "This is paragraph {n}, written so that the parser sees ordinary narrative prose. "
+    paragraph += " ".join([_SENTENCE] * 3)
+    count = int(megabytes * 1024 * 1024 / (len(paragraph) + 8)) + 1
+    text = "\n\n".join(paragraph.format(n=n) for n in range(count))
+    path.write_text(text, encoding="utf-8")
     return path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -137,7 +138,9 @@ def test_stopping_early_then_reusing(corpus: dict[str, Path], big_text: Path) ->
 
 
 def test_close_leaves_no_workers(corpus: dict[str, Path]) -> None:
+    temp_dirs = set(Path(tempfile.gettempdir()).glob("inhouse-parse-*"))
     pool = ParserPool(ParseSettings(), workers=2)
+    assert len(set(Path(tempfile.gettempdir()).glob("inhouse-parse-*")) - temp_dirs) == 1
     assert _code(dict(pool.parse_many([("epub", corpus["epub"])]))["epub"]) == "ok"
     pids = pool.worker_pids
     assert len(pids) == 2
@@ -146,6 +149,7 @@ def test_close_leaves_no_workers(corpus: dict[str, Path]) -> None:
     helpers = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
     for child in psutil.Process().children(recursive=True):
         assert any(h in " ".join(child.cmdline()) for h in helpers), child.cmdline()
+    assert set(Path(tempfile.gettempdir()).glob("inhouse-parse-*")) == temp_dirs
     with pytest.raises(RuntimeError, match="closed"):
         next(pool.parse_many([("x", corpus["txt"])]))
 

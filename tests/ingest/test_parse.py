@@ -261,6 +261,7 @@ def test_encrypted_email(tmp_path: Path) -> None:
         (RecursionError("maximum recursion depth exceeded"), "corrupt", "nested"),
         (RuntimeError("pandoc died\n  with a long\n traceback"), "parse_error", "pandoc died"),
         (ValueError("Workbook is encrypted"), "encrypted", "password"),
+        (PermissionError(13, "Permission denied", "/srv/a.pdf"), "parse_error", "permission"),
     ],
 )
 def test_rejection_for(error: BaseException, code: str, fragment: str) -> None:
@@ -274,3 +275,8 @@ def test_rejection_messages_are_short() -> None:
     rejection = rejection_for(RuntimeError("x" * 5000))
     assert isinstance(rejection, ParseError)
     assert len(rejection.message) < 260
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ParseError, match="no longer exists"):
+        parse_file(tmp_path / "gone.txt", SETTINGS)
