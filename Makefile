@@ -43,9 +43,17 @@ $(TEST_STAMP): $(STAMP) $(LOCAL_LLM_STAMP)
 
 install-test: $(TEST_STAMP)
 
+INHOUSE := $(VENV)/bin/inhouse
+DEMO_SOURCES ?= ingest/demo_sources.yaml
+
 run: install
-	$(VENV)/bin/inhouse ingest $(DEMO_DOCS) --collection main
-	$(VENV)/bin/inhouse serve --host $(HOST) --port $(PORT)
+	$(INHOUSE) ingest $(DEMO_DOCS) --collection main || [ $$? -eq 1 ]
+	@if [ "$${INHOUSE_AUTH:-keys}" = keys ] && [ -z "$${INHOUSE_ADMIN_KEY:-}" ] && \
+	    [ "$$($(INHOUSE) keys list --active --json | $(PY) -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 0 ]; then \
+	  echo "No API keys yet. Your first admin key (shown once, keep it; sign in to the web chat with it):"; \
+	  $(INHOUSE) keys create --name local-admin --scopes admin; \
+	fi
+	INHOUSE_SOURCES=$${INHOUSE_SOURCES:-$(DEMO_SOURCES)} $(INHOUSE) serve --host $(HOST) --port $(PORT)
 
 test: install-test
 	$(VENV)/bin/ruff check ingest service tests
