@@ -90,7 +90,9 @@ class OpenAISettings(BaseModel):
     used when ``backend`` is ``openai``. The model id is ``model`` (``INHOUSE_MODEL``)."""
 
     base_url: str = Field(
-        "http://127.0.0.1:8000/v1", description="API base URL, usually ending in /v1."
+        "http://127.0.0.1:8080/v1",
+        description="API base URL, usually ending in /v1 (default: llama.cpp server; not 8000,"
+        " where Inhouse itself listens).",
     )
     api_key: SecretStr | None = Field(None, description="Bearer key, if the server wants one.")
     think_tags: Literal["auto", "prefilled", "answer_first"] = Field(
