@@ -89,6 +89,18 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def display_title(metadata_title: str | None, file_name: str) -> str:
+    """The document's own title when it reads like one, else its file name.
+
+    Metadata titles are often junk (accession numbers, "Microsoft Word - doc1.docx").
+    """
+    title = " ".join((metadata_title or "").split())
+    words = [w for w in title.split() if sum(ch.isalpha() for ch in w) >= 2]
+    if len(words) < 2 or title.lower().startswith(("microsoft word", "untitled")):
+        return file_name
+    return title
+
+
 def default_parser_factory(settings: ParseSettings, workers: int) -> ParserLike:
     from ingest.isolation import ParserPool
 
@@ -243,7 +255,7 @@ class IngestPipeline:
         if isinstance(parsed, FileRejected):
             return self._fail(collection, job, parsed)
         file = job.file
-        title = parsed.title or Path(file.relative).name
+        title = display_title(parsed.title, Path(file.relative).name)
         chunks = self.chunker.chunk(parsed, Path(file.relative).name)
         if not chunks:
             return self._fail(collection, job, EmptyFile("the document contains no text"))
