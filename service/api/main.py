@@ -58,6 +58,10 @@ def create_app(settings: ServiceSettings | None = None, *, warm_up: bool = False
         summary="Answers from your own documents, with citations, on your own machines.",
         version="0.1.0",
         lifespan=lifespan,
+        # Swagger/ReDoc pages load scripts from a CDN: nothing may load from outside.
+        # The schema itself stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
         # Body limits: service.auth.hardening.BodyLimitMiddleware (JSON 413s; Starlette's
         # own limiter answers plain text). Uploads get INHOUSE_LIMITS__UPLOAD_MB.
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
