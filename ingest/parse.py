@@ -170,9 +170,10 @@ def _preflight(kind: str, path: Path, settings: ParseSettings) -> tuple[int | No
     if kind == "pptx":
         page_count = sum(1 for n in names if re.fullmatch(r"ppt/slides/slide\d+\.xml", n))
         check_page_count(page_count, settings, unit="slides")
-    title_member = {"odt": "meta.xml", "epub": _epub_package_path(path)}.get(
-        kind, "docProps/core.xml"
-    )
+    if kind == "epub":
+        title_member = _epub_package_path(path)
+    else:
+        title_member = "meta.xml" if kind == "odt" else "docProps/core.xml"
     return page_count, _zip_member_title(path, title_member)
 
 
