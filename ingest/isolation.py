@@ -5,7 +5,12 @@ unstructured partitioner once; each worker is a cheap fork of it and serves many
 monitor thread watches busy workers even while the caller is not iterating: past
 ``timeout_s`` or above ``memory_mb`` (resident set of the worker and its children, e.g.
 pandoc) the worker is killed with its children and replaced, and the file gets a
-``ParseTimeout`` or ``TooLarge``. A worker that dies mid-file yields a ``ParseError``.
+``ParseTimeout`` or ``TooLarge``. The clock and the cap apply only while a worker parses, so a
+caller slow to read big results never causes a timeout. A worker that dies mid-file yields a
+``ParseError``. Each worker has its own TMPDIR, removed with it.
+
+Like any forkserver/spawn user, a script that creates a pool must guard its entry point with
+``if __name__ == "__main__":`` (workers re-import the main module).
 """
 
 from __future__ import annotations
