@@ -10,6 +10,7 @@ in its metadata so a mismatch is an error rather than silent mixing.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,26 +85,56 @@ class Hit:
     score: float  # cosine similarity, 1.0 = identical
 
 
+OPEN_ATTEMPTS = 8
+
+
 def make_chroma_client(settings: IngestSettings) -> Any:
-    """Embedded PersistentClient under the data dir, or HttpClient when ``chroma_url`` is set."""
+    """Embedded PersistentClient under the data dir, or HttpClient when ``chroma_url`` is set.
+
+    Opening is retried briefly: processes that open a new embedded store at the same moment
+    (service + worker) race on its schema creation ("table ... already exists").
+    """
+    delay = 0.1
+    for attempt in range(1, OPEN_ATTEMPTS + 1):
+        try:
+            return _open_chroma(settings)
+        except Exception as exc:  # chroma raises many types; all mean "cannot open the index"
+            if attempt == OPEN_ATTEMPTS:
+                where = settings.chroma_url or str(settings.chroma_dir)
+                raise IndexUnavailable(f"cannot open the Chroma index at {where}: {exc}") from exc
+            _forget_cached_client(settings)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+def _open_chroma(settings: IngestSettings) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        return chromadb.HttpClient(
+            host=url.hostname or "127.0.0.1",
+            port=url.port or (443 if url.scheme == "https" else 8000),
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+    settings.ensure_data_dir()
+    client = chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    client.heartbeat()
+    return client
+
+
+def _forget_cached_client(settings: IngestSettings) -> None:
+    """Drop chromadb's per-path cached system so a retry really reopens the store."""
     try:
-        if settings.chroma_url:
-            url = urlparse(settings.chroma_url)
-            return chromadb.HttpClient(
-                host=url.hostname or "127.0.0.1",
-                port=url.port or (443 if url.scheme == "https" else 8000),
-                ssl=url.scheme == "https",
-                settings=chroma_settings,
-            )
-        settings.ensure_data_dir()
-        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
-    except Exception as exc:  # chroma raises many types; all mean "cannot open the index"
-        where = settings.chroma_url or str(settings.chroma_dir)
-        raise IndexUnavailable(f"cannot open the Chroma index at {where}: {exc}") from exc
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()
+    except Exception:  # noqa: BLE001 - best effort: older/newer chromadb layouts
+        return
 
 
 class ChromaIndex:

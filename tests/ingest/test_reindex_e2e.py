@@ -184,7 +184,9 @@ def test_two_worker_processes_never_run_one_source_concurrently(tmp_path: Path) 
     assert any("scheduled run skipped" in t and "is being re-indexed" in t for t in text), text
     for name in ("a", "b"):
         runs = runs_of(data, name)
-        assert all(r["outcome"] in ("succeeded", "interrupted") for r in runs), runs
+        assert all(r["outcome"] in ("succeeded", "interrupted") for r in runs), [
+            (r["outcome"], r.get("error"), r.get("counts")) for r in runs
+        ]
         for before, after in zip(runs, runs[1:]):
             assert before["finished_at"] is not None
             assert str(before["finished_at"]) <= str(after["started_at"]), (before, after)
