@@ -13,6 +13,7 @@ Parsing runs in worker processes while this process embeds, so the two overlap.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -195,16 +196,19 @@ class IngestPipeline:
                     listener.on_file(result, done, total)
 
             jobs = self._classify(found, collection, full, emit, stop)
-            parser = self._parser_factory(
-                self.settings.parse, workers or self.settings.parse.workers
-            )
-            try:
-                for job, parsed in parser.parse_many((job, job.file.path) for job in jobs):
-                    emit(self._store(collection, job, parsed))
-                    if stop is not None and stop.is_set():
-                        break
-            finally:
-                parser.close()
+            first = next(jobs, None)  # nothing changed: no parser processes at all
+            if first is not None:
+                parser = self._parser_factory(
+                    self.settings.parse, workers or self.settings.parse.workers
+                )
+                try:
+                    pending = itertools.chain([first], jobs)
+                    for job, parsed in parser.parse_many((j, j.file.path) for j in pending):
+                        emit(self._store(collection, job, parsed))
+                        if stop is not None and stop.is_set():
+                            break
+                finally:
+                    parser.close()
             if stop is not None and stop.is_set():
                 report.interrupted = True
             else:
