@@ -20,7 +20,9 @@ class ParseSettings(BaseModel):
     """Limits and switches for parsing files in isolated worker processes."""
 
     workers: int = Field(1, ge=1, le=32, description="Parser worker processes.")
-    timeout_s: float = Field(120.0, gt=0, description="Per-file parse timeout (seconds).")
+    timeout_s: float = Field(
+        300.0, gt=0, description="Per-file parse timeout (seconds); 300+ page PDFs need minutes."
+    )
     memory_mb: int = Field(3072, ge=256, description="Per-worker resident memory cap (MiB).")
     max_file_mb: float = Field(200.0, gt=0, description="Largest file accepted (MiB).")
     max_uncompressed_mb: float = Field(
