@@ -45,27 +45,18 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         return fail_usage(f"no such file or folder: {', '.join(missing)}")
     pipeline = IngestPipeline(settings)
+    run_args: dict[str, Any] = {
+        "full": args.full,
+        "include": args.include,
+        "exclude": args.exclude,
+        "workers": args.workers,
+    }
     try:
         if args.json:
-            report = pipeline.run(
-                args.paths,
-                collection,
-                full=args.full,
-                include=args.include,
-                exclude=args.exclude,
-                workers=args.workers,
-            )
+            report = pipeline.run(args.paths, collection, **run_args)
         else:
-            with _ProgressBar() as bar:
-                report = pipeline.run(
-                    args.paths,
-                    collection,
-                    full=args.full,
-                    include=args.include,
-                    exclude=args.exclude,
-                    workers=args.workers,
-                    listener=bar,
-                )
+            with ProgressBar() as bar:
+                report = pipeline.run(args.paths, collection, listener=bar, **run_args)
     except IngestError as exc:
         return fail_usage(f"{exc.code}: {exc.message}")
     finally:
@@ -77,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-class _ProgressBar:
+class ProgressBar:
     """Rich progress: files done/total, chunks per second, ETA."""
 
     def __init__(self) -> None:
@@ -103,7 +94,7 @@ class _ProgressBar:
         self._chunks = 0
         self._started = time.monotonic()
 
-    def __enter__(self) -> _ProgressBar:
+    def __enter__(self) -> ProgressBar:
         self._progress.start()
         self._task = self._progress.add_task("files", total=None, rate="", current="")
         return self

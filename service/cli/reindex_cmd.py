@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ingest.schedule import SourceBusy, SourceRunner
     from ingest.settings import IngestSettings
     from ingest.sources import sources_from_settings
-    from service.cli.ingest_cmd import _ProgressBar
+    from service.cli.ingest_cmd import ProgressBar
     from service.cli.worker_cmd import install_stop_handlers
 
     settings = IngestSettings()
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 record = runner.run(source, full=args.full, wait=wait)
             else:
                 out.print(f"[bold]{source.name}[/] -> {source.collection}")
-                with _ProgressBar() as bar:
+                with ProgressBar() as bar:
                     record = runner.run(source, full=args.full, wait=wait, listener=bar)
         except SourceBusy as exc:
             result["skipped"].append({"source": source.name, "reason": exc.message})
