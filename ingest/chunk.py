@@ -6,8 +6,9 @@ Rules:
 - A Title starts a new section once the current one holds enough text (tiny sections
   from over-eager title detection are merged into the next one).
 - Tables stay whole where they fit the window; bigger ones split on row boundaries.
-- Every chunk starts with a context line (document title - section), and the whole
-  chunk, context included, fits the embedder's window: 100% of the text is embedded.
+- Every chunk is embedded with a context line (file name - section) in front of its
+  passage, and the whole, context included, fits the embedder's window: 100% of the text
+  is embedded. Chroma stores the passage (``Chunk.body``); title and section are metadata.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Chunker:
                 chunks.append(
                     Chunk(
                         text=text,
+                        body=text.split("\n", 1)[1],
                         position=len(chunks),
                         section_title=section.title,
                         pages=pages,

@@ -31,10 +31,11 @@ class ParsedDocument:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A unit of retrieval: text to embed plus where it came from in the document."""
+    """A unit of retrieval: the text to embed (context line + passage) and the passage itself."""
 
     text: str
     position: int
     section_title: str | None = None
     pages: tuple[int, ...] = field(default_factory=tuple)
     is_table: bool = False
+    body: str = ""  # the passage without its context line (what Chroma stores and shows)

@@ -311,7 +311,9 @@ class IngestPipeline:
             meta[META_PAGE_START] = chunk.pages[0]
             meta[META_PAGE_END] = chunk.pages[-1]
         return StoredChunk(
-            id=chunk_id(job.doc_id, chunk.position, text_hash), text=chunk.text, metadata=meta
+            id=chunk_id(job.doc_id, chunk.position, text_hash),
+            text=chunk.body or chunk.text,
+            metadata=meta,
         )
 
     def _fail(self, collection: str, job: _Job, error: FileRejected) -> FileResult:

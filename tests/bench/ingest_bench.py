@@ -91,6 +91,14 @@ def coverage(parsed: list[str], embedded: list[str], tokenizer: Any) -> float:
     return covered / max(1, sum(total.values()))
 
 
+def embedded_text(passage: str, meta: dict[str, Any]) -> str:
+    """What the pipeline embedded: its context line (file name - section), then the passage."""
+    name = str(meta["source"]).rsplit("/", 1)[-1]
+    section = meta.get("section")
+    context = name if not section or section == name else f"{name} - {section}"
+    return f"{context}\n{passage}"
+
+
 # -- phases (each runs in a subprocess: `ingest_bench --phase NAME ...`) ------------------
 def phase_parse(files: list[Path], out: Path) -> None:
     from ingest.isolation import ParserPool
@@ -218,7 +226,10 @@ def main() -> None:
     index = ChromaIndex(
         make_chroma_client(IngestSettings(data_dir=work / "data")), embedder.model and embedder.info
     )
-    chunk_texts = index.collection("main").get(include=["documents"])["documents"]
+    stored = index.collection("main").get(include=["documents", "metadatas"])
+    chunk_texts = [
+        embedded_text(text, meta) for text, meta in zip(stored["documents"], stored["metadatas"])
+    ]
     chunks_file = work / "chunks.json"
     chunks_file.write_text(json.dumps(chunk_texts))
     wall, rss, _ = run_measured([*me, "--phase", "encode", "--out", str(chunks_file)], env)

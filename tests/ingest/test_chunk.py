@@ -25,6 +25,7 @@ def test_every_chunk_fits_the_window_and_keeps_pages(embedder: Embedder) -> None
     assert chunks[0].pages[0] == 1 and chunks[-1].pages[-1] == 6
     assert all(c.section_title == "Results of operations" for c in chunks)
     assert all(c.text.startswith("q3.pdf - Results of operations\n") for c in chunks)
+    assert all(c.text == f"q3.pdf - Results of operations\n{c.body}" for c in chunks)
     joined = " ".join(c.text for c in chunks)
     assert all(sentence.format(i) in joined for i in range(60))  # nothing lost
 
