@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ingest.sqlite_wal import connect_wal
 from service.auth.caller import make_caller, parse_collections, parse_scopes
 from service.caller import Caller
 from service.errors import AuthError
@@ -96,13 +97,22 @@ def key_id_of(key: str) -> str:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` with 0600 permissions, failing if it exists (no clobbering a secret)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Create ``path`` with 0600 permissions, whole or not at all; fails if it exists.
+
+    The bytes go to a private temporary file first and are hard-linked into place, so a
+    process starting at the same moment never reads a half-written secret.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+    try:
+        os.link(tmp, path)  # atomic, and refuses to replace an existing secret
+    finally:
+        tmp.unlink()
 
 
 def load_server_secret(auth_dir: Path) -> bytes:
@@ -140,9 +150,7 @@ class KeyStore:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=10000")
+            conn = connect_wal(self.path, busy_timeout_s=10.0)
             self._local.conn = conn
         return conn
 

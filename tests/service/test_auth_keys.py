@@ -16,6 +16,7 @@ from service.auth.keys import KEY_RE, KeyStore
 from service.caller import Caller
 from service.errors import AuthError, Forbidden, RateLimited
 from service.settings import ServiceSettings
+from tests.concurrent_start import race
 from tests.ingest.cli_helpers import run_inhouse
 
 
@@ -200,3 +201,20 @@ def test_cli_audit_tail(tmp_path: Path) -> None:
     human = run_inhouse(["audit", "tail"], data)
     assert human.returncode == 0 and human.stdout.count("fin (k1)") == 3
     assert "collections=finance  documents=1 chunks=2" in human.stdout
+
+
+def open_key_store(data_dir: Path) -> None:
+    KeyStore(data_dir).close()
+
+
+def test_processes_creating_the_key_store_together_share_one_secret(tmp_path: Path) -> None:
+    failures = race(open_key_store, lambda n: tmp_path / f"data{n}", processes=4, rounds=60)
+    assert failures == [], f"{len(failures)} failed opens; first:\n{failures[0]}"
+    for n in range(60):
+        assert sorted(p.name for p in (tmp_path / f"data{n}" / "auth").iterdir()) >= [
+            "hmac.key",
+            "keys.sqlite3",
+        ]
+        assert not [p for p in (tmp_path / f"data{n}" / "auth").iterdir() if ".hmac.key." in p.name]
+    key = KeyStore(tmp_path / "data0").create("carol", ["query"], ["*"]).key
+    assert KeyStore(tmp_path / "data0").verify(key).name == "carol"
