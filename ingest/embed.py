@@ -40,6 +40,7 @@ class Embedder:
         self._settings = settings or EmbedSettings()
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
+        self.threads = 1  # torch threads at full speed; set when the model loads
         self.info_is_loaded = self._settings.model_path is None
         # Known without loading for the packaged model, so unchanged re-runs load nothing.
         self.info = EmbedderInfo(name=DEFAULT_MODEL_NAME, dimension=DEFAULT_DIMENSION)
@@ -60,6 +61,7 @@ class Embedder:
         transformers_logging.set_verbosity_error()
         if self._settings.threads:
             torch.set_num_threads(self._settings.threads)
+        self.threads = torch.get_num_threads()
         path = self._settings.model_path or default_model_path()
         model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         dimension = model.get_embedding_dimension() or 0
@@ -81,11 +83,17 @@ class Embedder:
         """Word-pieces of ``text`` (the tokenizer chunking counts with)."""
         return list(self.model.tokenizer.tokenize(text))
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Embed ``texts`` as float32 unit vectors, shape (len(texts), dimension)."""
+    def encode(self, texts: list[str], *, threads: int | None = None) -> np.ndarray:
+        """Embed ``texts`` as float32 unit vectors, shape (len(texts), dimension).
+
+        ``threads``: torch threads for this call (fewer while other work needs the cores);
+        default: :attr:`threads`.
+        """
         if not texts:
             return np.zeros((0, self.info.dimension), dtype=np.float32)
-        vectors = self.model.encode(
+        model = self.model
+        self._use_threads(threads or self.threads)
+        vectors = model.encode(
             texts,
             batch_size=self._settings.batch_size,
             normalize_embeddings=True,
@@ -93,3 +101,10 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    @staticmethod
+    def _use_threads(threads: int) -> None:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)

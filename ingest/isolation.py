@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -178,12 +178,13 @@ class ParserPool:
             return {w.pid: w.job.path for w in self._workers if w.job is not None}
 
     def parse_many(
-        self, items: Iterable[tuple[K, Path]]
+        self, items: Iterable[tuple[K, Path]], *, stop: Callable[[], bool] | None = None
     ) -> Iterator[tuple[K, ParsedDocument | FileRejected]]:
         """Parse ``(key, path)`` items; yield ``(key, document or rejection)`` as each finishes.
 
         ``items`` is consumed lazily, at most ``2 * workers`` files ahead. Stopping early
-        kills the workers still busy (they are replaced on the next call).
+        (closing the iterator, or ``stop()`` turning true, checked twice a second) kills the
+        workers still busy (they are replaced on the next call).
         """
         if self._closed:
             raise RuntimeError("the parser pool is closed")
@@ -205,6 +206,8 @@ class ParserPool:
                 if exhausted and not queue and not self._busy_count():
                     return
                 yield from self._collect()
+                if stop is not None and stop():
+                    return
         finally:
             self._iterating = False
             with self._lock:

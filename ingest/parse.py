@@ -87,7 +87,27 @@ def warm_up() -> None:
         importlib.import_module(module)
     from unstructured.partition.text import partition_text
 
+    _split_sentences_with_senter()
     partition_text(text="Warm-up paragraph of plain text.\n\nA TITLE\n\n- a list item")
+
+
+def _split_sentences_with_senter() -> None:
+    """Let unstructured's spaCy pipeline find sentences with ``senter``, not the parser.
+
+    unstructured counts sentences (and tags parts of speech) to tell narrative text from
+    titles; it loads en_core_web_sm with the dependency parser, used only for sentence
+    boundaries. The model's own sentence recogniser gives the same boundaries on ordinary
+    prose at about 1.6x the speed, which is a tenth of the time of parsing a PDF.
+    """
+    from unstructured.nlp import tokenize
+
+    get_nlp = getattr(tokenize, "_get_nlp", None)
+    if get_nlp is None:  # another unstructured version: keep its pipeline as it is
+        return
+    nlp = get_nlp()
+    if "parser" in nlp.pipe_names and "senter" in nlp.disabled:
+        nlp.disable_pipe("parser")
+        nlp.enable_pipe("senter")
 
 
 def rejection_for(exc: BaseException) -> FileRejected:

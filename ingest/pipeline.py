@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from ingest.chunk import Chunker
 from ingest.discover import DiscoveredFile, discover
 from ingest.documents import Chunk, ParsedDocument
@@ -48,17 +50,19 @@ from ingest.index import (
 )
 from ingest.locks import FileLock
 from ingest.manifest import DocumentRecord, Manifest, utc_now
+from ingest.prefetch import Prefetcher
 from ingest.report import FileResult, IngestReport
 from ingest.settings import IngestSettings, ParseSettings, validate_collection_name
 
 HASH_BLOCK = 1 << 20
+ENCODE_SLICE = 128  # texts per encode call; the thread count is chosen per slice
 
 
 class ParserLike(Protocol):
     """What the pipeline needs from a parser pool (``ingest.isolation.ParserPool``)."""
 
     def parse_many(
-        self, items: Iterable[tuple[_Job, Path]]
+        self, items: Iterable[tuple[_Job, Path]], *, stop: Callable[[], bool] | None = None
     ) -> Iterator[tuple[_Job, ParsedDocument | FileRejected]]: ...
 
     def close(self) -> None: ...
@@ -187,26 +191,43 @@ class IngestPipeline:
             if listener:
                 listener.on_start(total)
             done = 0
+            emit_lock = threading.Lock()  # unchanged files are reported from the parse thread
 
             def emit(result: FileResult) -> None:
                 nonlocal done
-                done += 1
-                report.files.append(result)
-                if listener:
-                    listener.on_file(result, done, total)
+                with emit_lock:
+                    done += 1
+                    report.files.append(result)
+                    if listener:
+                        listener.on_file(result, done, total)
 
             jobs = self._classify(found, collection, full, emit, stop)
             first = next(jobs, None)  # nothing changed: no parser processes at all
             if first is not None:
-                parser = self._parser_factory(
-                    self.settings.parse, workers or self.settings.parse.workers
-                )
+                pool_size = workers or self.settings.parse.workers
+                parser = self._parser_factory(self.settings.parse, pool_size)
+                pending = ((j, j.file.path) for j in itertools.chain([first], jobs))
+
+                def parse_ahead(
+                    halt: threading.Event,
+                ) -> Iterator[tuple[_Job, ParsedDocument | FileRejected]]:
+                    def halted() -> bool:
+                        return halt.is_set() or (stop is not None and stop.is_set())
+
+                    return parser.parse_many(pending, stop=halted)
+
                 try:
-                    pending = itertools.chain([first], jobs)
-                    for job, parsed in parser.parse_many((j, j.file.path) for j in pending):
-                        emit(self._store(collection, job, parsed))
-                        if stop is not None and stop.is_set():
-                            break
+                    # the parser works on the next files while this thread embeds and stores
+                    with Prefetcher(parse_ahead, depth=1, name="parse-ahead") as parsed_files:
+                        self.embedder.model  # noqa: B018  (loads while the first file parses)
+                        for job, parsed in parsed_files:
+
+                            def busy_cores() -> int:
+                                return pool_size if parsed_files.producing else 0
+
+                            emit(self._store(collection, job, parsed, busy_cores=busy_cores))
+                            if stop is not None and stop.is_set():
+                                break
                 finally:
                     parser.close()
             if stop is not None and stop.is_set():
@@ -254,8 +275,14 @@ class IngestPipeline:
 
     # -- per-document steps ---------------------------------------------------------------
     def _store(
-        self, collection: str, job: _Job, parsed: ParsedDocument | FileRejected
+        self,
+        collection: str,
+        job: _Job,
+        parsed: ParsedDocument | FileRejected,
+        *,
+        busy_cores: Callable[[], int] = lambda: 0,
     ) -> FileResult:
+        """Chunk, embed and store one parsed file (``busy_cores()``: cores parsers use now)."""
         if isinstance(parsed, FileRejected):
             return self._fail(collection, job, parsed)
         file = job.file
@@ -263,7 +290,7 @@ class IngestPipeline:
         chunks = self.chunker.chunk(parsed, Path(file.relative).name)
         if not chunks:
             return self._fail(collection, job, EmptyFile("the document contains no text"))
-        vectors = self.embedder.encode([c.text for c in chunks])
+        vectors = self._embed([c.text for c in chunks], busy_cores)
         stored = [self._stored_chunk(collection, job, parsed, title, c) for c in chunks]
         self.manifest.begin_document(
             doc_id=job.doc_id,
@@ -289,6 +316,20 @@ class IngestPipeline:
         result.chunks = len(stored)
         result.pages = parsed.page_count
         return result
+
+    def _embed(self, texts: list[str], busy_cores: Callable[[], int]) -> np.ndarray:
+        """Encode ``texts`` slice by slice, leaving the cores that parsers use to them.
+
+        Torch threads that share a core with a parser process slow down far more than the
+        core's share, so while parsers run the encoder uses the remaining cores only, and
+        all of them again as soon as the parsers are idle.
+        """
+        parts = []
+        for start in range(0, len(texts), ENCODE_SLICE):
+            busy = busy_cores()
+            threads = max(1, self.embedder.threads - busy) if busy else None
+            parts.append(self.embedder.encode(texts[start : start + ENCODE_SLICE], threads=threads))
+        return np.concatenate(parts)
 
     def _stored_chunk(
         self, collection: str, job: _Job, parsed: ParsedDocument, title: str, chunk: Chunk

@@ -51,7 +51,9 @@ class UploadResult:
 
 
 class _Pool(Protocol):
-    def parse_many(self, items: Iterable[tuple[Any, Path]]) -> Iterator[tuple[Any, Any]]: ...
+    def parse_many(
+        self, items: Iterable[tuple[Any, Path]], *, stop: Callable[[], bool] | None = None
+    ) -> Iterator[tuple[Any, Any]]: ...
 
     def close(self) -> None: ...
 
@@ -97,8 +99,10 @@ class _Lease:
         self._pool = pool
         self._on_close = on_close
 
-    def parse_many(self, items: Iterable[tuple[Any, Path]]) -> Iterator[tuple[Any, Any]]:
-        return self._pool.parse_many(items)
+    def parse_many(
+        self, items: Iterable[tuple[Any, Path]], *, stop: Callable[[], bool] | None = None
+    ) -> Iterator[tuple[Any, Any]]:
+        return self._pool.parse_many(items, stop=stop)
 
     def close(self) -> None:
         self._on_close()

@@ -32,11 +32,12 @@ class CountingEmbedder(Embedder):
         super().__init__()
         self._model = shared.model
         self.info = shared.info
+        self.threads = shared.threads
         self.encoded = 0
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str], *, threads: int | None = None) -> np.ndarray:
         self.encoded += len(texts)
-        return super().encode(texts)
+        return super().encode(texts, threads=threads)
 
 
 @pytest.fixture()
