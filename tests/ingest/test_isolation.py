@@ -56,6 +56,17 @@ def test_parses_the_corpus(pool: ParserPool, corpus: dict[str, Path]) -> None:
         assert _code(results[name]) == code, (name, results[name])
 
 
+def test_workers_parse_every_format_without_torch_loaded(
+    pool: ParserPool, corpus: dict[str, Path]
+) -> None:
+    results = dict(pool.parse_many(corpus.items()))  # PDF, office, mail, markup...
+    assert all(isinstance(results[name], ParsedDocument) for name in MARKERS)
+    for pid in pool.worker_pids:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "libtorch" not in maps, f"parser worker {pid} loaded torch"
+        assert "en_core_web_sm" in maps or "spacy" in maps or "thinc" in maps
+
+
 def test_consumes_items_lazily(pool: ParserPool, corpus: dict[str, Path]) -> None:
     pulled = 0
 
