@@ -204,6 +204,8 @@ class IngestPipeline:
             jobs = self._classify(found, collection, full, emit, stop)
             first = next(jobs, None)  # nothing changed: no parser processes at all
             if first is not None:
+                # the encoder loads in this process while the parser processes start up
+                threading.Thread(target=self._load_encoder, name="encoder-load").start()
                 pool_size = workers or self.settings.parse.workers
                 parser = self._parser_factory(self.settings.parse, pool_size)
                 pending = ((j, j.file.path) for j in itertools.chain([first], jobs))
@@ -219,7 +221,6 @@ class IngestPipeline:
                 try:
                     # the parser works on the next files while this thread embeds and stores
                     with Prefetcher(parse_ahead, depth=1, name="parse-ahead") as parsed_files:
-                        self.embedder.model  # noqa: B018  (loads while the first file parses)
                         for job, parsed in parsed_files:
 
                             def busy_cores() -> int:
@@ -272,6 +273,12 @@ class IngestPipeline:
                 emit(self._unchanged(file, record))
                 continue
             yield _Job(file=file, doc_id=doc_id, content_hash=digest, record=record)
+
+    def _load_encoder(self) -> None:
+        try:
+            self.embedder.model  # noqa: B018
+        except Exception:  # noqa: S110  (raised again where the model is first needed)
+            pass
 
     # -- per-document steps ---------------------------------------------------------------
     def _store(
