@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,13 +92,18 @@ class Embedder:
     def encode(self, texts: list[str], *, threads: int | None = None) -> np.ndarray:
         """Embed ``texts`` as float32 unit vectors, shape (len(texts), dimension).
 
-        ``threads``: torch threads for this call (fewer while other work needs the cores);
-        default: :attr:`threads`.
+        ``threads``: torch threads for this call only (fewer while other work needs the
+        cores); torch's process-wide setting is restored afterwards.
         """
         if not texts:
             return np.zeros((0, self.info.dimension), dtype=np.float32)
         model = self.model
-        self._use_threads(threads or self.threads)
+        if threads is None or threads == self.threads:
+            return self._encode(model, texts)
+        with _THREADS_LOCK, _torch_threads(threads):
+            return self._encode(model, texts)
+
+    def _encode(self, model: SentenceTransformer, texts: list[str]) -> np.ndarray:
         vectors = model.encode(
             texts,
             batch_size=self._settings.batch_size,
@@ -106,9 +113,17 @@ class Embedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    @staticmethod
-    def _use_threads(threads: int) -> None:
-        import torch
 
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+_THREADS_LOCK = threading.Lock()  # torch's thread count is process-wide
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
