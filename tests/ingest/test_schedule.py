@@ -168,7 +168,9 @@ def test_cron_fires_on_time_with_an_injected_clock(runner: SourceRunner, stub: S
     assert scheduler.tick() == ["docs", "wiki"]
     settle(scheduler)
     assert scheduler.next_runs()["docs"] == (T0 + timedelta(hours=3)).replace(minute=10, second=0)
-    assert [c["collection"] for c in stub.calls] == ["main", "main", "wiki"]
+    collections = [c["collection"] for c in stub.calls]
+    assert collections[0] == "main"
+    assert sorted(collections[1:]) == ["main", "wiki"]  # fired together: either may start first
     history = runner.runs.recent("docs")
     assert [(r.trigger, r.outcome) for r in history] == [("schedule", "succeeded")] * 2
     assert history[0].counts["indexed"] == 3 and history[0].files_total == 3
