@@ -17,6 +17,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -220,12 +221,13 @@ class IngestPipeline:
 
                 try:
                     # the parser works on the next files while this thread embeds and stores
-                    with Prefetcher(parse_ahead, depth=1, name="parse-ahead") as parsed_files:
-                        for job, parsed in parsed_files:
+                    ahead = Prefetcher(parse_ahead, depth=1, name="parse-ahead")
 
-                            def busy_cores() -> int:
-                                return pool_size if parsed_files.producing else 0
+                    def busy_cores() -> int:
+                        return pool_size if ahead.producing else 0
 
+                    with closing(ahead):
+                        for job, parsed in ahead:
                             emit(self._store(collection, job, parsed, busy_cores=busy_cores))
                             if stop is not None and stop.is_set():
                                 break

@@ -9,7 +9,6 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
@@ -24,6 +23,7 @@ class Prefetcher(Generic[T]):
     ``produce`` receives the halt event and should end soon after it is set (the consumer
     sets it when it stops early). An exception raised by the producer is re-raised in the
     consumer. The producing iterator is created, advanced and closed in the producer thread.
+    Use it under ``contextlib.closing`` so an early stop (or error) halts the producer.
     """
 
     def __init__(
@@ -87,14 +87,3 @@ class Prefetcher(Generic[T]):
             except queue.Empty:
                 continue
         self._thread.join()
-
-    def __enter__(self) -> Prefetcher[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -15,9 +15,7 @@ def chunker(embedder: Embedder) -> Chunker:
 def test_every_chunk_fits_the_window_and_keeps_pages(embedder: Embedder) -> None:
     sentence = "Operating income rose {} percent on higher services revenue in the quarter."
     elements = [ParsedElement("Results of operations", "Title", 1)]
-    elements += [
-        ParsedElement(sentence.format(i), "NarrativeText", 1 + i // 10) for i in range(60)
-    ]
+    elements += [ParsedElement(sentence.format(i), "NarrativeText", 1 + i // 10) for i in range(60)]
     chunks = chunker(embedder).chunk(ParsedDocument("pdf", tuple(elements), 6), "q3.pdf")
     assert len(chunks) > 3
     assert all(embedder.count_tokens(c.text) <= embedder.max_tokens - 2 for c in chunks)

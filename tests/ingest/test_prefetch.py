@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 
@@ -28,7 +29,7 @@ def wait_until(condition: object, timeout: float = 5.0) -> bool:
 
 def test_items_arrive_in_order_and_the_producer_runs_ahead_by_depth() -> None:
     produced: list[int] = []
-    with Prefetcher(lambda _halt: counting(produced, 10), depth=2, name="t") as ahead:
+    with closing(Prefetcher(lambda _halt: counting(produced, 10), depth=2, name="t")) as ahead:
         items = iter(ahead)
         assert next(items) == 0
         # the consumer holds item 0: the producer fills the queue (1, 2) and holds 3
@@ -48,7 +49,7 @@ def test_the_producer_works_while_the_consumer_is_busy() -> None:
         second_started.set()
         yield 2
 
-    with Prefetcher(produce, depth=1, name="t") as ahead:
+    with closing(Prefetcher(produce, depth=1, name="t")) as ahead:
         for item in ahead:
             if item == 1:  # "embedding" the first item; the second is being produced
                 assert second_started.wait(5)
@@ -61,7 +62,7 @@ def test_a_producer_error_is_raised_in_the_consumer() -> None:
 
     got: list[int] = []
     with pytest.raises(ValueError, match="parser pool broke"):
-        with Prefetcher(produce, depth=1, name="t") as ahead:
+        with closing(Prefetcher(produce, depth=1, name="t")) as ahead:
             got.extend(ahead)
     assert got == [1]
 
@@ -78,7 +79,7 @@ def test_stopping_early_halts_and_closes_the_iterator_in_the_producer_thread() -
         finally:
             closed_in.append(threading.current_thread().name)
 
-    with Prefetcher(produce, depth=1, name="producer") as ahead:
+    with closing(Prefetcher(produce, depth=1, name="producer")) as ahead:
         for item in ahead:
             if item == 3:
                 break
