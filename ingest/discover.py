@@ -1,13 +1,17 @@
 """Discovery: which files under the given paths are candidates for indexing.
 
-Recursive; skips hidden files and folders, editor/office temporary and lock files;
-follows directory symlinks but never loops (each real directory is visited once).
+Recursive; skips hidden files and folders, editor/office temporary and lock files.
+Every path is resolved before it is read: a file or folder (symlinked or not) whose real
+location is outside the scanned root, or inside the service's data directory, is refused
+(``outside_root``) and never opened. Symlinks that stay inside the root are followed
+without loops (each real directory is visited once).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +40,7 @@ class DiscoveredFile:
     relative: str  # POSIX-style path relative to root
     size: int
     mtime_ns: int
+    refused: str | None = None  # why it is never read (reported as ``outside_root``)
 
     @property
     def path(self) -> Path:
@@ -53,57 +58,141 @@ def scan_root(path: Path) -> Path:
     return resolved if resolved.is_dir() else resolved.parent
 
 
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (already resolved) is ``folder`` or lies below it."""
+    return path == folder or path.is_relative_to(folder)
+
+
+@dataclass(frozen=True, slots=True)
+class Confinement:
+    """Where discovered files may really live: inside ``root``, never in the data dir.
+
+    The data dir (index, manifest, keys, audit and reasoning logs) is refused even when it
+    lies inside a root, except for a root that is itself one of its upload areas
+    (``<data dir>/uploads/<collection>``), where the root check alone confines.
+    """
+
+    root: Path  # resolved
+    data_dir: Path | None = None  # resolved
+
+    @classmethod
+    def of(cls, root: Path, data_dir: Path | None) -> Confinement:
+        data = data_dir.expanduser().resolve() if data_dir is not None else None
+        if data is not None and is_inside(root, data / "uploads") and root != data / "uploads":
+            data = None
+        return cls(root=root, data_dir=data)
+
+    def refusal(self, real: Path) -> str | None:
+        """Why the resolved path ``real`` may not be read, or None when it may."""
+        if self.data_dir is not None and is_inside(real, self.data_dir):
+            return "it is inside the service's data directory"
+        if not is_inside(real, self.root):
+            return "it leads outside the scanned folder"
+        return None
+
+
 def discover(
     path: Path,
     *,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    data_dir: Path | None = None,
 ) -> Iterator[DiscoveredFile]:
     """Yield the indexable files under ``path`` (a folder or one file), sorted per folder.
 
     ``include``/``exclude`` are glob patterns matched against the relative POSIX path
     (``**/*.pdf``-style via fnmatch, where ``*`` also crosses ``/``) and the file name.
+    Every path is resolved: a file or folder whose real location is outside the scanned
+    root or inside ``data_dir`` is yielded with ``refused`` set (reason ``outside_root``)
+    and never read; symlinks that stay inside are followed, each real folder once.
     """
     resolved = path.expanduser().resolve()
     if not resolved.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     root = scan_root(resolved)
+    confine = Confinement.of(root, data_dir)
     if resolved.is_file():
-        found = _stat_file(root, resolved)
+        found = _file_entry(root, resolved, resolved, confine)
         if found and _selected(found.relative, include, exclude):
             yield found
         return
+    if confine.refusal(root) is not None:  # the root is (inside) the data dir
+        yield _refused(root, ".", root, confine)
+        return
     seen_dirs: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        current = Path(dirpath)
+    stack: list[tuple[Path, str]] = [(root, "")]
+    while stack:
+        real_dir, prefix = stack.pop()
         try:
-            st = current.stat()
+            st = real_dir.stat()
+            names = sorted(os.listdir(real_dir))
         except OSError:
-            dirnames[:] = []
             continue
         key = (st.st_dev, st.st_ino)
         if key in seen_dirs:  # a symlink loop or a second link to the same folder
-            dirnames[:] = []
             continue
         seen_dirs.add(key)
-        dirnames[:] = sorted(d for d in dirnames if not is_skipped_name(d))
-        for name in sorted(filenames):
+        subdirs: list[tuple[Path, str]] = []
+        for name in names:
             if is_skipped_name(name):
                 continue
-            found = _stat_file(root, current / name)
+            relative = prefix + name
+            entry = real_dir / name
+            real = Path(os.path.realpath(entry))
+            if not real.exists():  # dangling symlink
+                continue
+            if real.is_dir():
+                if confine.refusal(real) is not None:
+                    found = _refused(root, relative, real, confine)
+                    if _selected(relative, include, exclude):
+                        yield found
+                    continue
+                subdirs.append((real, relative + "/"))
+                continue
+            found = _file_entry(root, relative, real, confine)
             if found and _selected(found.relative, include, exclude):
                 yield found
+        stack.extend(reversed(subdirs))  # depth-first, folders in name order
 
 
-def _stat_file(root: Path, path: Path) -> DiscoveredFile | None:
+def still_inside(file: DiscoveredFile, data_dir: Path | None = None) -> str | None:
+    """Re-check at read time (a path may be swapped for a symlink after discovery).
+
+    Returns why ``file`` may no longer be read, or None.
+    """
     try:
-        st = path.stat()  # follows a file symlink; a dangling one is skipped
+        real = Path(os.path.realpath(file.path, strict=True))
+    except OSError as exc:
+        return f"cannot resolve: {exc.strerror or exc}"
+    return Confinement.of(file.root, data_dir).refusal(real)
+
+
+def _file_entry(
+    root: Path, relative: str | Path, real: Path, confine: Confinement
+) -> DiscoveredFile | None:
+    if isinstance(relative, Path):
+        relative = relative.relative_to(root).as_posix()
+    if confine.refusal(real) is not None:
+        return _refused(root, relative, real, confine)
+    try:
+        st = real.stat()
     except OSError:
         return None
-    if not path.is_file():
+    if not stat.S_ISREG(st.st_mode):
         return None
-    relative = path.relative_to(root).as_posix()
     return DiscoveredFile(root=root, relative=relative, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def _refused(root: Path, relative: str, real: Path, confine: Confinement) -> DiscoveredFile:
+    """An entry that is reported (``outside_root``) but never read; its own link's times."""
+    try:
+        mtime_ns = (root / relative).lstat().st_mtime_ns
+    except OSError:
+        mtime_ns = 0
+    reason = confine.refusal(real) or "it leads outside the scanned folder"
+    return DiscoveredFile(
+        root=root, relative=relative, size=0, mtime_ns=mtime_ns, refused=f"not read: {reason}"
+    )
 
 
 def _selected(relative: str, include: Sequence[str], exclude: Sequence[str]) -> bool:

@@ -8,7 +8,9 @@ IngestError
 │   ├── CorruptFile         corrupt
 │   ├── TooLarge            too_large  (size, zip-bomb, pages, memory cap)
 │   ├── ParseTimeout        timeout
-│   └── ParseError          parse_error (anything else the parser raised)
+│   ├── ParseError          parse_error (anything else the parser raised)
+│   └── OutsideRoot         outside_root (a symlink or path that leads out of the scanned
+│                           folder or into the data dir: never read)
 └── IndexError_             problems with the index itself
     ├── EmbedderMismatch    embedder_mismatch
     ├── CollectionNotFound  collection_not_found
@@ -62,6 +64,10 @@ class ParseError(FileRejected):
     code = "parse_error"
 
 
+class OutsideRoot(FileRejected):
+    code = "outside_root"
+
+
 REJECTION_CODES: tuple[str, ...] = (
     "unsupported_type",
     "encrypted",
@@ -70,6 +76,7 @@ REJECTION_CODES: tuple[str, ...] = (
     "too_large",
     "timeout",
     "parse_error",
+    "outside_root",
 )
 
 _REJECTION_BY_CODE: dict[str, type[FileRejected]] = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,10 +26,10 @@ from typing import Protocol
 import numpy as np
 
 from ingest.chunk import Chunker
-from ingest.discover import DiscoveredFile, discover
+from ingest.discover import DiscoveredFile, discover, still_inside
 from ingest.documents import Chunk, ParsedDocument
 from ingest.embed import Embedder
-from ingest.errors import EmptyFile, FileRejected
+from ingest.errors import EmptyFile, FileRejected, OutsideRoot
 from ingest.index import (
     META_CHUNK_HASH,
     META_COLLECTION,
@@ -93,6 +94,15 @@ def file_hash(path: Path) -> str:
         while block := handle.read(HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
+
+
+def relative_message(message: str | None, root: Path) -> str | None:
+    """A parser or OS message with the server's absolute root replaced: paths relative to it."""
+    if not message:
+        return message
+    for folder in {str(root), os.path.realpath(root)}:
+        message = message.replace(folder + os.sep, "").replace(folder, ".")
+    return message
 
 
 def display_title(metadata_title: str | None, file_name: str) -> str:
@@ -169,26 +179,31 @@ class IngestPipeline:
         validate_collection_name(collection)
         started = time.monotonic()
         found: list[DiscoveredFile] = []
+        refused: list[DiscoveredFile] = []  # symlinks out of the root, the data dir
         dir_roots: list[str] = []
+        data_dir = self.settings.data_dir
         for path in paths:
-            found.extend(discover(path, include=include, exclude=exclude))
+            for file in discover(path, include=include, exclude=exclude, data_dir=data_dir):
+                (refused if file.refused else found).append(file)
             if path.expanduser().resolve().is_dir():
                 dir_roots.append(str(path.expanduser().resolve()))
         report = IngestReport(
             collection=collection,
-            roots=sorted({str(f.root) for f in found} | set(dir_roots)),
+            roots=sorted({str(f.root) for f in found + refused} | set(dir_roots)),
             started_at=utc_now(),
         )
         with self.collection_lock(collection):
             self.index.collection(collection, create=True)  # embedder mismatch fails here
-            seen_ids = {document_id(collection, str(f.root), f.relative) for f in found}
+            seen_ids = {
+                document_id(collection, str(f.root), f.relative) for f in found + refused
+            }
             stale = [
                 record
                 for root in dir_roots
                 for record in self.manifest.documents(collection, root=root)
                 if record.id not in seen_ids
             ]
-            total = len(found) + len(stale)
+            total = len(found) + len(refused) + len(stale)
             if listener:
                 listener.on_start(total)
             done = 0
@@ -202,6 +217,8 @@ class IngestPipeline:
                     if listener:
                         listener.on_file(result, done, total)
 
+            for file in refused:
+                emit(self._refuse(collection, file, file.refused or ""))
             jobs = self._classify(found, collection, full, emit, stop)
             first = next(jobs, None)  # nothing changed: no parser processes at all
             if first is not None:
@@ -264,6 +281,8 @@ class IngestPipeline:
                 and (record.size, record.mtime_ns) == (file.size, file.mtime_ns)
             ):
                 emit(self._unchanged(file, record))
+                continue
+            if not self._still_readable(collection, file, emit):
                 continue
             try:
                 digest = file_hash(file.path)
@@ -387,6 +406,34 @@ class IngestPipeline:
         )
         return self._result(file, job.doc_id, "failed", error.code, error.message)
 
+    def _still_readable(
+        self, collection: str, file: DiscoveredFile, emit: Callable[[FileResult], None]
+    ) -> bool:
+        """Re-check a file's real location just before it is read; report it if it moved out."""
+        reason = still_inside(file, self.settings.data_dir)
+        if reason is None:
+            return True
+        emit(self._refuse(collection, file, f"not read: {reason}"))
+        return False
+
+    def _refuse(self, collection: str, file: DiscoveredFile, message: str) -> FileResult:
+        """A path that leads out of its root: never read; chunks of an earlier run dropped."""
+        doc_id = document_id(collection, str(file.root), file.relative)
+        error = OutsideRoot(message)
+        self.index.delete_document(collection, doc_id)
+        self.manifest.record_failure(
+            doc_id=doc_id,
+            collection=collection,
+            root=str(file.root),
+            path=file.relative,
+            size=0,
+            mtime_ns=file.mtime_ns,
+            content_hash=None,
+            code=error.code,
+            message=error.message,
+        )
+        return self._result(file, doc_id, "failed", error.code, error.message)
+
     def _remove(self, record: DocumentRecord) -> FileResult:
         self.index.delete_document(record.collection, record.id)
         self.manifest.delete(record.id)
@@ -436,7 +483,7 @@ class IngestPipeline:
             document_id=doc_id,
             status=status,  # type: ignore[arg-type]
             reason=reason,
-            message=message,
+            message=relative_message(message, file.root),
             file_type=file_type,
             bytes=file.size,
         )
