@@ -89,9 +89,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.error(
-        "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc
-    )
+    route = getattr(request.scope.get("route"), "path", "(no route)")  # a template, not a path
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, route, exc_info=exc)
     status, body = error_payload(exc)
     return JSONResponse(body, status_code=status)
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from service.cli.output import USAGE_ERROR, console, fail_usage, print_json
+from service.textsafe import escape_control
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -111,7 +112,7 @@ def _ask_stream(client: Any, body: dict[str, Any]) -> int:
                 if in_reasoning:
                     out.print("\n")
                     in_reasoning = False
-                sys.stdout.write(data["text"])
+                sys.stdout.write(escape_control(data["text"], keep_newlines=True))
                 sys.stdout.flush()
             elif name == "done":
                 cited = set(data.get("cited", []))
@@ -136,7 +137,7 @@ def _print_sources(out: Any, citations: list[dict[str, Any]], cited: set[int]) -
         page = f", p. {c['page']}" if c.get("page") is not None else ""
         mark = "*" if c["n"] in cited else " "
         line = f"{mark}[{c['n']}] {c['title']}{page} ({c['collection']}: {c['source']})"
-        out.print(line, markup=False, highlight=False)
+        out.print(escape_control(line), markup=False, highlight=False)
 
 
 def iter_sse(lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
@@ -165,7 +166,6 @@ def _http_error(response: Any) -> int:
 
 
 def _error(message: str) -> None:
-    from rich.console import Console
     from rich.text import Text
 
-    Console(stderr=True, highlight=False).print(Text.assemble(("error: ", "bold red"), message))
+    console(stderr=True).print(Text.assemble(("error: ", "bold red"), escape_control(message)))

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from service.cli.output import console
+from service.textsafe import escape_control
 
 
 def register(subparsers: Any) -> None:
@@ -35,10 +36,10 @@ def run_tail(args: argparse.Namespace) -> int:
     for e in entries:
         who = f"{e.get('key_name') or '-'} ({e.get('key_id') or 'no key'})"
         colls = ",".join(e.get("collections") or []) or "-"
-        out.print(
+        line = (
             f"{e.get('time')}  {e.get('status')}  {who}  {e.get('method')} {e.get('route')}"
             f"  collections={colls}  documents={len(e.get('document_ids') or [])}"
-            f" chunks={len(e.get('chunk_ids') or [])}  {e.get('latency_ms')} ms",
-            markup=False,
+            f" chunks={len(e.get('chunk_ids') or [])}  {e.get('latency_ms')} ms"
         )
+        out.print(escape_control(line), markup=False)  # one entry, one line, no escapes
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from service.cli.output import console, fail_usage, print_json
+from service.cli.output import console, fail_usage, print_json, shown
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +30,7 @@ def run_status(args: argparse.Namespace) -> int:
         print_json(status)
         return 0
     out = console()
-    out.print(f"data dir: {status['data_dir']}")
+    out.print(f"data dir: {shown(status['data_dir'])}")
     if not status["collections"]:
         out.print("no collections yet: run `inhouse ingest PATH`")
     for coll in status["collections"]:

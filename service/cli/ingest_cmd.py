@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.cli.output import console, fail_usage, print_json
+from service.cli.output import console, fail_usage, print_json, shown
 
 
 def register(subparsers: Any) -> None:
@@ -114,11 +114,12 @@ class ProgressBar:
             self._task,
             completed=done,
             rate=f"{self._chunks / elapsed:.1f} chunks/s",
-            current=result.path[-50:],
+            current=shown(result.path[-50:]),
         )
         if result.status == "failed":
             self._progress.console.print(
-                f"[red]failed[/] {result.path}: [bold]{result.reason}[/] {result.message}"
+                f"[red]failed[/] {shown(result.path)}: [bold]{result.reason}[/]"
+                f" {shown(result.message)}"
             )
 
 
@@ -126,7 +127,7 @@ def _print_summary(report: dict[str, Any]) -> None:
     out = console()
     counts = report["counts"]
     out.print(
-        f"[bold]{report['collection']}[/]: {counts['indexed']} indexed, {counts['unchanged']}"
+        f"[bold]{shown(report['collection'])}[/]: {counts['indexed']} indexed, {counts['unchanged']}"
         f" unchanged, {counts['removed']} removed, {counts['failed']} failed;"
         f" {report['chunks_written']} chunks, {report['pages_indexed']} pages"
         f" in {report['elapsed_s']:.1f}s"

@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from service.cli.output import console, fail_usage, print_json
+from service.cli.output import console, fail_usage, print_json, shown
 
 
 def register(subparsers: Any) -> None:
@@ -81,9 +81,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def console_err() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
+    return console(stderr=True)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -101,7 +99,7 @@ def run_list(args: argparse.Namespace) -> int:
     for r in records:
         status = "active" if r.active else f"revoked {r.revoked_at}"
         table.add_row(
-            r.key_id, r.name, ",".join(r.scopes), ",".join(r.collections), r.created_at, status
+            r.key_id, shown(r.name), ",".join(r.scopes), ",".join(r.collections), r.created_at, status
         )
     out.print(table)
     return 0
@@ -117,7 +115,7 @@ def run_revoke(args: argparse.Namespace) -> int:
         print_json(record.as_dict())
         return 0
     if before.active:
-        console().print(f"revoked key {record.key_id} ({record.name}) at {record.revoked_at}")
+        console().print(f"revoked key {record.key_id} ({shown(record.name)}) at {record.revoked_at}")
     else:
         console().print(f"key {record.key_id} was already revoked at {record.revoked_at}")
     return 0

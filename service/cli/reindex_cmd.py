@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from service.cli.output import console, fail_usage, print_json
+from service.cli.output import console, fail_usage, print_json, shown
 
 
 def register(subparsers: Any) -> None:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             for item in result["pruned"]:
                 out.print(
                     f"pruned [bold]{item['source']}[/]: {item['documents_removed']} documents"
-                    f" of {item['root']} from {item['collection']}"
+                    f" of {shown(item['root'])} from {item['collection']}"
                 )
             if not result["pruned"]:
                 out.print("nothing to prune")
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         except SourceBusy as exc:
             result["skipped"].append({"source": source.name, "reason": exc.message})
             if not args.json:
-                out.print(f"[yellow]skipped[/] {source.name}: {exc.message}")
+                out.print(f"[yellow]skipped[/] {source.name}: {shown(exc.message)}")
             continue
         except IngestError as exc:
             return fail_usage(f"{exc.code}: {exc.message}")
@@ -108,6 +108,9 @@ def _print_run(run: dict[str, Any]) -> None:
         f" {counts['failed']} failed"
     )
     if run["error"]:
-        out.print(f"  [red]{run['error']}[/]")
+        out.print(f"  [red]{shown(run['error'])}[/]")
     for failure in run["failures"]:
-        out.print(f"  failed {failure['path']}: [bold]{failure['reason']}[/] {failure['message']}")
+        out.print(
+            f"  failed {shown(failure['path'])}: [bold]{failure['reason']}[/]"
+            f" {shown(failure['message'])}"
+        )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from service.cli.output import fail_usage
@@ -36,12 +35,13 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from service.settings import ServiceSettings
+    from service.textsafe import configure_logging
 
     try:
         settings = ServiceSettings()
     except ValidationError as exc:
         return fail_usage(f"invalid settings: {exc}")
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    configure_logging(args.log_level.upper(), LOG_FORMAT)  # control characters escaped
 
     import uvicorn
 
@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         log_config=None,  # one format for everything: the root logger configured above
         log_level=args.log_level,
+        access_log=False,  # raw request paths; the audit log records every request instead
+        proxy_headers=False,  # X-Forwarded-For: only from INHOUSE_SECURITY__TRUSTED_PROXIES
         timeout_graceful_shutdown=10,
     )
     return 0

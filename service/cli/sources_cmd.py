@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from service.cli.output import console, fail_usage, print_json
+from service.cli.output import console, fail_usage, print_json, shown
 
 
 def register(subparsers: Any) -> None:
@@ -59,7 +59,7 @@ def _print_status(status: dict[str, Any]) -> None:
         state = "" if source["enabled"] else " [yellow](disabled)[/]"
         out.print(
             f"[bold]{source['name']}[/]{state} -> {source['collection']}"
-            f"  schedule {source['schedule']!r}  paths: {', '.join(source['paths'])}"
+            f"  schedule {source['schedule']!r}  paths: {shown(', '.join(source['paths']))}"
         )
         if source["next_run_at"] is None:
             out.print("  next run: none (disabled)")
@@ -90,11 +90,15 @@ def _print_status(status: dict[str, Any]) -> None:
                 f" {c['failed']} failed"
             )
             if item["error"]:
-                out.print(f"    [red]{item['error']}[/]")
+                out.print(f"    [red]{shown(item['error'])}[/]")
             for failure in item["failures"]:
-                out.print(f"    failed {failure['path']}: {failure['reason']} {failure['message']}")
+                out.print(
+                    f"    failed {shown(failure['path'])}: {failure['reason']}"
+                    f" {shown(failure['message'])}"
+                )
     for gone in status["removed"]:
-        roots = ", ".join(f"{r['collection']}: {r['root']}" for r in gone["roots"]) or "no roots"
+        roots = ", ".join(f"{r['collection']}: {shown(r['root'])}" for r in gone["roots"])
+        roots = roots or "no roots"
         out.print(
             f"[yellow]{gone['name']}[/]: removed from the sources file; its chunks stay until"
             f" `inhouse reindex --prune` ({roots})"

@@ -35,7 +35,9 @@ def register(subparsers: Any) -> None:
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    from service.textsafe import configure_logging
+
+    configure_logging(logging.INFO, LOG_FORMAT, sys.stderr)  # control characters escaped
 
 
 def install_stop_handlers(stop: Any) -> None:
