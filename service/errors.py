@@ -7,6 +7,8 @@
     ├── AuthError (401 unauthorized)            missing, unknown or revoked key
     │   └── Forbidden (403 forbidden)           key lacks the scope or collection
     ├── RateLimited (429 rate_limited)
+    │   └── TooManyUploads (429 too_many_uploads)   the key's concurrent-upload cap
+    ├── UploadsBusy (503 uploads_busy)          the service-wide concurrent-upload cap
     ├── ReindexRunning (409 reindex_running)    that source is being re-indexed already
     └── ModelError (502 model_error)            the model server failed us
         ├── ModelUnavailable (503 model_unavailable)   cannot connect
@@ -66,6 +68,16 @@ class Forbidden(AuthError):
 class RateLimited(ServiceError):
     code = "rate_limited"
     status = 429
+
+
+class TooManyUploads(RateLimited):
+    code = "too_many_uploads"
+    status = 429
+
+
+class UploadsBusy(ServiceError):
+    code = "uploads_busy"
+    status = 503
 
 
 class ReindexRunning(ServiceError):

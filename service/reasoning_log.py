@@ -28,8 +28,8 @@ from anyio import to_thread
 
 log = logging.getLogger(__name__)
 
-FILE_RE = re.compile(r"^reasoning-(\d{4}-\d{2}-\d{2})\.jsonl$")
-REQUEST_ID_RE = re.compile(r"^[0-9a-f]{24}$")
+FILE_RE = re.compile(r"reasoning-(\d{4}-\d{2}-\d{2})\.jsonl")  # fullmatch only
+REQUEST_ID_RE = re.compile(r"[0-9a-f]{24}")
 
 
 def new_request_id() -> str:
@@ -39,7 +39,7 @@ def new_request_id() -> str:
 
 def request_day(request_id: str) -> date | None:
     """The UTC day a request id was issued, or None for a foreign id."""
-    if not REQUEST_ID_RE.match(request_id):
+    if not REQUEST_ID_RE.fullmatch(request_id):
         return None
     try:
         return datetime.fromtimestamp(int(request_id[:12], 16) / 1000, UTC).date()
@@ -129,14 +129,14 @@ class ReasoningLog:
     def _files(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
-        return [p for p in self.directory.iterdir() if FILE_RE.match(p.name)]
+        return [p for p in self.directory.iterdir() if FILE_RE.fullmatch(p.name)]
 
     def purge(self) -> list[Path]:
         """Delete files older than the retention period; return what was deleted."""
         cutoff = self._today() - timedelta(days=self.retention_days)
         removed = []
         for path in self._files():
-            match = FILE_RE.match(path.name)
+            match = FILE_RE.fullmatch(path.name)
             if match and date.fromisoformat(match.group(1)) < cutoff:
                 path.unlink(missing_ok=True)
                 removed.append(path)

@@ -39,6 +39,12 @@ class LimitSettings(BaseModel):
     top_k_default: int = Field(6, ge=1, description="Passages retrieved by default.")
     body_bytes: int = Field(1_000_000, ge=1024, description="Largest JSON request body.")
     upload_mb: float = Field(100.0, gt=0, description="Largest uploaded file (MiB).")
+    concurrent_uploads_per_key: int = Field(
+        2, ge=1, description="Uploads one key may have in flight at once (more: 429)."
+    )
+    concurrent_uploads: int = Field(
+        4, ge=1, description="Uploads in flight at once, all keys together (more: 503)."
+    )
 
 
 MIN_ADMIN_KEY_CHARS = 32
@@ -60,6 +66,11 @@ class SecuritySettings(BaseModel):
         "30/minute", description="Failed authentications allowed per client address."
     )
     audit_dir: Path | None = Field(None, description="Default: <data dir>/audit.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Reverse-proxy addresses or CIDRs (comma-separated) whose X-Forwarded-For"
+        " is believed; empty (default) = the header is ignored from everyone.",
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -74,6 +85,20 @@ class SecuritySettings(BaseModel):
         if "*" in value:
             raise ValueError("CORS '*' would expose every key-holder's browser; list origins")
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        return [str(ipaddress.ip_network(item, strict=False)) for item in value]
 
     @field_validator("rate_limit", "auth_failure_limit")
     @classmethod

@@ -137,6 +137,11 @@ async def require_caller(
     missing, unknown or revoked; 429 ``rate_limited`` over the key's limit). With
     ``INHOUSE_AUTH=disabled`` everyone is an admin. An app without the gate refuses all.
     """
+    from service.auth.gate import cached_caller
+
+    gated = cached_caller(request.scope)  # bodies: authenticated before they were read
+    if gated is not None:
+        return gated
     access: AccessControl | None = getattr(request.app.state, "access", None)
     if access is None:
         raise AuthError("access control is not configured for this app")

@@ -178,7 +178,7 @@ class HealthResponse(BaseModel):
 
 class ReadinessCheck(BaseModel):
     ok: bool
-    detail: str = ""
+    detail: str | None = Field(None, description="Why, or what was found; admin keys only.")
 
 
 class ReadinessResponse(BaseModel):

@@ -21,7 +21,7 @@ from service.errors import ServiceError
 
 T = TypeVar("T")
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}  # answers are private
 
 
 def event(name: str | None, data: Any) -> bytes:

@@ -1,9 +1,11 @@
 """Wire access control into an app: the key gate, the audit log, hardening, error headers.
 
 ``install_access(app, settings)`` is called once by ``create_app``. Middleware order, outer
-to inner: audit (sees every final status, 413s and CORS preflights included) -> security
-headers -> CORS (allow-list; absent by default) -> body limit -> the app. The auth
-dependency (``service.api.deps.require_caller``) finds the gate at ``app.state.access``.
+to inner: proxy headers (only from ``INHOUSE_SECURITY__TRUSTED_PROXIES``) -> audit (sees
+every final status, 413s and CORS preflights included) -> security headers -> CORS
+(allow-list; absent by default) -> body limit (a declared oversize is refused unread) ->
+auth gate (a key before any body is read; upload slots) -> the app. The auth dependency (``service.api.deps.require_caller``) finds
+the gate at ``app.state.access`` and reuses a caller the gate already authenticated.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from starlette.responses import JSONResponse
 
 from service.auth.access import AccessControl, open_access
 from service.auth.audit import AuditLog, AuditMiddleware
+from service.auth.gate import AuthGateMiddleware, ProxyHeadersMiddleware
 from service.auth.hardening import BodyLimitMiddleware, SecurityHeadersMiddleware, add_cors
 from service.errors import AuthError, RateLimited, ServiceError
 from service.settings import ServiceSettings
@@ -30,6 +33,11 @@ def install_access(app: Any, settings: ServiceSettings) -> AccessControl:
     access = open_access(settings)
     app.state.access = access
     app.add_middleware(
+        AuthGateMiddleware,
+        uploads_per_key=settings.limits.concurrent_uploads_per_key,
+        uploads_total=settings.limits.concurrent_uploads,
+    )
+    app.add_middleware(
         BodyLimitMiddleware,
         json_bytes=settings.limits.body_bytes,
         upload_bytes=int(settings.limits.upload_mb * MIB),
@@ -39,6 +47,7 @@ def install_access(app: Any, settings: ServiceSettings) -> AccessControl:
     app.add_middleware(
         AuditMiddleware, log=AuditLog(settings.audit_dir), new_request_id=new_request_id
     )
+    app.add_middleware(ProxyHeadersMiddleware, trusted=settings.security.trusted_proxies)
     app.add_exception_handler(AuthError, _auth_error)
     app.add_exception_handler(RateLimited, _rate_limited)
     document_errors(app)
@@ -64,6 +73,12 @@ SECURED_ERRORS = {
     "401": ("Missing, unknown or revoked API key (code unauthorized).", "WWW-Authenticate"),
     "403": ("The key lacks the scope or the collection (code forbidden).", None),
     "429": ("Over the key's rate limit (code rate_limited).", "Retry-After"),
+}
+UPLOAD_PATH = "/v1/collections/{name}/documents"
+UPLOAD_ERRORS = {
+    "429": ("Over the key's rate limit (rate_limited) or concurrent uploads"
+            " (too_many_uploads).", "Retry-After"),
+    "503": ("Too many uploads in progress service-wide (code uploads_busy).", "Retry-After"),
 }
 
 
@@ -100,13 +115,16 @@ def _rewrite_errors(schema: dict[str, Any]) -> None:
             out["headers"] = {header: {"schema": {"type": "string"}}}
         return out
 
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
             if "422" in responses:
                 responses["422"] = error("Invalid request (code invalid_request).")
+            if path == UPLOAD_PATH and method == "post":
+                for status, (description, header) in UPLOAD_ERRORS.items():
+                    responses[status] = error(description, header)
             if operation.get("security"):
                 for status, (description, header) in SECURED_ERRORS.items():
                     responses.setdefault(status, error(description, header))

@@ -1,8 +1,9 @@
 """HTTP hardening: body size limits, security headers, closed-by-default CORS, upload names.
 
 * ``BodyLimitMiddleware``: 413 ``payload_too_large`` for a body over the limit, whether
-  announced by Content-Length or streamed chunked; multipart uploads get the upload limit,
-  everything else the (much smaller) JSON limit.
+  announced by Content-Length or streamed chunked; the upload route
+  (``POST /v1/collections/{name}/documents``) gets the upload limit, every other request
+  the (much smaller) JSON limit, whatever its content type.
 * ``SecurityHeadersMiddleware``: a CSP with ``default-src 'self'`` and no inline script,
   ``frame-ancestors 'none'`` + ``X-Frame-Options: DENY``, ``nosniff``, ``no-referrer``, and
   ``Cache-Control: no-store`` on API responses (answers are private).
@@ -63,9 +64,9 @@ class BodyLimitMiddleware:
         self.upload_bytes = upload_bytes + UPLOAD_SLACK_BYTES
 
     def limit_for(self, scope: Scope) -> int:
-        headers = dict(scope.get("headers") or [])
-        content_type = headers.get(b"content-type", b"").lower()
-        return self.upload_bytes if content_type.startswith(b"multipart/") else self.json_bytes
+        from service.auth.gate import is_upload
+
+        return self.upload_bytes if is_upload(scope) else self.json_bytes
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -162,7 +163,7 @@ def add_cors(app: Any, origins: Sequence[str]) -> bool:
 
 
 _UNSAFE = re.compile(r"[^\w.\- ()+,@=]+", re.UNICODE)
-_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.IGNORECASE)
+_WINDOWS_RESERVED = re.compile(r"(con|prn|aux|nul|com\d|lpt\d)(\..*)?", re.IGNORECASE)
 MAX_NAME_BYTES = 200
 
 
@@ -179,7 +180,7 @@ def safe_upload_name(filename: str) -> str:
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     name = _UNSAFE.sub("_", name).strip(" .")  # leading dots: hidden or parent
     name = re.sub(r"\s+", " ", name)
-    if _WINDOWS_RESERVED.match(name):
+    if _WINDOWS_RESERVED.fullmatch(name):
         name = "_" + name
     if not name or set(name) <= {"_", "."}:
         raise ValueError(f"unusable file name {filename!r}")

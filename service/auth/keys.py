@@ -36,7 +36,7 @@ from service.caller import Caller
 from service.errors import AuthError
 
 PREFIX = "ih_"
-KEY_RE = re.compile(r"^ih_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+KEY_RE = re.compile(r"ih_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")  # fullmatch only
 ENV_KEY_ID = "env-admin"  # INHOUSE_ADMIN_KEY given in a free form
 SECRET_BYTES = 32
 
@@ -92,7 +92,7 @@ class NewKey:
 
 def key_id_of(key: str) -> str:
     """The id a presented key claims (``env-admin`` for a free-form INHOUSE_ADMIN_KEY)."""
-    match = KEY_RE.match(key)
+    match = KEY_RE.fullmatch(key)
     return match.group(1) if match else ENV_KEY_ID
 
 

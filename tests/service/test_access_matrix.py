@@ -141,6 +141,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
                 )
                 assert resp.status_code == 200, resp.text
                 svc.records[coll] = resp.json()["request_id"]
+            resp = svc.call(  # the auditor's own request: only it and admins read the record
+                "auditor", "POST", "/v1/query", {"question": QUESTION, "collections": ["hr"]}
+            )
+            assert resp.status_code == 200, resp.text
+            svc.records["own"] = resp.json()["request_id"]
             yield svc
     finally:
         ollama.stop()
@@ -228,10 +233,17 @@ CASES = [
     ),
     Case("chat-stream", "POST", "/v1/chat/completions", chat(stream=True), ALL_OK, DEFAULT_SEARCH),
     Case("collections", "GET", "/v1/collections", None, ALL_OK),
-    Case(
+    Case(  # an admin's request: another key with reasoning:read on hr does not see it
         "reasoning-hr",
         "GET",
         "/v1/reasoning/{hr}",
+        None,
+        {"fin_query": 403, "hr_ingest": 403, "auditor": 404, "admin": 200},
+    ),
+    Case(
+        "reasoning-own",
+        "GET",
+        "/v1/reasoning/{own}",
         None,
         {"fin_query": 403, "hr_ingest": 403, "auditor": 200, "admin": 200},
     ),
@@ -297,7 +309,14 @@ CASES += [
         "POST",
         "/v1/sources/fin-docs/reindex",
         None,
-        {"fin_query": 403, "hr_ingest": 403, "auditor": 403, "admin": 202},
+        {"fin_query": 403, "hr_ingest": 404, "auditor": 403, "admin": 202},  # 404 as unknown
+    ),
+    Case(
+        "reindex-unknown",
+        "POST",
+        "/v1/sources/no-such-source/reindex",
+        None,
+        {"fin_query": 403, "hr_ingest": 404, "auditor": 403, "admin": 404},
     ),
 ]
 SOURCE_COLLECTIONS = {"hr-docs": "hr", "fin-docs": "finance"}
@@ -327,7 +346,16 @@ def test_matrix(service: Service, case: Case, kind: str) -> None:
         return
     if kind in READABLE:
         assert_no_crossing(service, kind, resp, case.searched.get(kind, set()))
+    if case.name == "readyz":
+        checks = resp.json()["checks"]
+        assert set(checks) == {"index", "model_server", "model"}
+        if kind == "admin":
+            assert all("detail" in c for c in checks.values())
+        else:  # no key or not an admin: status and check names only
+            assert all(c == {"ok": True} for c in checks.values()), checks
+            assert service.ollama.url.split("//")[-1] not in resp.text
     if case.name == "query-stream":
+        assert resp.headers["cache-control"] == "no-store"
         events = [name for name, _ in parse_sse(resp.text)]
         assert events[0] == "sources" and events[-1] == "done"
         assert ("reasoning" in events) == (kind in ("auditor", "admin"))
@@ -344,6 +372,10 @@ def test_matrix(service: Service, case: Case, kind: str) -> None:
     if case.name == "sources":
         listed = {SOURCE_COLLECTIONS[s["name"]] for s in resp.json()["sources"]}
         assert listed == READABLE[kind] & set(SOURCE_COLLECTIONS.values())
+        for source in resp.json()["sources"]:  # server folders: admin and ingest keys only
+            shown = kind in ("admin", "hr_ingest")
+            assert (source["paths"] is not None) == shown, (kind, source)
+            assert "/" not in json.dumps(source["paths"]) or shown
 
 
 def audit_line(service: Service, request_id: str) -> dict[str, Any]:

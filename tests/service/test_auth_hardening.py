@@ -54,6 +54,7 @@ def make_app(tmp_path: Path, origins: list[str] | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/echo", echo, methods=["POST"]),
+            Route("/v1/collections/{name}/documents", echo, methods=["POST"]),
             Route("/v1/search/{name}", search, methods=["GET"]),
         ]
     )
@@ -70,7 +71,7 @@ def client(app: Starlette) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
-async def test_body_limits_json_chunked_and_multipart(tmp_path: Path) -> None:
+async def test_body_limits_json_chunked_and_upload_route(tmp_path: Path) -> None:
     async with client(make_app(tmp_path)) as http:
         assert (await http.post("/v1/echo", content=b"x" * 1000)).json() == {"bytes": 1000}
         big = await http.post("/v1/echo", content=b"x" * 1001)
@@ -85,10 +86,17 @@ async def test_body_limits_json_chunked_and_multipart(tmp_path: Path) -> None:
         assert streamed.status_code == 413 and streamed.json()["error"]["code"] == (
             "payload_too_large"
         )
-        upload = await http.post("/v1/echo", files={"file": ("a.txt", b"z" * 4000)})
+        uploads = "/v1/collections/main/documents"
+        upload = await http.post(uploads, files={"file": ("a.txt", b"z" * 4000)})
         assert upload.status_code == 200
-        too_big = await http.post("/v1/echo", files={"file": ("a.txt", b"z" * 80_000)})
+        too_big = await http.post(uploads, files={"file": ("a.txt", b"z" * 80_000)})
         assert too_big.status_code == 413
+        # a multipart body elsewhere gets the JSON limit, not the upload limit
+        elsewhere = await http.post("/v1/echo", files={"file": ("a.txt", b"z" * 4000)})
+        assert elsewhere.status_code == 413
+        assert elsewhere.json()["error"]["code"] == "payload_too_large"
+        wrong_method = await http.put(uploads, files={"file": ("a.txt", b"z" * 4000)})
+        assert wrong_method.status_code == 413
 
 
 async def test_security_headers_and_closed_cors(tmp_path: Path) -> None:

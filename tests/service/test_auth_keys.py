@@ -23,7 +23,7 @@ from tests.ingest.cli_helpers import run_inhouse
 def test_key_shape_and_storage(tmp_path: Path) -> None:
     store = KeyStore(tmp_path)
     new = store.create("alice", ["query"], ["finance"])
-    assert KEY_RE.match(new.key) and new.key.startswith(f"ih_{new.record.key_id}_")
+    assert KEY_RE.fullmatch(new.key) and new.key.startswith(f"ih_{new.record.key_id}_")
     # only a digest is stored: the key's secret part appears nowhere on disk
     secret = new.key.split("_", 2)[2].encode()
     for path in (tmp_path / "auth").iterdir():
@@ -157,7 +157,7 @@ def test_cli_create_list_revoke(tmp_path: Path) -> None:
     )
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
-    assert KEY_RE.match(key) and "shown only this once" in made.stderr
+    assert KEY_RE.fullmatch(key) and "shown only this once" in made.stderr
     listed = run_inhouse(["keys", "list", "--json"], data)
     rows = json.loads(listed.stdout)
     assert [(r["name"], r["scopes"], r["collections"], r["active"]) for r in rows] == [

@@ -1,11 +1,16 @@
-"""``GET /healthz`` (the process is up) and ``GET /readyz`` (it can answer questions)."""
+"""``GET /healthz`` (the process is up) and ``GET /readyz`` (it can answer questions).
+
+Both need no key (orchestrator probes). ``/readyz`` without an admin key says only the
+status and which checks pass; the details (model server address, model name, errors)
+go to admin keys (or everyone with ``INHOUSE_AUTH=disabled``).
+"""
 
 from __future__ import annotations
 
 import logging
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from service.api.deps import BackendDep, RetrieverDep
@@ -29,10 +34,14 @@ async def healthz() -> HealthResponse:
     responses={503: {"model": ReadinessResponse, "description": "Some check failed."}},
 )
 async def readyz(
+    request: Request,
     retriever: RetrieverDep,
     backend: BackendDep,
 ) -> JSONResponse:
-    """Index readable, model server reachable, model present: 200, else 503 with details."""
+    """Index readable, model server reachable, model present: 200, else 503.
+
+    Each check's ``detail`` only for an admin key; without one, just ``ok`` per check.
+    """
     checks: dict[str, ReadinessCheck] = {}
     try:
         with anyio.fail_after(CHECK_TIMEOUT_S):
@@ -56,8 +65,30 @@ async def readyz(
     if not ready:
         failed = ",".join(name for name, check in checks.items() if not check.ok)
         log.warning("not ready: %s", failed)
+    if not _is_admin(request):
+        checks = {name: ReadinessCheck(ok=check.ok) for name, check in checks.items()}
     body = ReadinessResponse(status="ready" if ready else "not_ready", checks=checks)
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True), status_code=200 if ready else 503
+    )
+
+
+def _is_admin(request: Request) -> bool:
+    """Whether the request carries an admin key (always, with auth disabled); never raises."""
+    from service.caller import SCOPE_ADMIN
+    from service.errors import ServiceError
+
+    access = getattr(request.app.state, "access", None)
+    if access is None:
+        return False
+    if access.enabled and not request.headers.get("authorization"):
+        return False
+    client = request.client.host if request.client else None
+    try:
+        caller = access.authenticate(request.headers.get("authorization"), client)
+    except ServiceError:
+        return False
+    return SCOPE_ADMIN in caller.scopes
 
 
 def _reason(exc: Exception) -> str:

@@ -76,7 +76,7 @@ class ProgressModel(BaseModel):
 
 class FailureModel(BaseModel):
     path: str = Field(description="File path relative to its root.")
-    root: str
+    root: str | None = Field(description="The root folder; null unless the key may re-index.")
     reason: str | None = Field(description="Stable failure code, e.g. encrypted, timeout.")
     message: str | None
 
@@ -109,7 +109,10 @@ class SchedulerModel(BaseModel):
 class SourceModel(BaseModel):
     name: str
     collection: str
-    paths: list[str]
+    paths: list[str] | None = Field(
+        description="Server folders; null unless the key is admin or has ingest on the"
+        " collection."
+    )
     schedule: str
     enabled: bool
     include: list[str]
@@ -163,12 +166,24 @@ async def list_sources(
     status: dict[str, Any] = await run_in_threadpool(scheduler.status)
     return SourcesResponse(
         sources=[
-            SourceModel.model_validate(s)
+            _visible(SourceModel.model_validate(s), caller)
             for s in status["sources"]
             if caller.can_read(s["collection"])
         ],
         removed=status["removed"] if caller.has_scope(SCOPE_ADMIN) else [],
     )
+
+
+def _visible(source: SourceModel, caller: Caller) -> SourceModel:
+    """Server folder paths only for callers who may re-index the source (ingest or admin)."""
+    if caller.has_scope(SCOPE_INGEST) and caller.can_read(source.collection):
+        return source
+    runs = [r for r in (source.running, *source.last_runs) if r is not None]
+    for run in runs:
+        for failure in run.failures:
+            failure.root = None
+    source.paths = None
+    return source
 
 
 @router.post(
@@ -189,9 +204,9 @@ async def reindex_source(
     """Start re-indexing one source in the background (scope ``ingest`` on its collection)."""
     require(caller, SCOPE_INGEST)
     source = scheduler.config.get(name)
-    if source is None:
+    if source is None or not caller.can_read(source.collection):
+        # another collection's source is "not found" too: its name says nothing more
         raise NotFound(f"no source named {name!r}", source=name)
-    require(caller, SCOPE_INGEST, source.collection)
     full = body.full if body else False
     try:
         run_id = await run_in_threadpool(scheduler.trigger, name, full=full, trigger="api")

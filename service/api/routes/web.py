@@ -30,7 +30,7 @@ ASSET_TYPES = {
     ".png": "image/png",
     ".ico": "image/x-icon",
 }
-SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}$")
+SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,100}")  # fullmatch only
 HEADERS = {
     "Content-Security-Policy": PAGE_CSP,
     "X-Content-Type-Options": "nosniff",
@@ -43,7 +43,7 @@ router = APIRouter(include_in_schema=False)
 def asset_path(web_dir: Path, relative: str) -> Path:
     """The file for ``/static/<relative>``; ``NotFound`` for anything else."""
     parts = relative.split("/")
-    if not all(SEGMENT.match(p) and ".." not in p for p in parts):
+    if not all(SEGMENT.fullmatch(p) and ".." not in p for p in parts):
         raise NotFound("no such asset")
     path = web_dir.joinpath(*parts)
     if path.suffix not in ASSET_TYPES:
