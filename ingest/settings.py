@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-COLLECTION_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
+COLLECTION_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?")  # fullmatch only
 
 
 class ParseSettings(BaseModel):
@@ -98,7 +98,7 @@ class IngestSettings(BaseSettings):
 
 def validate_collection_name(name: str) -> str:
     """Return ``name`` if it is a valid collection name, else raise ``ValueError``."""
-    if not COLLECTION_NAME_RE.match(name):
+    if not isinstance(name, str) or not COLLECTION_NAME_RE.fullmatch(name):
         raise ValueError(
             f"invalid collection name {name!r}: use 1-63 lowercase letters, digits, '-' or '_',"
             " starting and ending with a letter or digit"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +131,32 @@ def test_a_file_indexed_before_becoming_a_link_out_loses_its_chunks(
     report = pipeline.run([root], "main")
     assert [(r.path, r.reason) for r in report.files] == [("a.md", "outside_root")]
     assert all_text(pipeline, "main") == ""
+
+
+def test_failure_messages_name_paths_relative_to_the_root(
+    data_dir: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    """A parser message quoting the server's absolute path is reported relative to the root."""
+    from ingest.errors import ParseError
+
+    class QuotingParser:
+        def parse_many(self, items: Any, *, stop: Any = None) -> Iterator[tuple[Any, Any]]:
+            for job, path in items:
+                yield job, ParseError(f"cannot parse {path}: bad xref in {path.parent}")
+
+        def close(self) -> None:
+            pass
+
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.pdf").write_bytes(b"%PDF-1.4 broken")
+    pipe = IngestPipeline(
+        IngestSettings(), embedder=embedder, parser_factory=lambda s, w: QuotingParser()
+    )
+    try:
+        (result,) = pipe.run([root], "main").files
+    finally:
+        pipe.close()
+    assert result.reason == "parse_error"
+    assert result.message == "cannot parse sub/a.pdf: bad xref in sub"
+    assert str(tmp_path) not in (result.message or "")

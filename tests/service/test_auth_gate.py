@@ -220,3 +220,21 @@ def test_audit_tail_prints_one_escaped_line_per_entry(
     assert "\\n2026-01-01T00:00:01" in out
     assert run_tail(argparse.Namespace(lines=5, json=True)) == 0
     assert json.loads(capsys.readouterr().out)["route"] == entry["route"]  # JSON: exact
+
+
+def test_validators_refuse_a_trailing_newline(tmp_path: Path) -> None:
+    from ingest.settings import validate_collection_name
+    from service.api.routes.web import asset_path
+    from service.auth.keys import ENV_KEY_ID, key_id_of
+    from service.errors import NotFound
+    from service.reasoning_log import new_request_id, request_day
+
+    assert validate_collection_name("main") == "main"
+    with pytest.raises(ValueError):
+        validate_collection_name("main\n")
+    request_id = new_request_id()
+    assert request_day(request_id) is not None and request_day(request_id + "\n") is None
+    key = "ih_0123456789ab_" + "A" * 43
+    assert key_id_of(key) == "0123456789ab" and key_id_of(key + "\n") == ENV_KEY_ID
+    with pytest.raises(NotFound):
+        asset_path(tmp_path, "app.js\n")
