@@ -118,7 +118,7 @@ def test_scopes_and_collections(service: Service) -> None:
     assert set(service.sources("fin_ingest")) == {"fin"}
     assert service.call(None, "GET", "/v1/sources").status_code == 401
     for kind, name, status in [
-        ("hr_ingest", "fin", 403),  # ingest, but on another collection
+        ("hr_ingest", "fin", 404),  # ingest, but on another collection: as unknown
         ("hr_query", "hr-docs", 403),  # reading is not re-indexing
         (None, "hr-docs", 401),
         ("admin", "nope", 404),
