@@ -194,9 +194,7 @@ class IngestPipeline:
         )
         with self.collection_lock(collection):
             self.index.collection(collection, create=True)  # embedder mismatch fails here
-            seen_ids = {
-                document_id(collection, str(f.root), f.relative) for f in found + refused
-            }
+            seen_ids = {document_id(collection, str(f.root), f.relative) for f in found + refused}
             stale = [
                 record
                 for root in dir_roots

@@ -4,8 +4,9 @@
 to inner: proxy headers (only from ``INHOUSE_SECURITY__TRUSTED_PROXIES``) -> audit (sees
 every final status, 413s and CORS preflights included) -> security headers -> CORS
 (allow-list; absent by default) -> body limit (a declared oversize is refused unread) ->
-auth gate (a key before any body is read; upload slots) -> the app. The auth dependency (``service.api.deps.require_caller``) finds
-the gate at ``app.state.access`` and reuses a caller the gate already authenticated.
+auth gate (a key before any body is read; upload slots) -> the app. The auth dependency
+(``service.api.deps.require_caller``) finds the gate at ``app.state.access`` and reuses a
+caller the gate already authenticated.
 """
 
 from __future__ import annotations
@@ -75,9 +76,11 @@ SECURED_ERRORS = {
     "429": ("Over the key's rate limit (code rate_limited).", "Retry-After"),
 }
 UPLOAD_PATH = "/v1/collections/{name}/documents"
-UPLOAD_ERRORS = {
-    "429": ("Over the key's rate limit (rate_limited) or concurrent uploads"
-            " (too_many_uploads).", "Retry-After"),
+UPLOAD_ERRORS: dict[str, tuple[str, str | None]] = {
+    "429": (
+        "Over the key's rate limit (rate_limited) or concurrent uploads (too_many_uploads).",
+        "Retry-After",
+    ),
     "503": ("Too many uploads in progress service-wide (code uploads_busy).", "Retry-After"),
 }
 

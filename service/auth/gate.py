@@ -35,7 +35,9 @@ RETRY_AFTER_S = 5
 
 def is_upload(scope: Scope) -> bool:
     """Whether the request is ``POST /v1/collections/{name}/documents``."""
-    return scope.get("method") == "POST" and UPLOAD_ROUTE.fullmatch(scope.get("path", "")) is not None
+    return (
+        scope.get("method") == "POST" and UPLOAD_ROUTE.fullmatch(scope.get("path", "")) is not None
+    )
 
 
 def cached_caller(scope: Scope) -> Caller | None:

@@ -127,7 +127,7 @@ def _print_summary(report: dict[str, Any]) -> None:
     out = console()
     counts = report["counts"]
     out.print(
-        f"[bold]{shown(report['collection'])}[/]: {counts['indexed']} indexed, {counts['unchanged']}"
+        f"[bold]{report['collection']}[/]: {counts['indexed']} indexed, {counts['unchanged']}"
         f" unchanged, {counts['removed']} removed, {counts['failed']} failed;"
         f" {report['chunks_written']} chunks, {report['pages_indexed']} pages"
         f" in {report['elapsed_s']:.1f}s"

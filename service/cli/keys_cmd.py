@@ -99,7 +99,12 @@ def run_list(args: argparse.Namespace) -> int:
     for r in records:
         status = "active" if r.active else f"revoked {r.revoked_at}"
         table.add_row(
-            r.key_id, shown(r.name), ",".join(r.scopes), ",".join(r.collections), r.created_at, status
+            r.key_id,
+            shown(r.name),
+            ",".join(r.scopes),
+            ",".join(r.collections),
+            r.created_at,
+            status,
         )
     out.print(table)
     return 0
@@ -115,7 +120,9 @@ def run_revoke(args: argparse.Namespace) -> int:
         print_json(record.as_dict())
         return 0
     if before.active:
-        console().print(f"revoked key {record.key_id} ({shown(record.name)}) at {record.revoked_at}")
+        console().print(
+            f"revoked key {record.key_id} ({shown(record.name)}) at {record.revoked_at}"
+        )
     else:
         console().print(f"key {record.key_id} was already revoked at {record.revoked_at}")
     return 0

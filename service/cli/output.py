@@ -30,7 +30,9 @@ class SafeConsole(Console):
     """A rich console that escapes control characters in every string it prints."""
 
     def print(self, *objects: Any, **kwargs: Any) -> None:  # noqa: A003
-        cleaned = [escape_control(o, keep_newlines=True) if isinstance(o, str) else o for o in objects]
+        cleaned = [
+            escape_control(o, keep_newlines=True) if isinstance(o, str) else o for o in objects
+        ]
         super().print(*cleaned, **kwargs)
 
 

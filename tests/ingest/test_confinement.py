@@ -49,8 +49,14 @@ def by_path(found: list[DiscoveredFile]) -> dict[str, DiscoveredFile]:
 def test_links_out_of_the_root_are_refused_not_read(layout: dict[str, Path]) -> None:
     found = by_path(list(discover(layout["root"], data_dir=layout["data"])))
     refused = {p for p, f in found.items() if f.refused}
-    assert refused == {"file-link.txt", "dir-link", "data-link", "data-file.txt", "hop1.txt",
-                       "hop2.txt"}
+    assert refused == {
+        "file-link.txt",
+        "dir-link",
+        "data-link",
+        "data-file.txt",
+        "hop1.txt",
+        "hop2.txt",
+    }
     assert {p for p, f in found.items() if not f.refused} == {"inside/ok.md", "inside-link.md"}
     assert "dir-link/more.txt" not in found  # the outside folder is not entered
     assert "data directory" in (found["data-file.txt"].refused or "")

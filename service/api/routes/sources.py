@@ -110,8 +110,7 @@ class SourceModel(BaseModel):
     name: str
     collection: str
     paths: list[str] | None = Field(
-        description="Server folders; null unless the key is admin or has ingest on the"
-        " collection."
+        description="Server folders; null unless the key is admin or has ingest on the collection."
     )
     schedule: str
     enabled: bool
