@@ -12,6 +12,7 @@ and anything inside code. One pass of a few regular expressions: linear in the t
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -73,17 +74,22 @@ _NUMBER = rf"""
         (?:\s?(?P<scale>[^\W\d_]{{1,11}})\b\.?)?
     )"""
 # Month and scale words are matched as any word and checked against the tables in Python:
-# a long alternation of literal words is several times slower in ``re``.
-FIGURE_RE = re.compile(
-    rf"""
-    (?P<date_mdy>\b(?P<m1>[^\W\d_]{{3,10}})\.?\s+(?:(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?,?\s+)?(?P<y1>(?:19|20)\d{{2}})\b)
-  | (?P<date_dmy>\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\.?\s+(?P<m2>[^\W\d_]{{3,10}})\.?,?\s+(?P<y2>(?:19|20)\d{{2}})\b)
-  | (?P<date_iso>\b(?P<y3>(?:19|20)\d{{2}})-(?P<m3>\d{{2}})-(?P<d3>\d{{2}})\b)
-  | (?P<words>\b(?:(?:{_TENS})(?:[-\s](?:{_ONES}))?|{_ONES})\b)
-  | {_NUMBER}
-    """,
-    re.I | re.X,
-)
+# a long alternation of literal words is several times slower in ``re``; so is one pattern
+# with every branch, hence one pass per kind, dates first.
+DATE_RES = [
+    re.compile(
+        r"\b(?P<d2>\d{1,2})(?:st|nd|rd|th)?\.?\s+(?P<m2>[^\W\d_]{3,10})\.?,?\s+"
+        r"(?P<y2>(?:19|20)\d{2})\b",
+        re.I,
+    ),
+    re.compile(
+        r"\b(?P<m1>[^\W\d_]{3,10})\.?\s+(?:(?P<d1>\d{1,2})(?:st|nd|rd|th)?,?\s+)?"
+        r"(?P<y1>(?:19|20)\d{2})\b",
+        re.I,
+    ),
+    re.compile(r"\b(?P<y3>(?:19|20)\d{2})-(?P<m3>\d{2})-(?P<d3>\d{2})\b"),
+]
+WORDS_RE = re.compile(rf"\b(?:(?:{_TENS})(?:[-\s](?:{_ONES}))?|{_ONES})\b", re.I)
 NUMBER_RE = re.compile(_NUMBER, re.I | re.X)
 REFERENCE_RE = re.compile(
     r"(?:\b(?:note|notes|item|items|page|pages|p|pp|section|part|article|art|chapter|table"
@@ -153,39 +159,42 @@ def find_figures(text: str) -> list[Figure]:
     masked = CODE_RE.sub(lambda m: " " * len(m.group()), text)
     masked = CITATION_RE.sub(lambda m: " " * len(m.group()), masked)
     figures: list[Figure] = []
-    for m in FIGURE_RE.finditer(masked):
-        figures.extend(_figures(m, masked))
+    taken: list[tuple[int, int]] = []
+    for date_re in DATE_RES:
+        for m in date_re.finditer(masked):
+            date = _date(m, masked)
+            if date is not None and not _overlaps(taken, date.start, date.end):
+                figures.append(date)
+                bisect.insort(taken, (date.start, date.end))
+    for m in NUMBER_RE.finditer(masked):
+        number = _number(m, masked)
+        if number is not None and not _overlaps(taken, m.start("digits"), m.end("digits")):
+            figures.append(number)
+    for m in WORDS_RE.finditer(masked):
+        if not _overlaps(taken, m.start(), m.end()):
+            value = float(_words_value(m.group()))
+            figures.append(Figure(m.group(), m.start(), m.end(), "count", value, 1.0))
+    figures.sort(key=lambda f: f.start)
     return figures
 
 
-def _figures(m: re.Match[str], text: str) -> list[Figure]:
-    if m.group("date_mdy") or m.group("date_dmy") or m.group("date_iso"):
-        date = _date(m, text)
-        if date is not None:
-            return [date]
-        # "fiscal 2023", "5 days 2023": not a date; its numbers one by one
-        start, end = m.span()
-        found = (_number(n, text) for n in NUMBER_RE.finditer(text, start, end))
-        return [f for f in found if f is not None]
-    if m.group("words"):
-        start, end = m.span()
-        value = float(_words_value(m.group()))
-        return [Figure(m.group(), start, end, "count", value, 1.0)]
-    figure = _number(m, text)
-    return [figure] if figure is not None else []
+def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether ``[start, end)`` overlaps one of the sorted, disjoint ``spans``."""
+    i = bisect.bisect_right(spans, (start, float("inf"))) - 1
+    if i >= 0 and spans[i][1] > start:
+        return True
+    return i + 1 < len(spans) and spans[i + 1][0] < end
 
 
 def _date(m: re.Match[str], text: str) -> Figure | None:
-    month_text = m.group("m1") or m.group("m2")
-    if month_text:
-        month = MONTHS.get(month_text.lower(), 0)
-    else:
-        month = int(m.group("m3"))
-    day_text = m.group("d1") or m.group("d2") or m.group("d3")
+    parts = m.groupdict()
+    month_text = parts.get("m1") or parts.get("m2")
+    month = MONTHS.get(month_text.lower(), 0) if month_text else int(parts.get("m3") or 0)
+    day_text = parts.get("d1") or parts.get("d2") or parts.get("d3")
     day = int(day_text) if day_text else 0
     if not 1 <= month <= 12 or day > 31:
         return None
-    year = int(m.group("y1") or m.group("y2") or m.group("y3"))
+    year = int(parts.get("y1") or parts.get("y2") or parts.get("y3") or 0)
     start, end = m.span()
     # one number per date: yyyymmdd, day 0 when only the month is given
     return Figure(text[start:end], start, end, "date", year * 10000 + month * 100 + day, 0.0)

@@ -297,7 +297,7 @@ function markUnsupported(root, unsupported) {
   for (const item of unsupported) {
     while (index < nodes.length) {
       const node = nodes[index];
-      const at = node.data.indexOf(item.text, from);
+      const at = findWhole(node.data, item.text, from);
       if (at < 0) {
         index += 1;
         from = 0;
@@ -321,4 +321,15 @@ let tipCount = 0;
 function tipId(root, kind) {
   if (!root.dataset.tips) root.dataset.tips = String(++tipCount);
   return `unsupported-tip-${root.dataset.tips}-${kind}`;
+}
+
+/** Index of `needle` in `text` from `from`, not inside a longer number or word ("5" in "25"). */
+function findWhole(text, needle, from) {
+  for (let at = text.indexOf(needle, from); at >= 0; at = text.indexOf(needle, at + 1)) {
+    const before = text[at - 1] || " ";
+    const after = text[at + needle.length] || " ";
+    const glued = (c) => /[\p{L}\p{N}]/u.test(c);
+    if (!(glued(needle[0]) && glued(before)) && !(glued(needle.at(-1)) && /\p{N}/u.test(after))) return at;
+  }
+  return -1;
 }
