@@ -170,7 +170,8 @@ def _note(message: str, label: str = "note") -> None:
     from rich.text import Text
 
     style = "bold yellow" if label == "warning" else "bold cyan"
-    Console(stderr=True, highlight=False).print(Text.assemble((f"{label}: ", style), message))
+    console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line, never wrapped
+    console.print(Text.assemble((f"{label}: ", style), message))
 
 
 def _print_sources(out: Any, citations: list[dict[str, Any]], cited: set[int]) -> None:
