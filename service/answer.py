@@ -279,11 +279,11 @@ class QueryService:
         yield Sources(prepared.request_id, prepared.citations)
         run = _Run(model_started=time.perf_counter())
         if prepared.query.mode == "extract":
-            result = self._extract_result(prepared, run, None)
-            if result.answer:
-                yield Token(result.answer)
+            quoted = self._extract_result(prepared, run, None)
+            if quoted.answer:
+                yield Token(quoted.answer)
             self._record(prepared, run, "extract")
-            yield Done(result)
+            yield Done(quoted)
             return
         status = "cancelled"
         result: QueryResult | None = None

@@ -109,7 +109,7 @@ class GroundingModel(BaseModel):
         return cls(
             checked=grounding.checked,
             unsupported=[
-                UnsupportedSpan(text=u.text, span=u.span, kind=u.kind)  # type: ignore[arg-type]
+                UnsupportedSpan(text=u.text, span=u.span, kind=u.kind)
                 for u in grounding.unsupported
             ],
             invalid_citations=grounding.invalid_citations,

@@ -18,11 +18,14 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from service.grounding.figures import CITATION_RE, CODE_RE, Figure, find_figures, scale_context
 
 IMPLICIT_SCALES = (1e3, 1e6)  # table figures are usually stated in thousands or millions
-QUOTE_RE = re.compile(r'"([^"\n]{3,400})"|“([^”\n]{3,400})”|«\s?([^»\n]{3,400}?)\s?»|„([^“”\n]{3,400})[“”]')
+QUOTE_RE = re.compile(
+    r'"([^"\n]{3,400})"|“([^”\n]{3,400})”|«\s?([^»\n]{3,400}?)\s?»|„([^“”\n]{3,400})[“”]'
+)
 _QUOTE_CHARS = str.maketrans({c: '"' for c in "“”„«»‟″"} | {c: "'" for c in "‘’‚‛′`"})
 
 
@@ -32,7 +35,7 @@ class Unsupported:
 
     text: str
     span: tuple[int, int]
-    kind: str  # "figure" or "quote"
+    kind: Literal["figure", "quote"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,9 @@ class FigureIndex:
                 self._put(_Entry(fig.value * scale, fig.precision * scale, "amount", True))
 
     def _put(self, entry: _Entry) -> None:
-        bisect.insort(self._buckets.setdefault(entry.precision, []), (entry.value, entry), key=_first)
+        bisect.insort(
+            self._buckets.setdefault(entry.precision, []), (entry.value, entry), key=_first
+        )
 
     def supports(self, fig: Figure) -> bool:
         if fig.kind == "date":

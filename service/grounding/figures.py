@@ -65,12 +65,16 @@ _TENS = "|".join(UNITS["tens"])
 
 CODE_RE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.S)
 CITATION_RE = re.compile(r"\[(\d{1,4}(?:\s*(?:,|-|–)\s*\d{1,4})*)\]")
-_NUM = r"\d{1,3}(?:(?:,\d{3})+|(?:[.\u00a0\u202f\u2009]\d{3}){2,}|(?:[\u00a0\u202f\u2009]\d{3})+)?(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
+_NUM = (  # grouped by ",", thin/no-break spaces or (2+ groups) "."; then decimals
+    r"\d{1,3}(?:(?:,\d{3})+|(?:[.\u00a0\u202f\u2009]\d{3}){2,}|(?:[\u00a0\u202f\u2009]\d{3})+)?"
+    r"(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
+)
 _NUMBER = rf"""
     (?P<number>(?=[$€£¥U\d])
         (?P<cur1>[$€£¥]|US\$)?
         (?<![\w.,-])(?P<digits>{_NUM})(?![\w-]*\d)
-        (?:\s?(?P<cur2>[$€£¥])|(?P<pct>\s?%|\s?percent\b|\s?per\s?cent\b|\s?pour\s?cent\b|\s?prozent\b|\s?por\s?ciento\b))?
+        (?:\s?(?P<cur2>[$€£¥])
+          |(?P<pct>\s?%|\s?(?:percent|per\s?cent|pour\s?cent|prozent|por\s?ciento)\b))?
         (?:\s?(?P<scale>[^\W\d_]{{1,11}})\b\.?)?
     )"""
 # Month and scale words are matched as any word and checked against the tables in Python:

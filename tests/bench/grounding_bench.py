@@ -103,7 +103,9 @@ async def rates(args: argparse.Namespace) -> None:
         for fig in good:
             for style in invented:
                 fake = perturb(fig.text, rng, style)
-                if fake == fig.text or any(contains_figure(t, bare(fake)) for t in passages.values()):
+                if fake == fig.text or any(
+                    contains_figure(t, bare(fake)) for t in passages.values()
+                ):
                     continue
                 changed = answer[: fig.start] + fake + answer[fig.end :]
                 check = check_answer(changed, passages, row["Question"])

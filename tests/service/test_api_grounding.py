@@ -97,8 +97,9 @@ def test_no_model_server_answers_with_an_extract_by_default(start: Start) -> Non
     assert body["mode"] == "extract" and body["grounding"] is None
     assert body["notice"]["code"] == "model_unavailable"
     n = report_n(body)
-    assert f"“Net sales by category (in millions): Products 94,836 and Services 24,213.” [{n}]" in (
-        body["answer"]
+    assert (
+        f"“Net sales by category (in millions): Products 94,836 and Services 24,213.” [{n}]"
+        in (body["answer"])
     )
     assert n in body["cited"] and body["model"] == ""
 
@@ -158,8 +159,11 @@ def test_unsupported_figures_and_invalid_citations_are_reported(
 
     grounding = body["grounding"]
     assert grounding["unsupported"] == [
-        {"text": "$97.3 billion", "span": [answer.index("$97.3"), answer.index("$97.3") + 13],
-         "kind": "figure"}
+        {
+            "text": "$97.3 billion",
+            "span": [answer.index("$97.3"), answer.index("$97.3") + 13],
+            "kind": "figure",
+        }
     ]
     assert grounding["invalid_citations"] == [9]
     assert body["answer"] == answer  # reported, not replaced (strict mode is off)
@@ -250,7 +254,9 @@ def test_openapi_schema_describes_modes_fallbacks_and_grounding(start: Start) ->
     response = parts["QueryResponse"]["properties"]
     assert response["mode"]["enum"] == ["model", "extract", "sources"]
     assert set(parts["GroundingModel"]["properties"]) == {
-        "checked", "unsupported", "invalid_citations"
+        "checked",
+        "unsupported",
+        "invalid_citations",
     }
     chat = parts["ChatCompletionResponse"]["properties"]
     assert {"inhouse_mode", "inhouse_notice", "inhouse_grounding"} <= set(chat)

@@ -92,7 +92,9 @@ def test_invented_figures_and_quotes_are_flagged_with_their_span(answer: str, fl
 
 def test_figures_are_checked_only_against_the_cited_passages() -> None:
     # 28 is in passage 2, but the answer cites only passage 1
-    assert [u.text for u in check_answer("Staff get 28 days [1].", {1: REPORT, 2: HANDBOOK}).unsupported] == ["28"]
+    assert [
+        u.text for u in check_answer("Staff get 28 days [1].", {1: REPORT, 2: HANDBOOK}).unsupported
+    ] == ["28"]
     # without any citation, every passage counts
     assert check_answer("Staff get 28 days.", {1: REPORT, 2: HANDBOOK}).unsupported == []
 
@@ -114,7 +116,9 @@ def test_no_figures_other_languages_tables_and_code() -> None:
     assert german.unsupported == [] and german.checked == 2
     french = check_answer("Les ventes ont atteint 97,3 milliards de dollars [1].", {1: REPORT})
     assert [u.text for u in french.unsupported] == ["97,3 milliards"]
-    table = "| Item | Value |\n|---|---|\n| Products | $94,836 million [1] |\n| Services | 31,000 [1] |"
+    table = (
+        "| Item | Value |\n|---|---|\n| Products | $94,836 million [1] |\n| Services | 31,000 [1] |"
+    )
     assert [u.text for u in check_answer(table, {1: REPORT}).unsupported] == ["31,000"]
     code = "Run it with:\n```\nworkers = 97\n```\nSales rose 12% [1]."
     assert check_answer(code, {1: REPORT}).unsupported == []
