@@ -511,6 +511,7 @@ def test_unsupported_figures_are_marked_and_explained(
     described = marks.first.get_attribute("aria-describedby")
     assert "not found" in chat.page.eval_on_selector(f"#{described}", "(e) => e.textContent")
     chat.shot("20-unsupported-figure-focused")
+    marks.first.blur()
     marks.nth(1).hover()
     chat.shot("21-unsupported-figure-hover")
 

@@ -308,6 +308,13 @@ function markUnsupported(root, unsupported) {
       const tail = rest.splitText(item.text.length);
       const kind = item.kind === "quote" ? "quote" : "figure";
       const mark = el("mark", { class: "unsupported", attrs: { tabindex: "0", "data-tip": tip, "aria-describedby": tipId(root, kind) }, data: { kind } }, rest.data);
+      const side = () => {
+        // open the explanation towards the wider side, so the thread never clips it
+        const box = root.getBoundingClientRect();
+        mark.dataset.side = mark.getBoundingClientRect().left - box.left > box.width / 2 ? "left" : "right";
+      };
+      mark.addEventListener("mouseenter", side);
+      mark.addEventListener("focus", side);
       rest.replaceWith(mark);
       nodes[index] = tail;
       from = 0;
