@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import fnmatch
 import statistics
 import time
 from pathlib import Path
@@ -61,6 +62,30 @@ def reference_figures(answer: str) -> list[Figure]:
     return out
 
 
+def indexed_names(collection: str) -> list[str]:
+    """File names of the documents indexed in ``collection``."""
+    from ingest.manifest import Manifest
+    from ingest.settings import IngestSettings
+
+    manifest = Manifest(IngestSettings().manifest_path)
+    try:
+        rows = manifest.execute(
+            "SELECT path FROM documents WHERE collection = ? AND status = 'indexed'",
+            (collection,),
+        )
+        return [Path(row["path"]).name for row in rows]
+    finally:
+        manifest.close()
+
+
+def covered(row: dict[str, str], names: list[str]) -> bool:
+    """Whether a document the question is about is indexed (``Source Docs`` is a glob)."""
+    pattern = row["Source Docs"].strip()
+    return any(
+        fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(name, pattern + ".pdf") for name in names
+    )
+
+
 def holds(text: str, figures: list[Figure]) -> bool:
     index = FigureIndex([text])
     return any(index.supports(f) for f in figures)
@@ -83,8 +108,11 @@ async def measure(args: argparse.Namespace) -> None:
     embedder = retriever._embedder  # the service's encoder, loaded
     if args.set == "sec10q":
         questions: list[tuple[str, list[Figure]]] = []
+        names = indexed_names(args.collection)
         with Path(args.questions).open(newline="") as fh:
             for row in csv.DictReader(fh):
+                if not covered(row, names):
+                    continue
                 figs = reference_figures(row["Answer"])
                 if figs:
                     questions.append((row["Question"], figs))
@@ -123,7 +151,7 @@ async def measure(args: argparse.Namespace) -> None:
         if args.verbose:
             print(f"\nQ: {question}\n   figures: {[f.text for f in figs]}\n{result.answer}")
     n = len(questions)
-    print(f"\n{args.set}: {n} questions with a reference figure, top_k 6")
+    print(f"\n{args.set}: {n} questions with a reference figure on indexed documents, top_k 6")
     for name, count in counts.items():
         print(f"  holds a reference figure: {name:14s} {count}/{n} ({count / max(n, 1):.0%})")
     print(

@@ -36,6 +36,7 @@ from service.grounding.figures import find_figures
 from service.settings import ServiceSettings
 from tests.bench.compare_local_answers import contains_figure
 from tests.bench.compare_local_answers import figures as key_figures
+from tests.bench.extract_bench import covered, indexed_names
 
 
 def bare(text: str) -> str:
@@ -75,8 +76,9 @@ async def rates(args: argparse.Namespace) -> None:
     invented = {"scale": [0, 0], "digit": [0, 0]}  # style -> [flagged, total]
     missed: list[str] = []
     wrongly: list[str] = []
+    names = indexed_names(args.collection)
     with Path(args.questions).open(newline="") as fh:
-        rows = list(csv.DictReader(fh))[: args.n]
+        rows = [row for row in csv.DictReader(fh) if covered(row, names)][: args.n]
     for row in rows:
         reference = row["Answer"]
         keys = key_figures(reference)
@@ -114,7 +116,7 @@ async def rates(args: argparse.Namespace) -> None:
                 invented[style][1] += 1
                 if not hit:
                     missed.append(f"{fig.text!r} -> {fake!r}")
-    print(f"\nlabelled set from {len(rows)} sec10q dev questions (top_k 6)")
+    print(f"\nlabelled set from {len(rows)} sec10q dev questions on indexed documents (top_k 6)")
     print(
         f"  correct figures wrongly flagged: {flagged_correct}/{correct}"
         f" ({flagged_correct / max(correct, 1):.1%})"

@@ -173,7 +173,7 @@ export class TurnView {
         el(
           "div",
           { class: "notice notice-warn model-notice", attrs: { role: "note" }, data: { code: turn.notice.code || "" } },
-          icon(turn.notice.code === "model_timeout" ? "clock" : "offline"),
+          icon(turn.notice.code === "model_timeout" ? "clock" : turn.notice.code === "grounding_failed" ? "alert" : "offline"),
           el(
             "div",
             {},
