@@ -4,7 +4,8 @@ Passages are cut into units: sentences, or lines where a block has no sentence
 boundaries (tables, lists), or word-bounded windows where a line is very long. Each
 unit is scored against the question with what is already at hand: a BM25 score of the
 question's words over the units (computed here, on the fly), the passage's retrieval
-score, a bonus for units with figures when the question asks for one, and (optional)
+rank, a bonus for units with amounts or percentages when the question asks for a figure,
+a penalty for short units without one (headings, page footers), and (optional)
 the cosine between the question and the unit from the service's encoder. The best few
 units, within a character budget, are quoted in the order of the passages, each with
 its citation ``[n]``. Never empty while there is a passage.
@@ -26,6 +27,8 @@ Encode = Callable[[list[str]], np.ndarray]  # texts -> unit vectors, one row eac
 
 MAX_UNIT_CHARS = 400
 MIN_UNIT_CHARS = 20
+SHORT_WORDS = 6  # words of 3+ letters
+RANK_STEP = 0.15  # the retrieval prior: 1.0 for passage [1], 0.85 for [2], ...
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"“'(\[]?[A-Z0-9$€£])")
 _BLOCK = re.compile(r"\n\s*\n")
 _WORD = re.compile(r"[^\W_]+", re.U)
@@ -151,7 +154,8 @@ def extract(
             cands.append((i, j, passage, unit))
     if not cands:
         return Extract([])
-    scores = _scores(question, [c[3] for c in cands], [c[2].score for c in cands], encode)
+    ranks = [max(0.0, 1.0 - RANK_STEP * i) for i, *_ in cands]  # passage 1 first
+    scores = _scores(question, [c[3] for c in cands], ranks, encode)
     ranked = sorted(range(len(cands)), key=lambda k: (-scores[k], cands[k][0], cands[k][1]))
     chosen: list[int] = []
     used = 0
@@ -191,13 +195,18 @@ def _scores(
     semantic = _semantic(question, texts, encode)
     out = []
     for k, text in enumerate(texts):
-        score = 0.6 * lexical[k] / top + 0.15 * max(0.0, priors[k])
+        score = 0.5 * lexical[k] / top + 0.25 * priors[k]
         if semantic is not None:
             score += 0.35 * max(0.0, float(semantic[k]))
-        if numeric and find_figures(text):
-            score += 0.15
-        if len(text) < MIN_UNIT_CHARS:
-            score *= 0.5
+        kinds = {f.kind for f in find_figures(text)} if numeric else set()
+        amounts = bool(kinds & {"amount", "percent"})
+        if amounts:
+            score += 0.3
+        elif kinds - {"year"}:
+            score += 0.1
+        words = sum(1 for w in _WORD.findall(text) if len(w) > 2 and not w.isdigit())
+        if len(text) < MIN_UNIT_CHARS or (words < SHORT_WORDS and not amounts):
+            score *= 0.4  # headings, page footers ("Apple Inc. | Q3 2023 Form 10-Q | 14")
         out.append(score)
     return out
 
