@@ -4,8 +4,9 @@
 every quoted string of the answer in the passages the answer cites (all passages when
 it cites none) and reports the ones found nowhere, plus citations ``[n]`` that point to
 no passage. A figure is supported when a cited passage (or the question) states an
-equivalent value: same kind family, equal to within the coarser of the two stated
-precisions, the passage's bare numbers also read at the scale it declares ("in
+equivalent value: same kind family, equal once rounded to the precision the answer states
+it with ("$94.8 billion" is supported by 94,836 in millions; "21.1%" is not by "21%"), the
+passage's bare numbers also read at the scale it declares ("in
 millions") or, for table-sized numbers, at thousands and millions ("$94.8 billion" ~
 "94,836"). Deterministic and local; passages are indexed once (sorted values per
 precision), so the check is linear in the answer's length.
@@ -97,7 +98,8 @@ class FigureIndex:
             value = int(fig.value)
             return value in self._dates if value % 100 else value // 100 in self._months
         for precision, rows in self._buckets.items():
-            tolerance = max(fig.precision, precision) / 2 + abs(fig.value) * 1e-9
+            # the passage's value, rounded as the answer states it, must be the answer's
+            tolerance = fig.precision / 2 + abs(fig.value) * 1e-9
             keys = self._keys[precision]
             lo = bisect.bisect_left(keys, fig.value - tolerance)
             hi = bisect.bisect_right(keys, fig.value + tolerance)

@@ -173,3 +173,12 @@ def test_passages_without_sentence_boundaries_give_their_best_lines() -> None:
 def test_extract_is_never_empty_when_nothing_matches() -> None:
     result = extract("Quelle est la politique de stationnement ?", PASSAGES)
     assert len(result.quotes) >= 1
+
+
+def test_an_answer_may_round_a_source_but_not_add_digits_to_it() -> None:
+    rounded = check_answer("The rate was 21% [1].", {1: "Effective tax rate 21.1 %"})
+    assert rounded.unsupported == []
+    finer = check_answer("The rate was 21.1% [1].", {1: "Statutory rate 21 %"})
+    assert [u.text for u in finer.unsupported] == ["21.1%"]
+    more = check_answer("Sales were $94,836 million [1].", {1: "Sales were $94.8 billion."})
+    assert [u.text for u in more.unsupported] == ["$94,836 million"]
