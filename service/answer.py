@@ -4,9 +4,13 @@
 read, retrieves passages and builds the prompt; ``QueryService.stream`` then yields
 ``Sources`` first, answer ``Token`` deltas, ``Reasoning`` deltas only when the caller may
 read reasoning and asked for it, and one ``Done`` with the result. Model failures are
-raised as ``service.errors.ModelError`` subclasses, unless the query asked for the
-``sources`` fallback and the model failed before saying anything: then ``Done`` carries
-the passages and a notice instead of an answer. Whatever happens (success, failure,
+raised as ``service.errors.ModelError`` subclasses, unless the model failed before
+saying anything and the query's ``fallback`` allows an answer without it: ``extract``
+(the default) answers with sentences quoted from the passages (one ``Token``), ``sources``
+with the passages only; ``Done`` then carries a notice. A query with ``mode="extract"``
+gets the extract without any model call. Every generated answer is checked against the
+passages it cites (``service.grounding``): the result travels in ``Done``; in strict mode
+an answer with unsupported figures is replaced by the extract. Whatever happens (success, failure,
 cancellation by a client that went away), one record goes to the reasoning log, and
 the application log gets ids, counts and timings, never reasoning text.
 """
@@ -17,7 +21,7 @@ import logging
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -35,6 +39,7 @@ from ingest.settings import validate_collection_name
 from service.auth.caller import searchable
 from service.caller import Caller
 from service.errors import BadRequest, ModelError, ModelProtocolError, NoAnswer
+from service.grounding import Grounding, Passage, check_answer, extract
 from service.llm.base import ChatBackend, ChatMessage, GenerationOptions, ModelDelta, ModelDone
 from service.prompt import build_messages, cited_numbers, document_title
 from service.reasoning_log import ReasoningLog, ReasoningRecord, new_request_id
@@ -45,7 +50,8 @@ log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 1200
 KEEPALIVE_S = 10.0  # while reasoning is hidden, tell streaming clients we are still here
-Fallback = Literal["none", "sources"]
+Fallback = Literal["extract", "sources", "none"]
+Mode = Literal["model", "extract", "sources"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +62,8 @@ class QueryInput:
     collections: tuple[str, ...] | None = None
     top_k: int | None = None
     include_reasoning: bool = False
-    fallback: Fallback = "none"
+    fallback: Fallback = "extract"
+    mode: Literal["model", "extract"] = "model"  # "extract": no model call at all
     history: tuple[ChatMessage, ...] = ()  # earlier turns of a conversation
     extra_instructions: str = ""
 
@@ -92,6 +99,7 @@ class PreparedQuery:
     started: float  # perf_counter at arrival
     started_at: str  # ISO time at arrival
     retrieval_ms: float
+    passages: tuple[Passage, ...] = ()  # full passage texts, numbered like the citations
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +113,8 @@ class QueryResult:
     timings: dict[str, float]
     notice: dict[str, str] | None = None
     reasoning: str | None = None  # only for callers who may read it and asked
+    mode: Mode = "model"
+    grounding: Grounding | None = None  # generated answers only
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +253,7 @@ class QueryService:
             started=started,
             started_at=started_at,
             retrieval_ms=round((time.perf_counter() - started) * 1000, 1),
+            passages=tuple(Passage(c.n, h.text.strip(), c.score) for c, h in zip(citations, hits)),
         )
 
     @staticmethod
@@ -267,6 +278,13 @@ class QueryService:
         """``Sources``, then deltas, then ``Done``; raises ``ModelError`` on model faults."""
         yield Sources(prepared.request_id, prepared.citations)
         run = _Run(model_started=time.perf_counter())
+        if prepared.query.mode == "extract":
+            quoted = self._extract_result(prepared, run, None)
+            if quoted.answer:
+                yield Token(quoted.answer)
+            self._record(prepared, run, "extract")
+            yield Done(quoted)
+            return
         status = "cancelled"
         result: QueryResult | None = None
         last_sent = run.model_started
@@ -290,16 +308,22 @@ class QueryService:
                     raise NoAnswer("the model returned an empty answer")
             except ModelError as exc:
                 status = exc.code
-                if prepared.query.fallback != "sources" or run.output:
+                fallback = prepared.query.fallback
+                if fallback == "none" or run.output:
                     raise
-                result = self._result(prepared, run, notice=exc)
+                if fallback == "extract":
+                    result = self._extract_result(prepared, run, _notice(exc, extracted=True))
+                else:
+                    result = self._result(prepared, run, notice=exc)
             else:
                 status = "ok"
-                result = self._result(prepared, run)
+                result = self._checked(prepared, run)
         finally:
             await _close(deltas)
             self._record(prepared, run, status)
         if result is not None:
+            if result.mode == "extract" and not run.output and result.answer:
+                yield Token(result.answer)
             yield Done(result)
 
     @staticmethod
@@ -326,6 +350,65 @@ class QueryService:
                 return event.result
         raise ModelProtocolError("the answer stream ended without a result")  # pragma: no cover
 
+    # -- extracts and the grounding check ------------------------------------------------
+    def _extract_result(
+        self,
+        prepared: PreparedQuery,
+        run: _Run,
+        notice: dict[str, str] | None,
+        grounding: Grounding | None = None,
+    ) -> QueryResult:
+        """The extract as the answer (``mode="extract"``)."""
+        started = time.perf_counter()
+        settings = self._settings.grounding
+        quoted = extract(
+            prepared.question,
+            prepared.passages,
+            max_quotes=settings.extract_sentences,
+            max_chars=settings.extract_chars,
+        )
+        extract_ms = round((time.perf_counter() - started) * 1000, 2)
+        base = self._result(prepared, run)
+        if notice is None:
+            notice = {
+                "code": "extract",
+                "message": "Extract as asked: sentences quoted from the documents, no model"
+                " answer.",
+            }
+        return QueryResult(
+            request_id=base.request_id,
+            answer=quoted.text,
+            citations=base.citations,
+            cited=quoted.cited,
+            model="",
+            usage=base.usage,
+            timings={**base.timings, "extract_ms": extract_ms},
+            notice=notice,
+            reasoning=base.reasoning,
+            mode="extract",
+            grounding=grounding,
+        )
+
+    def _checked(self, prepared: PreparedQuery, run: _Run) -> QueryResult:
+        """The model's answer with its grounding; the extract instead in strict mode."""
+        result = self._result(prepared, run)
+        started = time.perf_counter()
+        passages = {p.n: p.text for p in prepared.passages}
+        grounding = check_answer(result.answer, passages, prepared.question)
+        grounding_ms = round((time.perf_counter() - started) * 1000, 2)
+        timings = {**result.timings, "grounding_ms": grounding_ms}
+        if self._settings.grounding.strict and any(
+            u.kind == "figure" for u in grounding.unsupported
+        ):
+            notice = {
+                "code": "grounding_failed",
+                "message": f"The model's answer stated {_figures(grounding)} found in none of"
+                " its sources; showing sentences quoted from the documents instead.",
+            }
+            replaced = self._extract_result(prepared, run, notice, grounding)
+            return _with(replaced, timings={**replaced.timings, **timings})
+        return _with(result, grounding=grounding, timings=timings)
+
     # -- results and records ---------------------------------------------------------
     def _result(
         self, prepared: PreparedQuery, run: _Run, notice: ModelError | None = None
@@ -348,6 +431,7 @@ class QueryService:
             timings=self._timings(prepared, run),
             notice=_notice(notice) if notice else None,
             reasoning="".join(run.reasoning) if prepared.send_reasoning else None,
+            mode="sources" if notice else "model",
         )
 
     @staticmethod
@@ -401,12 +485,22 @@ class QueryService:
         )
 
 
-def _notice(exc: ModelError) -> dict[str, str]:
+def _notice(exc: ModelError, extracted: bool = False) -> dict[str, str]:
+    shown = "sentences quoted from the documents" if extracted else "the retrieved passages"
     return {
         "code": exc.code,
-        "message": f"The model could not answer ({exc.message}); showing the retrieved"
-        " passages instead.",
+        "message": f"No model answered ({exc.message}); showing {shown} instead.",
     }
+
+
+def _figures(grounding: Grounding) -> str:
+    figures = [u.text for u in grounding.unsupported if u.kind == "figure"]
+    shown = ", ".join(figures[:3]) + (", ..." if len(figures) > 3 else "")
+    return f"{len(figures)} figure(s) ({shown})"
+
+
+def _with(result: QueryResult, **changes: Any) -> QueryResult:
+    return replace(result, **changes)
 
 
 async def _close(stream: Any) -> None:

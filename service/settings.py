@@ -153,6 +153,22 @@ class DemoModelSettings(BaseModel):
     start_timeout_s: float = Field(120.0, gt=0, description="Assemble + load + first health.")
 
 
+class GroundingSettings(BaseModel):
+    """Extractive answers and the figure/quote check (env ``INHOUSE_GROUNDING__*``)."""
+
+    strict: bool = Field(
+        False,
+        description="Replace a generated answer that states figures found in none of its"
+        " sources by the extract, with a notice.",
+    )
+    extract_sentences: int = Field(
+        3, ge=1, le=10, description="Most sentences (or lines) quoted in an extract."
+    )
+    extract_chars: int = Field(
+        700, ge=100, le=5000, description="Character budget of an extract (one unit at least)."
+    )
+
+
 class ServiceSettings(BaseSettings):
     """Everything the query service needs."""
 
@@ -190,6 +206,7 @@ class ServiceSettings(BaseSettings):
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     demo_model: DemoModelSettings = Field(default_factory=DemoModelSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    grounding: GroundingSettings = Field(default_factory=GroundingSettings)
 
     @field_validator("ollama_host")
     @classmethod

@@ -412,12 +412,12 @@ async function ask(question, { replace = null } = {}) {
   $("#welcome").hidden = true;
   scrollToEnd(true);
 
-  // A first question goes to /v1/query (sources fallback, live reasoning for auditors);
+  // A first question goes to /v1/query (extract fallback, live reasoning for auditors);
   // follow-ups carry the earlier turns through the multi-turn chat route.
   const collections = searched();
   const stream = history.length
     ? (signal) => state.api.followUp({ question, history, collections }, signal)
-    : (signal) => state.api.ask({ question, collections, fallback: "sources", include_reasoning: canReason() }, signal);
+    : (signal) => state.api.ask({ question, collections, fallback: "extract", include_reasoning: canReason() }, signal);
   const controller = new AbortController();
   state.controller = controller;
   setBusy(true);
@@ -493,8 +493,11 @@ function handleEvent(turn, view, event, data) {
       turn.requestId = data.request_id || turn.requestId;
       if (Array.isArray(data.cited)) turn.cited = data.cited;
       if (data.notice) turn.notice = data.notice;
+      if (data.mode) turn.mode = data.mode;
+      turn.grounding = data.grounding || null;
       if (!turn.sources.length && Array.isArray(data.citations)) turn.sources = data.citations.map(normalizeSource);
-      if (!turn.answer && typeof data.answer === "string") turn.answer = data.answer;
+      // the final answer: strict grounding may have replaced what streamed by an extract
+      if (typeof data.answer === "string" && (!turn.answer || turn.mode === "extract")) turn.answer = data.answer;
       turn.totalMs = data.timings?.total_ms;
       turn.model = turn.notice ? "" : data.model || "";
       view.update();

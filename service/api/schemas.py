@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from service.answer import Citation, QueryResult
+from service.grounding import Grounding
 
 
 class ErrorDetail(BaseModel):
@@ -34,8 +35,17 @@ class QueryRequest(BaseModel):
     include_reasoning: bool = Field(
         False, description="Also send the reasoning (only to keys with reasoning:read)."
     )
-    fallback: Literal["none", "sources"] = Field(
-        "none", description="'sources': if the model is down, return the passages and a notice."
+    fallback: Literal["extract", "sources", "none"] = Field(
+        "extract",
+        description="When no model can answer (none configured, server down, model missing,"
+        " timeout) before it said anything: 'extract' (default) answers with sentences quoted"
+        " from the passages, 'sources' returns the passages only, 'none' returns the error."
+        " A notice says what happened.",
+    )
+    mode: Literal["model", "extract"] = Field(
+        "model",
+        description="'extract': answer with sentences quoted from the passages, without"
+        " asking the model.",
     )
 
 
@@ -79,6 +89,42 @@ class Notice(BaseModel):
     message: str
 
 
+class UnsupportedSpan(BaseModel):
+    text: str = Field(description="The figure or quoted string as the answer states it.")
+    span: tuple[int, int] = Field(description="[start, end) character offsets in the answer.")
+    kind: Literal["figure", "quote"]
+
+
+class GroundingModel(BaseModel):
+    """The check of a generated answer against the passages it cites."""
+
+    checked: int = Field(description="Figures and quoted strings looked up.")
+    unsupported: list[UnsupportedSpan] = Field(
+        description="Those found in none of the cited passages (nor the question)."
+    )
+    invalid_citations: list[int] = Field(description="Cited [n] that point to no passage.")
+
+    @classmethod
+    def of(cls, grounding: Grounding) -> GroundingModel:
+        return cls(
+            checked=grounding.checked,
+            unsupported=[
+                UnsupportedSpan(text=u.text, span=u.span, kind=u.kind)
+                for u in grounding.unsupported
+            ],
+            invalid_citations=grounding.invalid_citations,
+        )
+
+
+ModeField = Field(
+    description="How the answer was made: 'model' (generated), 'extract' (sentences quoted"
+    " verbatim from the passages, no model), 'sources' (passages only, empty answer)."
+)
+GroundingField = Field(
+    None, description="Figure and quote check of a generated answer (null for extracts)."
+)
+
+
 class QueryResponse(BaseModel):
     request_id: str
     answer: str = Field(description="The answer only, never the reasoning.")
@@ -87,10 +133,14 @@ class QueryResponse(BaseModel):
     model: str
     usage: Usage
     timings: dict[str, float]
-    notice: Notice | None = Field(None, description="Set when only sources could be returned.")
+    notice: Notice | None = Field(
+        None, description="Set when the answer is not the model's (extract or sources)."
+    )
     reasoning: str | None = Field(
         None, description="Present only when asked for and the key has reasoning:read."
     )
+    mode: Literal["model", "extract", "sources"] = ModeField
+    grounding: GroundingModel | None = GroundingField
 
     @classmethod
     def of(cls, result: QueryResult) -> QueryResponse:
@@ -104,6 +154,8 @@ class QueryResponse(BaseModel):
             timings=result.timings,
             notice=Notice(**result.notice) if result.notice else None,
             reasoning=result.reasoning,
+            mode=result.mode,
+            grounding=GroundingModel.of(result.grounding) if result.grounding else None,
         )
 
 
@@ -141,6 +193,12 @@ class ChatCompletionRequest(BaseModel):
         None, max_length=64, description="Inhouse extension: collections to search."
     )
     top_k: int | None = Field(None, ge=1, description="Inhouse extension: passages to use.")
+    fallback: Literal["extract", "sources", "none"] = Field(
+        "extract", description="Inhouse extension: as in /v1/query."
+    )
+    mode: Literal["model", "extract"] = Field(
+        "model", description="Inhouse extension: 'extract' answers without the model."
+    )
 
 
 class ChatResponseMessage(BaseModel):
@@ -169,6 +227,11 @@ class ChatCompletionResponse(BaseModel):
     usage: ChatUsage
     inhouse_request_id: str
     inhouse_sources: list[CitationModel] = Field(description="The numbered sources ([n]).")
+    inhouse_mode: Literal["model", "extract", "sources"] = ModeField
+    inhouse_notice: Notice | None = Field(
+        None, description="Why `content` is not the model's answer (extract), if it is not."
+    )
+    inhouse_grounding: GroundingModel | None = GroundingField
 
 
 # -- other routes --------------------------------------------------------------------------

@@ -4,8 +4,11 @@ Asks the running service over HTTP (``INHOUSE_URL``, default http://127.0.0.1:80
 from ``INHOUSE_API_KEY``), streams the answer to the terminal, then lists the sources.
 Going through the service rather than answering in-process keeps one loaded encoder,
 one model client and one set of access rules (and audit trail) for every client, and
-keeps this command fast to start. Exit codes: 0 answered, 1 the service could not
-answer (error, or sources only), 2 usage error or service unreachable.
+keeps this command fast to start. When no model can answer, the service's extract
+(sentences quoted from the documents) is printed with a one-line notice on stderr;
+figures of a generated answer found in none of its sources are named on stderr. Exit
+codes: 0 answered (by the model or with an extract), 1 the service could not answer
+(error, or sources only), 2 usage error or service unreachable.
 """
 
 from __future__ import annotations
@@ -44,6 +47,16 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also show the model's reasoning (needs a key with reasoning:read)",
     )
+    parser.add_argument(
+        "--fallback",
+        choices=("extract", "sources", "none"),
+        default="extract",
+        help="when no model can answer: quote the documents (default), list the sources"
+        " only, or fail",
+    )
+    parser.add_argument(
+        "--extract", action="store_true", help="quote the documents without asking the model"
+    )
     parser.add_argument("--json", action="store_true", help="print the whole JSON response")
     parser.add_argument("--url", default=None, help="service URL (overrides INHOUSE_URL)")
     parser.set_defaults(handler=run)
@@ -58,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {
         "question": args.question,
         "include_reasoning": args.show_reasoning,
-        "fallback": "sources",
+        "fallback": args.fallback,
     }
+    if args.extract:
+        body["mode"] = "extract"
     if args.collection:
         body["collections"] = args.collection
     if args.top_k is not None:
@@ -87,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 def _ask_json(client: Any, body: dict[str, Any]) -> int:
     response = client.post("/v1/query", json=body)
     print_json(response.json())
-    return 0 if response.status_code == 200 and not response.json().get("notice") else 1
+    return 0 if response.status_code == 200 and response.json().get("mode") != "sources" else 1
 
 
 def _ask_stream(client: Any, body: dict[str, Any]) -> int:
@@ -96,6 +111,7 @@ def _ask_stream(client: Any, body: dict[str, Any]) -> int:
     cited: set[int] = set()
     status = 1
     in_reasoning = False
+    streamed: list[str] = []
     with client.stream("POST", "/v1/query", json={**body, "stream": True}) as response:
         if response.status_code != 200:
             response.read()
@@ -107,19 +123,20 @@ def _ask_stream(client: Any, body: dict[str, Any]) -> int:
                 if not in_reasoning:
                     out.print("Reasoning:", style="bold dim")
                     in_reasoning = True
-                out.print(data["text"], style="dim", end="", markup=False, highlight=False)
+                out.print(escape_control(data["text"], keep_newlines=True), style="dim", end="", markup=False, highlight=False)
             elif name == "token":
                 if in_reasoning:
                     out.print("\n")
                     in_reasoning = False
+                streamed.append(data["text"])
                 sys.stdout.write(escape_control(data["text"], keep_newlines=True))
                 sys.stdout.flush()
             elif name == "done":
                 cited = set(data.get("cited", []))
-                notice = data.get("notice")
-                if notice:
-                    _error(notice["message"])
-                status = 1 if notice else 0
+                answer = data.get("answer")
+                if isinstance(answer, str) and answer and answer != "".join(streamed):
+                    sys.stdout.write(f"\n\n{escape_control(answer, keep_newlines=True)}")  # strict grounding replaced it
+                status = _report(data)
             elif name == "error":
                 sys.stdout.write("\n")
                 _error(f"{data['code']}: {data['message']}")
@@ -127,6 +144,35 @@ def _ask_stream(client: Any, body: dict[str, Any]) -> int:
     sys.stdout.write("\n")
     _print_sources(out, citations, cited)
     return status
+
+
+def _report(done: dict[str, Any]) -> int:
+    """Notices and grounding warnings on stderr; the exit status of the answer."""
+    mode = done.get("mode", "model")
+    notice = done.get("notice")
+    if mode == "sources":
+        _error(notice["message"] if notice else "no answer; only the sources came back")
+        return 1
+    if notice:
+        _note(notice["message"])
+    grounding = done.get("grounding") or {}
+    unsupported = [u["text"] for u in grounding.get("unsupported", [])]
+    invalid = grounding.get("invalid_citations", [])
+    if unsupported:
+        shown = "; ".join(unsupported[:5]) + ("; ..." if len(unsupported) > 5 else "")
+        _note(f"not found in the cited sources: {shown}", "warning")
+    if invalid:
+        _note(f"citations to no source: {', '.join(f'[{n}]' for n in invalid)}", "warning")
+    return 0
+
+
+def _note(message: str, label: str = "note") -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    style = "bold yellow" if label == "warning" else "bold cyan"
+    console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line, never wrapped
+    console.print(Text.assemble((f"{label}: ", style), escape_control(message)))
 
 
 def _print_sources(out: Any, citations: list[dict[str, Any]], cited: set[int]) -> None:

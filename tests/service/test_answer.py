@@ -188,3 +188,71 @@ def test_collections_default_to_readable_ones_and_forbidden_ones_are_refused(
     with pytest.raises(Forbidden):
         run(service, QueryInput("Q?", collections=("finance",)), HR_ONLY)
     assert len(retriever.searched) == 1  # refused before any search
+
+
+def test_model_failure_answers_with_an_extract_by_default(tmp_path: Path) -> None:
+    service, _, log = make(tmp_path, [ModelUnavailable("down")])
+
+    events = run(service, QueryInput("What does the finance passage say?"))
+
+    assert [type(e) for e in events] == [Sources, Token, Done]
+    result = events[-1].result
+    assert result.mode == "extract" and result.grounding is None
+    assert result.answer == events[1].text
+    assert result.answer.startswith("“finance passage” [1]")
+    assert result.cited == [1, 2] or result.cited == [1]
+    assert result.notice is not None and result.notice["code"] == "model_unavailable"
+    assert "quoted from the documents" in result.notice["message"]
+    assert "extract_ms" in result.timings
+    assert log.get(result.request_id)["status"] == "model_unavailable"  # type: ignore[index]
+
+
+def test_fallback_none_raises_and_sources_is_mode_sources(tmp_path: Path) -> None:
+    service, _, _ = make(tmp_path, [ModelUnavailable("down")])
+    with pytest.raises(ModelUnavailable):
+        run(service, QueryInput("Q?", fallback="none"))
+    events = run(service, QueryInput("Q?", fallback="sources"))
+    assert events[-1].result.mode == "sources" and events[-1].result.answer == ""
+
+
+def test_extract_mode_asks_no_model(tmp_path: Path) -> None:
+    service, backend, _ = make(tmp_path, [ModelDelta("answer", "never sent"), DONE])
+
+    events = run(service, QueryInput("hr passage?", mode="extract"))
+
+    assert backend.requests == []
+    assert [type(e) for e in events] == [Sources, Token, Done]
+    result = events[-1].result
+    assert result.mode == "extract" and "[" in result.answer
+    assert result.notice is not None and result.notice["code"] == "extract"
+
+
+def test_generated_answers_carry_their_grounding(tmp_path: Path) -> None:
+    service, _, _ = make(tmp_path, [ModelDelta("answer", "It grew 40% [1] and 3 items [5]."), DONE])
+
+    result = run(service, QueryInput("Q?"))[-1].result
+
+    assert result.mode == "model" and result.grounding is not None
+    assert [u.text for u in result.grounding.unsupported] == ["40%", "3"]
+    assert result.grounding.invalid_citations == [5]
+    assert "grounding_ms" in result.timings
+
+
+def test_strict_grounding_replaces_an_answer_with_unsupported_figures(tmp_path: Path) -> None:
+    backend = ScriptedBackend([ModelDelta("answer", "It grew 40% [1]."), DONE])
+    service = QueryService(
+        MemoryRetriever(),  # type: ignore[arg-type]
+        backend,
+        ReasoningLog(tmp_path, 30),
+        service_settings(tmp_path, grounding={"strict": True}),
+    )
+
+    events = run(service, QueryInput("finance passage?"))
+
+    assert [type(e) for e in events] == [Sources, Token, Done]  # the model's tokens streamed
+    result = events[-1].result
+    assert result.mode == "extract" and "40%" not in result.answer
+    assert result.answer.startswith("“")
+    assert result.notice is not None and result.notice["code"] == "grounding_failed"
+    assert "40%" in result.notice["message"]
+    assert result.grounding is not None and result.grounding.unsupported[0].text == "40%"

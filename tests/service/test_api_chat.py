@@ -155,7 +155,9 @@ def test_model_missing_is_an_sdk_error_with_the_pull_command(
 
     with pytest.raises(openai.APIStatusError) as raised:
         client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "Vacation days?"}]
+            model="m",
+            messages=[{"role": "user", "content": "Vacation days?"}],
+            extra_body={"fallback": "none"},  # the default would answer with an extract
         )
 
     assert raised.value.status_code == 503

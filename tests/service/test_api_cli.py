@@ -95,7 +95,7 @@ def test_ask_reports_service_errors_with_exit_1(
     assert "collection_not_found" in err
 
 
-def test_ask_model_down_shows_sources_and_exits_1(
+def test_ask_model_down_prints_the_extract_and_exits_0(
     live: LiveService, ollama_server: OllamaTestServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ollama_server.script.models.clear()
@@ -103,9 +103,35 @@ def test_ask_model_down_shows_sources_and_exits_1(
     code = main(["ask", "When are salaries paid?"])
 
     out, err = capsys.readouterr()
+    assert code == 0
+    assert "“Salaries are paid on the 25th of every month by bank transfer.” [" in out
+    assert "Sources:" in out and "Payroll Calendar" in out
+    assert len(err.strip().splitlines()) == 1 and "quoted from the documents" in err
+
+
+def test_ask_model_down_with_sources_fallback_exits_1(
+    live: LiveService, ollama_server: OllamaTestServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ollama_server.script.models.clear()
+
+    code = main(["ask", "When are salaries paid?", "--fallback", "sources"])
+
+    out, err = capsys.readouterr()
     assert code == 1
     assert "model_missing" not in out and "passages" in err
     assert "Sources:" in out and "Payroll Calendar" in out
+
+
+def test_ask_names_unsupported_figures_on_stderr(
+    live: LiveService, ollama_server: OllamaTestServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ollama_server.script.push(Reply.answer("Salaries are paid on the 28th [1], 40% by cheque [1]."))
+
+    code = main(["ask", "When are salaries paid?"])
+
+    out, err = capsys.readouterr()
+    assert code == 0 and "40% by cheque" in out
+    assert "warning" in err and "40%" in err
 
 
 def test_ask_without_a_service_is_a_usage_error(

@@ -116,7 +116,7 @@ def test_faults_keep_their_codes(
     if reply is not None:
         running.server.script.reasoning_style = "raw"
         running.server.script.push(reply)
-    response = running.post({"question": QUESTION})
+    response = running.post({"question": QUESTION, "fallback": "none"})
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
 

@@ -455,7 +455,7 @@ def dead_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_model_down_shows_notice_and_passages(chat: Chat, corpus: Corpus, service: Service) -> None:
+def test_model_down_shows_a_labelled_extract(chat: Chat, corpus: Corpus, service: Service) -> None:
     from service.api.deps import get_backend
     from service.llm.factory import build_backend
 
@@ -470,12 +470,50 @@ def test_model_down_shows_notice_and_passages(chat: Chat, corpus: Corpus, servic
         del service.app.dependency_overrides[get_backend]
     notice = turn.locator(".model-notice")
     assert notice.get_attribute("data-code") == "model_unavailable"
-    assert "unreachable" in notice.inner_text()
-    cards = turn.locator(".passage-card")
-    assert cards.count() >= 1
-    assert "25 days of paid vacation" in turn.locator(".passage-cards").inner_text()
-    assert turn.locator(".answer").inner_text() == ""
-    chat.shot("11-model-down")
+    assert "unreachable" in notice.inner_text() and "quoted" in notice.inner_text()
+    label = turn.locator(".extract-label")
+    assert label.inner_text() == "Quoted from your documents, not written by a model"
+    answer = turn.locator(".answer")
+    assert "extract" in (answer.get_attribute("class") or "")
+    assert "“New employees receive 25 days of paid vacation per year.”" in answer.inner_text()
+    assert answer.locator("button.cite").count() >= 1  # each quote keeps its citation
+    assert turn.locator(".passage-cards").count() == 0  # an answer, not a list of passages
+    assert turn.locator("mark.unsupported").count() == 0
+    chat.shot("11-model-down-extract")
+
+
+def test_unsupported_figures_are_marked_and_explained(
+    chat: Chat, corpus: Corpus, ollama: OllamaTestServer
+) -> None:
+    answer = (
+        "New employees get **25 days** of paid vacation [1], or 30 days after 5 years [1]."
+        " Requests go to the team lead [7]."
+    )
+    ollama.script.push(Reply.answer(answer, REASONING))
+    chat.open().sign_in(corpus.keys["employee"])
+    turn = chat.finished(chat.ask("How many vacation days do new employees get?"))
+
+    marks = turn.locator("mark.unsupported")
+    assert [marks.nth(i).inner_text() for i in range(marks.count())] == ["30", "5"]
+    assert turn.locator(".answer strong").inner_text() == "25 days"  # supported: unmarked
+    warning = turn.locator(".grounding-warning")
+    assert warning.get_attribute("role") == "note"
+    text = warning.inner_text()
+    assert "2 figures in this answer were not found in the cited sources" in text
+    assert "[7] points to no source" in text
+    assert turn.locator(".extract-label").count() == 0
+    # the explanation: on keyboard focus (CSS tooltip) and for screen readers
+    marks.first.focus()
+    tip = chat.page.evaluate(
+        "(el) => getComputedStyle(el, '::after').content", marks.first.element_handle()
+    )
+    assert "not found in the sources this answer cites" in tip
+    described = marks.first.get_attribute("aria-describedby")
+    assert "not found" in chat.page.eval_on_selector(f"#{described}", "(e) => e.textContent")
+    chat.shot("20-unsupported-figure-focused")
+    marks.first.blur()
+    marks.nth(1).hover()
+    chat.shot("21-unsupported-figure-hover")
 
 
 def test_no_documents_yet(chat: Chat, corpus: Corpus) -> None:

@@ -193,7 +193,11 @@ export class Api {
       const text = choice?.delta?.content;
       if (text) yield { event: "token", data: { text } };
       if (choice?.finish_reason) {
-        yield { event: "done", data: { request_id: data.inhouse_request_id || String(data.id || "").replace(/^chatcmpl-/, ""), model: data.model } };
+        const done = { request_id: data.inhouse_request_id || String(data.id || "").replace(/^chatcmpl-/, ""), model: data.model, mode: data.inhouse_mode };
+        if (data.inhouse_notice) done.notice = data.inhouse_notice;
+        if (data.inhouse_grounding) done.grounding = data.inhouse_grounding;
+        if (typeof data.inhouse_answer === "string") done.answer = data.inhouse_answer;
+        yield { event: "done", data: done };
       }
     }
   }

@@ -27,6 +27,11 @@ const NOTICE_TITLES = {
   model_missing: "The language model is not installed on the server.",
   model_timeout: "The language model took too long to answer.",
   model_error: "The language model could not answer.",
+  grounding_failed: "The model's answer stated figures that are not in its sources.",
+};
+const UNSUPPORTED_TIP = {
+  figure: "This figure was not found in the sources this answer cites. Check it before relying on it.",
+  quote: "This quotation was not found in the sources this answer cites.",
 };
 
 /**
@@ -105,6 +110,33 @@ export class TurnView {
     };
     this.answer.replaceChildren(renderMarkdown(turn.answer, { citation, sourceCount: turn.sources.length }));
     this.answer.classList.toggle("streaming", Boolean(turn.pending && turn.answer));
+    this.answer.classList.toggle("extract", turn.mode === "extract");
+    const unsupported = turn.mode === "extract" ? [] : turn.grounding?.unsupported || [];
+    if (!turn.pending && unsupported.length) markUnsupported(this.answer, unsupported);
+  }
+
+  extractLabel() {
+    return el(
+      "p",
+      { class: "extract-label", data: { mode: "extract" } },
+      icon("quote", "icon icon-sm"),
+      el("span", { text: "Quoted from your documents, not written by a model" }),
+    );
+  }
+
+  groundingWarning() {
+    const g = this.turn.grounding;
+    if (!g || this.turn.pending || this.turn.mode === "extract") return null;
+    const figures = (g.unsupported || []).filter((u) => u.kind !== "quote").length;
+    const quotes = (g.unsupported || []).length - figures;
+    const invalid = g.invalid_citations || [];
+    const parts = [];
+    if (figures) parts.push(`${figures} figure${figures === 1 ? "" : "s"}`);
+    if (quotes) parts.push(`${quotes} quotation${quotes === 1 ? "" : "s"}`);
+    let text = parts.length ? `${parts.join(" and ")} in this answer ${figures + quotes === 1 ? "was" : "were"} not found in the cited sources (marked).` : "";
+    if (invalid.length) text += `${text ? " " : ""}Citation${invalid.length === 1 ? "" : "s"} ${invalid.map((n) => `[${n}]`).join(", ")} point${invalid.length === 1 ? "s" : ""} to no source.`;
+    if (!text) return null;
+    return el("p", { class: "grounding-warning", attrs: { role: "note" } }, icon("alert", "icon icon-sm"), el("span", { text }));
   }
 
   update() {
@@ -131,26 +163,31 @@ export class TurnView {
       if (turn.pending) this.setReasoningText(text, text ? (turn.answer ? "" : " · thinking…") : " · waiting…");
       else if (turn.reasoning !== undefined) this.setReasoningText(text || "No reasoning was recorded for this answer.", "");
     }
-    // notice (model down: sources-only answer)
+    // notice (model down or unsupported figures: an extract, or the passages only)
     this.notice.replaceChildren();
-    if (turn.notice) {
+    const extract = turn.mode === "extract";
+    if (extract) this.notice.append(this.extractLabel());
+    if (turn.notice && turn.notice.code !== "extract") {
       const title = NOTICE_TITLES[turn.notice.code] || NOTICE_TITLES.model_error;
       this.notice.append(
         el(
           "div",
           { class: "notice notice-warn model-notice", attrs: { role: "note" }, data: { code: turn.notice.code || "" } },
-          icon(turn.notice.code === "model_timeout" ? "clock" : "offline"),
+          icon(turn.notice.code === "model_timeout" ? "clock" : turn.notice.code === "grounding_failed" ? "alert" : "offline"),
           el(
             "div",
             {},
             el("strong", { text: title }),
-            el("p", { text: turn.sources.length ? "Here are the passages that best match your question instead of a written answer." : "No passages matched your question either." }),
+            el("p", { text: extract ? "Below are the sentences from your documents that best match your question, quoted as they are." : turn.sources.length ? "Here are the passages that best match your question instead of a written answer." : "No passages matched your question either." }),
             turn.notice.message ? el("p", { class: "notice-detail", text: turn.notice.message }) : null,
           ),
         ),
       );
     }
     this.renderAnswer();
+    const warning = this.groundingWarning();
+    if (warning) this.answer.after(warning);
+    this.body.querySelectorAll(".grounding-warning").forEach((w) => w !== warning && w.remove());
     // sources
     this.sources.replaceChildren();
     if (turn.sources.length && turn.notice && !turn.answer) {
@@ -248,4 +285,58 @@ export class TurnView {
       el("div", {}, el("strong", { text: title }), el("p", { text: message }), ...extra),
     );
   }
+}
+
+/** Wrap each unsupported figure or quote (in answer order) in a focusable mark with its explanation. */
+function markUnsupported(root, unsupported) {
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const nodes = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) nodes.push(node);
+  let index = 0;
+  let from = 0;
+  for (const item of unsupported) {
+    while (index < nodes.length) {
+      const node = nodes[index];
+      const at = findWhole(node.data, item.text, from);
+      if (at < 0) {
+        index += 1;
+        from = 0;
+        continue;
+      }
+      const tip = UNSUPPORTED_TIP[item.kind] || UNSUPPORTED_TIP.figure;
+      const rest = node.splitText(at);
+      const tail = rest.splitText(item.text.length);
+      const kind = item.kind === "quote" ? "quote" : "figure";
+      const mark = el("mark", { class: "unsupported", attrs: { tabindex: "0", "data-tip": tip, "aria-describedby": tipId(root, kind) }, data: { kind } }, rest.data);
+      const side = () => {
+        // open the explanation towards the wider side, so the thread never clips it
+        const box = root.getBoundingClientRect();
+        mark.dataset.side = mark.getBoundingClientRect().left - box.left > box.width / 2 ? "left" : "right";
+      };
+      mark.addEventListener("mouseenter", side);
+      mark.addEventListener("focus", side);
+      rest.replaceWith(mark);
+      nodes[index] = tail;
+      from = 0;
+      break;
+    }
+  }
+  for (const [kind, tip] of Object.entries(UNSUPPORTED_TIP)) root.append(el("span", { text: tip, attrs: { id: tipId(root, kind), hidden: true } }));
+}
+
+let tipCount = 0;
+function tipId(root, kind) {
+  if (!root.dataset.tips) root.dataset.tips = String(++tipCount);
+  return `unsupported-tip-${root.dataset.tips}-${kind}`;
+}
+
+/** Index of `needle` in `text` from `from`, not inside a longer number or word ("5" in "25"). */
+function findWhole(text, needle, from) {
+  for (let at = text.indexOf(needle, from); at >= 0; at = text.indexOf(needle, at + 1)) {
+    const before = text[at - 1] || " ";
+    const after = text[at + needle.length] || " ";
+    const glued = (c) => /[\p{L}\p{N}]/u.test(c);
+    if (!(glued(needle[0]) && glued(before)) && !(glued(needle.at(-1)) && /\p{N}/u.test(after))) return at;
+  }
+  return -1;
 }

@@ -5,7 +5,10 @@ is the question; earlier user/assistant turns are the conversation (assistant tu
 reach the model without reasoning); system/developer messages become extra
 instructions in the user turn (R1 takes no system prompt). ``content`` is the answer
 only; the numbered sources travel in ``inhouse_sources`` (in the first chunk when
-streaming). Extensions in the body: ``collections``, ``top_k``.
+streaming). When no model can answer, ``content`` is the extract (sentences quoted from
+the passages) and ``inhouse_mode``/``inhouse_notice`` say so; a generated answer's
+figure check travels in ``inhouse_grounding`` (in the last chunk when streaming).
+Extensions in the body: ``collections``, ``top_k``, ``fallback``, ``mode``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from service.api.schemas import (
     ChatResponseMessage,
     ChatUsage,
     CitationModel,
+    GroundingModel,
+    Notice,
 )
 from service.api.sse import EventStream, comment, event, until_disconnected
 from service.errors import BadRequest, ServiceError
@@ -77,6 +82,8 @@ def to_query(body: ChatCompletionRequest) -> QueryInput:
         question=message_text(last),
         collections=tuple(body.collections) if body.collections else None,
         top_k=body.top_k,
+        fallback=body.fallback,
+        mode=body.mode,
         history=tuple(history),
         extra_instructions="\n".join(t for t in instructions if t.strip()),
     )
@@ -110,6 +117,9 @@ async def chat_completions(
         ),
         inhouse_request_id=result.request_id,
         inhouse_sources=[CitationModel.of(c) for c in result.citations],
+        inhouse_mode=result.mode,
+        inhouse_notice=Notice(**result.notice) if result.notice else None,
+        inhouse_grounding=GroundingModel.of(result.grounding) if result.grounding else None,
     )
     return JSONResponse(response.model_dump(mode="json"), headers=headers)
 
@@ -135,6 +145,7 @@ async def openai_chunks(
         }
         return event(None, json.dumps(frame, ensure_ascii=False))
 
+    streamed = ""
     try:
         async for item in service.stream(prepared):
             if isinstance(item, Sources):
@@ -145,10 +156,20 @@ async def openai_chunks(
                     inhouse_sources=sources,
                 )
             elif isinstance(item, Token):
+                streamed += item.text
                 yield chunk({"content": item.text})
             elif isinstance(item, Done):
-                model = item.result.model
-                yield chunk({}, "stop")
+                result = item.result
+                model = result.model or model
+                extra: dict[str, Any] = {"inhouse_mode": result.mode}
+                if result.notice:
+                    extra["inhouse_notice"] = result.notice
+                if result.grounding is not None:
+                    grounding = GroundingModel.of(result.grounding).model_dump(mode="json")
+                    extra["inhouse_grounding"] = grounding
+                if result.mode == "extract" and streamed and streamed != result.answer:
+                    extra["inhouse_answer"] = result.answer  # strict mode replaced it
+                yield chunk({}, "stop", **extra)
                 if include_usage:
                     usage = {k: item.result.usage[k] for k in ChatUsage.model_fields}
                     frame = {

@@ -2,7 +2,9 @@
 
 SSE events, in order: ``sources`` (right after retrieval), ``token`` deltas,
 ``reasoning`` deltas (only when asked for and the key has ``reasoning:read``), then
-``done`` or ``error`` ({code, message}). Comment lines keep quiet streams alive.
+``done`` or ``error`` ({code, message}). Comment lines keep quiet streams alive. ``done``
+carries ``mode`` (model / extract / sources), the final ``answer`` (the streamed tokens,
+unless strict grounding replaced them) and, for generated answers, ``grounding``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from service.answer import (
 )
 from service.api.deps import QueryCaller, QueryServiceDep
 from service.api.errors import error_payload
-from service.api.schemas import ErrorResponse, QueryRequest, QueryResponse
+from service.api.schemas import ErrorResponse, GroundingModel, QueryRequest, QueryResponse
 from service.api.sse import EventStream, comment, event, until_disconnected
 from service.errors import ServiceError
 
@@ -65,6 +67,7 @@ async def query(
             top_k=body.top_k,
             include_reasoning=body.include_reasoning,
             fallback=body.fallback,
+            mode=body.mode,
         ),
         caller,
     )
@@ -92,9 +95,13 @@ def event_frame(item: QueryEvent) -> bytes:
             "model": result.model,
             "usage": result.usage,
             "timings": result.timings,
+            "mode": result.mode,
+            "answer": result.answer,
         }
         if result.notice:
             data["notice"] = result.notice
+        if result.grounding is not None:
+            data["grounding"] = GroundingModel.of(result.grounding).model_dump(mode="json")
         return event("done", data)
     return comment()
 
