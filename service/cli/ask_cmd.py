@@ -123,7 +123,13 @@ def _ask_stream(client: Any, body: dict[str, Any]) -> int:
                 if not in_reasoning:
                     out.print("Reasoning:", style="bold dim")
                     in_reasoning = True
-                out.print(escape_control(data["text"], keep_newlines=True), style="dim", end="", markup=False, highlight=False)
+                out.print(
+                    escape_control(data["text"], keep_newlines=True),
+                    style="dim",
+                    end="",
+                    markup=False,
+                    highlight=False,
+                )
             elif name == "token":
                 if in_reasoning:
                     out.print("\n")
@@ -135,7 +141,9 @@ def _ask_stream(client: Any, body: dict[str, Any]) -> int:
                 cited = set(data.get("cited", []))
                 answer = data.get("answer")
                 if isinstance(answer, str) and answer and answer != "".join(streamed):
-                    sys.stdout.write(f"\n\n{escape_control(answer, keep_newlines=True)}")  # strict grounding replaced it
+                    sys.stdout.write(
+                        f"\n\n{escape_control(answer, keep_newlines=True)}"
+                    )  # strict grounding replaced it
                 status = _report(data)
             elif name == "error":
                 sys.stdout.write("\n")
