@@ -185,6 +185,12 @@ class Chunker:
 
     # -- tables -------------------------------------------------------------------------
     def _table_pieces(self, text: str, budget: int) -> Iterator[str]:
+        """A table whole where it fits; else groups of whole rows, each under the header line.
+
+        Tables arrive as a header line (caption or units, then the column headers) and one
+        line per row (``ingest.tables.render``); every group repeats the header, so a chunk
+        of rows from a long table still says what its figures are.
+        """
         if len(self._tokenize(text)) <= budget:
             yield text
             return
@@ -192,17 +198,28 @@ class Chunker:
         if len(rows) <= 1:
             yield from self._split(text, budget)
             return
+        header = rows[0]
+        if len(self._tokenize(header)) > budget // 2:  # a runaway header: rows on their own
+            yield from self._split(header, budget)
+            header = ""
         limit = min(self._settings.tokens, budget)
-        header, group, group_tokens = rows[0], [rows[0]], len(self._tokenize(rows[0]))
+        group: list[str] = [header] if header else []
         for row in rows[1:]:
-            row_tokens = len(self._tokenize(row)) + 1
-            if len(group) > 1 and group_tokens + row_tokens > limit:
-                yield from self._split("\n".join(group), budget)
-                group, group_tokens = [header], len(self._tokenize(header))
+            candidate = "\n".join([*group, row])
+            holds_rows = len(group) > (1 if header else 0)
+            if holds_rows and len(self._tokenize(candidate)) > limit:
+                yield from self._fit("\n".join(group), budget)
+                group = [header] if header else []
             group.append(row)
-            group_tokens += row_tokens
-        if len(group) > 1 or group[0] != header:
-            yield from self._split("\n".join(group), budget)
+        if len(group) > (1 if header else 0):
+            yield from self._fit("\n".join(group), budget)
+
+    def _fit(self, text: str, budget: int) -> Iterator[str]:
+        """Rows that fit as they are (newlines kept); one oversized row is cut to the window."""
+        if len(self._tokenize(text)) <= budget:
+            yield text
+        else:
+            yield from self._split(text, budget)
 
     @staticmethod
     def _join(context: str, text: str) -> str:
