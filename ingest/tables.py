@@ -21,6 +21,7 @@ CELL_SEPARATOR = " | "
 _CURRENCY = frozenset({"$", "€", "£", "¥"})
 _TRAILERS = frozenset({")", "%", ")%", "%)"})
 _NUMBER_RE = re.compile(r"^[(\[]?[-–—+]?[$€£¥]?\(?[-–—]?\d[\d,]*(\.\d+)?\)?%?\)?\*?$|^\.\d+%?$")
+_SIGN_SPACE_RE = re.compile(r"([$€£¥]) (?=[\d(.])")
 _PLACEHOLDER_RE = re.compile(r"^([-–—]+|n/?a|nm|\*)$", re.IGNORECASE)
 
 
@@ -35,7 +36,7 @@ class Grid:
 
 def is_value(token: str) -> bool:
     """A figure or a figure's placeholder (a dash, n/a, NM)."""
-    token = token.strip()
+    token = re.sub(r"^([$€£¥(]+)\s+", r"\1", token.strip())
     return bool(token) and bool(_NUMBER_RE.match(token) or _PLACEHOLDER_RE.match(token))
 
 
@@ -52,7 +53,7 @@ def render(grid: Grid) -> str:
 
 
 def _line(cells: list[str], *, keep_empty: bool) -> str:
-    cells = [" ".join(c.split()) for c in cells]
+    cells = [_SIGN_SPACE_RE.sub(r"\1", " ".join(c.split())) for c in cells]
     while len(cells) > 1 and not cells[-1]:
         cells.pop()  # a label-only row stays a bare label
     return CELL_SEPARATOR.join(cells if keep_empty else [c for c in cells if c]).strip()
@@ -118,17 +119,38 @@ def grid_from_html(markup: str) -> Grid | None:
     if not expanded:
         return None
     width = max(len(r) for r in expanded)
+    short = [len(r) < width for r in expanded]
     expanded = _merge_symbols([r + [""] * (width - len(r)) for r in expanded])
-    keep = [i for i in range(width) if any(r[i] for r in expanded)]
-    expanded = [[r[i] for i in keep] for r in expanded]
-    head = _header_rows(expanded, th_rows[: len(expanded)], parser.head_rows)
-    if len(expanded[0]) == 1:  # one column: a list, not a table
-        return Grid(rows=expanded)
+    head = _header_rows(expanded, th_rows, parser.head_rows)
+    body = expanded[head:] or expanded
+    keep = [i for i in range(width) if any(r[i] for r in body)]
+    if len(keep) <= 1:  # one column: a list, not a table
+        return Grid(rows=[[c for c in r if c][:1] for r in expanded if any(r)])
+    for n in range(head):
+        if short[n]:
+            expanded[n] = _spread(expanded[n], keep)
+    titles = [_join_unique(r[i] for r in expanded[:head]) for i in range(width)]
     headers: list[str] = []
-    caption = _join_unique(r[0] for r in expanded[:head])
-    for col in range(1, len(expanded[0])):
-        headers.append(_join_unique(r[col] for r in expanded[:head]))
-    return Grid(caption=caption, headers=headers, rows=expanded[head:])
+    for n, col in enumerate(keep):
+        # header text over columns that hold no figures (a "$" column) joins the next one
+        start = keep[n - 1] + 1 if n else 0
+        headers.append(_join_unique(titles[i] for i in range(start, col + 1)))
+    rows = [[r[i] for i in keep] for r in expanded[head:]]
+    return Grid(caption=headers[0], headers=headers[1:], rows=rows)
+
+
+def _spread(row: list[str], keep: list[int]) -> list[str]:
+    """A header row with fewer cells than the table (its colspans lost on the way): its
+    titles in order over the value columns, each over an equal share of them."""
+    titles = [c for c in row[1:] if c]
+    columns = keep[1:]
+    if not titles or len(columns) % len(titles):
+        return row
+    share = len(columns) // len(titles)
+    out = [row[0]] + [""] * (len(row) - 1)
+    for n, col in enumerate(columns):
+        out[col] = titles[n // share]
+    return out
 
 
 def _header_rows(rows: list[list[str]], th_rows: list[bool], thead: int) -> int:
