@@ -379,7 +379,11 @@ def place_tables(elements: list[Element], tables: Sequence[PdfTable]) -> list[El
         inside = None
         for table in by_page.get(page or -1, []):
             x0, top, x1, bottom = table.box
-            if centre is not None and x0 - 2 <= centre[0] <= x1 + 2 and top - 2 <= centre[1] <= bottom + 2:
+            if (
+                centre is not None
+                and x0 - 2 <= centre[0] <= x1 + 2
+                and top - 2 <= centre[1] <= bottom + 2
+            ):
                 inside = table
                 break
             if centre is not None and centre[1] > bottom and id(table) not in placed:

@@ -131,8 +131,10 @@ def _words(textpage: object, page_height: float) -> list[Word]:
         if current:
             prev = current[-1]
             size = max(1.0, prev[4] - prev[3], box[4] - box[3])
-            if box[3] > prev[4] or box[4] < prev[3] or (
-                box[1] - prev[2] > 0.45 * size or box[1] < prev[1] - 0.5 * size
+            if (
+                box[3] > prev[4]
+                or box[4] < prev[3]
+                or (box[1] - prev[2] > 0.45 * size or box[1] < prev[1] - 0.5 * size)
             ):
                 flush()
         current.append(box)
@@ -229,11 +231,16 @@ def _leading_labels(lines: list[Line], rows: list[_Row | None], first: int) -> l
 
 def _is_label_line(line: Line, rows: list[_Row | None], members: list[int]) -> bool:
     """A line of text only that sits in the label column of the table being read."""
-    first_value = min((r.values[0].x0 for k in members if (r := rows[k])), default=0.0)
+    first_value = min(
+        (w.x0 for k in members if (r := rows[k]) for w in r.values if is_value(w.text)),
+        default=0.0,
+    )
     return len(line.segments()) == 1 and line.words[-1].x1 < first_value - 10
 
 
-def _build(lines: list[Line], rows: list[_Row | None], body: list[int], page: int) -> PdfTable | None:
+def _build(
+    lines: list[Line], rows: list[_Row | None], body: list[int], page: int
+) -> PdfTable | None:
     found = [r for k in body if (r := rows[k]) is not None]
     figures = sum(1 for r in found for w in r.values if is_value(w.text))
     if len(found) < MIN_ROWS or figures < 3:
@@ -252,7 +259,7 @@ def _build(lines: list[Line], rows: list[_Row | None], body: list[int], page: in
         for segment in lines[k].segments():
             text = " ".join(w.text for w in segment)
             x0, x1 = segment[0].x0, segment[-1].x1
-            if x1 <= value_x0 or _UNITS_RE.search(text):
+            if x1 <= value_x0 or _UNITS_RE.search(text) or (x0 < value_x0 and _is_title(text)):
                 caption_parts.append(text)
                 continue
             overlaps = [min(x1, b1) - max(x0, b0) for b0, b1 in bands]
@@ -262,16 +269,22 @@ def _build(lines: list[Line], rows: list[_Row | None], body: list[int], page: in
                     headers[c] = f"{headers[c]} {text}".strip()
     grid = Grid(caption=" ".join(caption_parts), headers=headers)
     group: tuple[float, str] | None = None
+    wrapped: tuple[float, str] | None = None
     for k in body:
         row = rows[k]
         label_words = lines[k].words if row is None else row.label
         label = " ".join(w.text for w in label_words)
         indent = label_words[0].x0 if label_words else value_x0
         if row is None or not row.values:
-            short = label.endswith(":") and len(label.split()) <= 6
-            group = (indent, label) if short else None
+            if label.endswith(":"):
+                group = (indent, label) if len(label.split()) <= 6 else None
+            wrapped = None if label.endswith(":") else (indent, label)
             grid.rows.append([label])
             continue
+        if wrapped is not None and (not label or label[0].islower()):
+            grid.rows.pop()  # a label wrapped onto the row's line: one label
+            indent, label = wrapped[0], f"{wrapped[1]} {label}".strip()
+        wrapped = None
         if group is not None and indent <= group[0] + 1:
             group = None
         shown = f"{group[1]} {label}" if group and label else label
@@ -332,18 +345,28 @@ def _bands(columns: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return bands
 
 
-def _header_lines(lines: list[Line], rows: list[_Row | None], first: int, value_x0: float) -> list[int]:
+def _header_lines(
+    lines: list[Line], rows: list[_Row | None], first: int, value_x0: float
+) -> list[int]:
     """The lines just above the first row that head the value columns (and a units line)."""
     picked: list[int] = []
+    titles = 0
     below = lines[first]
-    for k in range(first - 1, max(-1, first - 1 - MAX_HEADER_LINES), -1):
+    for k in range(first - 1, max(-1, first - 1 - MAX_HEADER_LINES - 2), -1):
         line = lines[k]
         if below.top - line.bottom > 2.5 * max(line.height, below.height) or rows[k] is not None:
             break
         text = " ".join(w.text for w in line.words)
         over_columns = any(seg[0].x0 >= value_x0 - 2 * line.height for seg in line.segments())
-        if not over_columns and not _UNITS_RE.search(text):
+        title = bool(picked) and _is_title(text) and titles < 2
+        if not over_columns and not _UNITS_RE.search(text) and not title:
             break
+        titles += title
         picked.append(k)
         below = line
     return sorted(picked)
+
+
+def _is_title(text: str) -> bool:
+    """A statement's title above its table: upper case, a few words ("INCOME STATEMENTS")."""
+    return text.isupper() and 1 <= len(text.split()) <= 12

@@ -27,7 +27,9 @@ def statement_pdf(path: Path, *, ruled: bool, rows: int | None = None) -> Path:
     """
     from fpdf import FPDF
 
-    extra = [(f"Expense line {i:03d}", f"{1000 + i * 7:,}", f"{900 + i * 5:,}") for i in range(rows or 0)]
+    extra = [
+        (f"Expense line {i:03d}", f"{1000 + i * 7:,}", f"{900 + i * 5:,}") for i in range(rows or 0)
+    ]
     height = max(297, 120 + 6 * (len(ROWS) + len(extra)))
     pdf = FPDF(format=(210, height))
     pdf.set_auto_page_break(False)
