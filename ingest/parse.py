@@ -395,6 +395,10 @@ def place_tables(elements: list[Element], tables: Sequence[PdfTable]) -> list[El
             placed.add(id(inside))
             out.append(_table_element(inside, Table, ElementMetadata))
     flush_page(pending_page)
+    for table in tables:  # a page the partitioner gave no text for
+        if id(table) not in placed:
+            placed.add(id(table))
+            out.append(_table_element(table, Table, ElementMetadata))
     return out
 
 
