@@ -203,16 +203,24 @@ class Chunker:
             yield from self._split(header, budget)
             header = ""
         limit = min(self._settings.tokens, budget)
-        group: list[str] = [header] if header else []
-        for row in rows[1:]:
-            candidate = "\n".join([*group, row])
-            holds_rows = len(group) > (1 if header else 0)
-            if holds_rows and len(self._tokenize(candidate)) > limit:
-                yield from self._fit("\n".join(group), budget)
-                group = [header] if header else []
-            group.append(row)
-        if len(group) > (1 if header else 0):
-            yield from self._fit("\n".join(group), budget)
+        groups = self._row_groups(header, rows[1:], limit)
+        if len(groups) > 1:  # even the pieces out: no last piece with a single row
+            pieces = len(self._tokenize("\n".join(rows[1:])))
+            share = -(-pieces // len(groups)) + len(self._tokenize(header)) + 8
+            balanced = self._row_groups(header, rows[1:], min(limit, share))
+            groups = balanced if len(balanced) == len(groups) else groups
+        for group in groups:
+            yield from self._fit("\n".join([header, *group] if header else group), budget)
+
+    def _row_groups(self, header: str, rows: list[str], limit: int) -> list[list[str]]:
+        """Consecutive rows, as many per group as fit ``limit`` under the header line."""
+        groups: list[list[str]] = [[]]
+        for row in rows:
+            candidate = "\n".join([header, *groups[-1], row] if header else [*groups[-1], row])
+            if groups[-1] and len(self._tokenize(candidate)) > limit:
+                groups.append([])
+            groups[-1].append(row)
+        return [g for g in groups if g]
 
     def _fit(self, text: str, budget: int) -> Iterator[str]:
         """Rows that fit as they are (newlines kept); one oversized row is cut to the window."""

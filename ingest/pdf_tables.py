@@ -277,7 +277,7 @@ def _build(
         indent = label_words[0].x0 if label_words else value_x0
         if row is None or not row.values:
             if label.endswith(":"):
-                group = (indent, label) if len(label.split()) <= 6 else None
+                group = (indent, label) if len(label.split()) <= 8 else None
             wrapped = None if label.endswith(":") else (indent, label)
             grid.rows.append([label])
             continue
@@ -358,7 +358,7 @@ def _header_lines(
             break
         text = " ".join(w.text for w in line.words)
         over_columns = any(seg[0].x0 >= value_x0 - 2 * line.height for seg in line.segments())
-        title = bool(picked) and _is_title(text) and titles < 2
+        title = bool(picked) and _is_title(text) and titles < 1
         if not over_columns and not _UNITS_RE.search(text) and not title:
             break
         titles += title
