@@ -202,7 +202,7 @@ class Chunker:
         if len(self._tokenize(header)) > budget // 2:  # a runaway header: rows on their own
             yield from self._split(header, budget)
             header = ""
-        limit = min(self._settings.tokens, budget)
+        limit = budget  # the whole window: the repeated header line takes its share
         groups = self._row_groups(header, rows[1:], limit)
         if len(groups) > 1:  # even the pieces out: no last piece with a single row
             pieces = len(self._tokenize("\n".join(rows[1:])))
