@@ -185,6 +185,12 @@ class Chunker:
 
     # -- tables -------------------------------------------------------------------------
     def _table_pieces(self, text: str, budget: int) -> Iterator[str]:
+        """A table whole where it fits; else groups of whole rows, each under the header line.
+
+        Tables arrive as a header line (caption or units, then the column headers) and one
+        line per row (``ingest.tables.render``); every group repeats the header, so a chunk
+        of rows from a long table still says what its figures are.
+        """
         if len(self._tokenize(text)) <= budget:
             yield text
             return
@@ -192,17 +198,36 @@ class Chunker:
         if len(rows) <= 1:
             yield from self._split(text, budget)
             return
-        limit = min(self._settings.tokens, budget)
-        header, group, group_tokens = rows[0], [rows[0]], len(self._tokenize(rows[0]))
-        for row in rows[1:]:
-            row_tokens = len(self._tokenize(row)) + 1
-            if len(group) > 1 and group_tokens + row_tokens > limit:
-                yield from self._split("\n".join(group), budget)
-                group, group_tokens = [header], len(self._tokenize(header))
-            group.append(row)
-            group_tokens += row_tokens
-        if len(group) > 1 or group[0] != header:
-            yield from self._split("\n".join(group), budget)
+        header = rows[0]
+        if len(self._tokenize(header)) > budget // 2:  # a runaway header: rows on their own
+            yield from self._split(header, budget)
+            header = ""
+        limit = budget  # the whole window: the repeated header line takes its share
+        groups = self._row_groups(header, rows[1:], limit)
+        if len(groups) > 1:  # even the pieces out: no last piece with a single row
+            pieces = len(self._tokenize("\n".join(rows[1:])))
+            share = -(-pieces // len(groups)) + len(self._tokenize(header)) + 8
+            balanced = self._row_groups(header, rows[1:], min(limit, share))
+            groups = balanced if len(balanced) == len(groups) else groups
+        for group in groups:
+            yield from self._fit("\n".join([header, *group] if header else group), budget)
+
+    def _row_groups(self, header: str, rows: list[str], limit: int) -> list[list[str]]:
+        """Consecutive rows, as many per group as fit ``limit`` under the header line."""
+        groups: list[list[str]] = [[]]
+        for row in rows:
+            candidate = "\n".join([header, *groups[-1], row] if header else [*groups[-1], row])
+            if groups[-1] and len(self._tokenize(candidate)) > limit:
+                groups.append([])
+            groups[-1].append(row)
+        return [g for g in groups if g]
+
+    def _fit(self, text: str, budget: int) -> Iterator[str]:
+        """Rows that fit as they are (newlines kept); one oversized row is cut to the window."""
+        if len(self._tokenize(text)) <= budget:
+            yield text
+        else:
+            yield from self._split(text, budget)
 
     @staticmethod
     def _join(context: str, text: str) -> str:

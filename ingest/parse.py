@@ -30,9 +30,12 @@ from ingest.errors import (
 )
 from ingest.limits import check_file_size, check_page_count, check_zip_container
 from ingest.settings import ParseSettings
+from ingest.tables import grid_from_html, render
 
 if TYPE_CHECKING:
     from unstructured.documents.elements import Element
+
+    from ingest.pdf_tables import PdfTable
 
 PAGED_TYPES = frozenset({"pdf", "pptx", "docx", "odt"})
 """Types whose element page numbers mean something (slides count as pages)."""
@@ -271,10 +274,24 @@ def _convert(elements: Sequence[Element], *, paged: bool) -> list[ParsedElement]
             continue
         if category in RUNNING_CATEGORIES and len(text.split()) > RUNNING_TEXT_MAX_WORDS:
             category = "NarrativeText"  # body text that merely starts near the page edge
+        if category == "Table":
+            text = _table_text(element) or text
         page = element.metadata.page_number if paged else None
         depth = element.metadata.category_depth
         parsed.append(ParsedElement(text, category, page, depth))
     return parsed
+
+
+def _table_text(element: Element) -> str | None:
+    """A table from its HTML (DOCX, XLSX, PPTX, HTML) rendered as rows with column headers."""
+    markup = getattr(element.metadata, "text_as_html", None)
+    if not markup:
+        return None
+    try:
+        grid = grid_from_html(markup)
+    except Exception:  # malformed markup: keep unstructured's flat text
+        return None
+    return render(grid) if grid is not None and grid.rows else None
 
 
 def _email_is_encrypted(kind: str, path: Path) -> bool:
@@ -321,9 +338,85 @@ def _pdf(path: Path, _text: str | None, settings: ParseSettings) -> list[Element
         # unstructured skips PDFs it deems too complex (vector drawings) and hides pdfminer
         # failures; pypdf may still read a text layer
         elements = _pdf_text_layer(path)
+    if elements and settings.tables:
+        from ingest.pdf_tables import find_tables
+
+        elements = place_tables(elements, find_tables(path))
     if not elements and settings.ocr and tesseract_available():
         elements = partition_pdf(strategy="ocr_only", **common)
     return elements
+
+
+def place_tables(elements: list[Element], tables: Sequence[PdfTable]) -> list[Element]:
+    """Put each PDF table in place of the loose text elements inside its box, on its page.
+
+    An element belongs to a table when its centre lies in the table's box; the table takes
+    the place of the first such element (or sits before the first element below it).
+    """
+    if not tables:
+        return elements
+    from unstructured.documents.elements import ElementMetadata, Table
+
+    by_page: dict[int, list[PdfTable]] = {}
+    for table in tables:
+        by_page.setdefault(table.page, []).append(table)
+    out: list[Element] = []
+    placed: set[int] = set()
+    pending_page: int | None = None
+
+    def flush_page(page: int | None) -> None:
+        for table in by_page.get(page or -1, []):
+            if id(table) not in placed:
+                placed.add(id(table))
+                out.append(_table_element(table, Table, ElementMetadata))
+
+    for element in elements:
+        page = element.metadata.page_number
+        if page != pending_page:
+            flush_page(pending_page)
+            pending_page = page
+        centre = _centre(element)
+        inside = None
+        for table in by_page.get(page or -1, []):
+            x0, top, x1, bottom = table.box
+            if (
+                centre is not None
+                and x0 - 2 <= centre[0] <= x1 + 2
+                and top - 2 <= centre[1] <= bottom + 2
+            ):
+                inside = table
+                break
+            if centre is not None and centre[1] > bottom and id(table) not in placed:
+                placed.add(id(table))  # the table ends above this element: it comes first
+                out.append(_table_element(table, Table, ElementMetadata))
+        if inside is None:
+            out.append(element)
+        elif id(inside) not in placed:
+            placed.add(id(inside))
+            out.append(_table_element(inside, Table, ElementMetadata))
+    flush_page(pending_page)
+    for table in tables:  # a page the partitioner gave no text for
+        if id(table) not in placed:
+            placed.add(id(table))
+            out.append(_table_element(table, Table, ElementMetadata))
+    return out
+
+
+def _centre(element: Element) -> tuple[float, float] | None:
+    coordinates = element.metadata.coordinates
+    points = getattr(coordinates, "points", None)
+    if not points:
+        return None
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    return (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+
+
+def _table_element(table: PdfTable, table_cls: Any, metadata_cls: Any) -> Element:
+    element: Element = table_cls(
+        text=render(table.grid), metadata=metadata_cls(page_number=table.page)
+    )
+    return element
 
 
 def _pdf_text_layer(path: Path) -> list[Element]:

@@ -35,6 +35,9 @@ class ParseSettings(BaseModel):
     )
     max_pages: int = Field(5000, ge=1, description="Largest page count accepted (PDF, PPTX).")
     ocr: bool = Field(False, description="OCR scanned PDFs/images when tesseract is installed.")
+    tables: bool = Field(
+        True, description="Find borderless tables in PDF text layers (rows with column headers)."
+    )
 
 
 class ChunkSettings(BaseModel):
