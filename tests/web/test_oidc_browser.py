@@ -153,3 +153,40 @@ def test_groups_decide_and_admins_get_the_admin_page(
     assert "admin API key" in dialog.locator("#admin-keys").inner_text()  # sessions mint no keys
     page.screenshot(path=str(shots / "sso-03-admin.png"))
     assert page.errors == []
+
+
+def test_admin_key_creates_a_key_shown_once_and_revokes_it(
+    page: Any, sso: Service, corpus: Corpus, shots: Path
+) -> None:
+    from service.auth.keys import KeyStore
+
+    store = KeyStore(corpus.data_dir)
+    try:
+        admin_key = store.create("Browser admin", ["admin"], ["*"]).key
+    finally:
+        store.close()
+    page.goto(sso.url + "/")
+    page.fill("#signin-key", admin_key)
+    page.click("#signin-submit")
+    page.wait_for_selector("#app-view:not([hidden])")
+    page.click("#admin-open")
+    dialog = page.locator("#admin-dialog")
+    dialog.locator("#admin-keys table").wait_for()
+    page.fill("#admin-key-name", "Robot")
+    page.fill("#admin-key-collections", "hr")
+    page.click("#admin-key-create")
+    secret = dialog.locator("#admin-key-secret code")
+    secret.wait_for()
+    new_key = secret.inner_text()
+    assert new_key.startswith("ih_")
+    me = page.request.get(sso.url + "/v1/me", headers={"Authorization": f"Bearer {new_key}"})
+    assert me.status == 200 and me.json()["collections"] == ["hr"]
+    row = dialog.locator("#admin-keys tbody tr", has_text="Robot")
+    row.wait_for()
+    assert new_key not in dialog.locator("#admin-keys").inner_text()  # listed without it
+    page.screenshot(path=str(shots / "sso-04-keys.png"))
+    row.get_by_role("button", name="Revoke").click()
+    row.get_by_text("revoked").wait_for()
+    me = page.request.get(sso.url + "/v1/me", headers={"Authorization": f"Bearer {new_key}"})
+    assert me.status == 401
+    assert page.errors == []

@@ -125,14 +125,14 @@ async def callback(
     if not state or not code:
         return failure_page(SignInFailed("the sign-in response lacks its state or code"))
     try:
-        token, record, next_url = await signin.complete(
+        token, _record, next_url = await signin.complete(
             state, request.cookies.get(LOGIN_COOKIE), code, base
         )
     except AuthError as exc:
         log.info("sign-in refused: %s", exc.message)
-        response = failure_page(exc)
-        response.delete_cookie(LOGIN_COOKIE, path="/auth")
-        return response
+        page = failure_page(exc)
+        page.delete_cookie(LOGIN_COOKIE, path="/auth")
+        return page
     response = RedirectResponse(next_url, status_code=303)
     response.delete_cookie(LOGIN_COOKIE, path="/auth")
     response.set_cookie(
