@@ -162,7 +162,11 @@ def test_audit_and_reasoning_logs_name_the_user(env: Env) -> None:
         time.sleep(0.02)
     assert (line["key_id"], line["key_name"]) == ("user:dave", "Dave Auditor")
     record = dave.client.get(f"{env.url}/v1/reasoning/{request_id}")
-    assert record.status_code == 200 and record.json()["caller_id"] == "user:dave"
+    assert record.status_code == 200
+    assert (record.json()["caller_id"], record.json()["caller_name"]) == (
+        "user:dave",
+        "Dave Auditor",
+    )
 
 
 def test_group_removed_at_the_provider_loses_access_by_the_refresh(env: Env) -> None:
