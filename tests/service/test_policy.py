@@ -95,3 +95,41 @@ def test_bad_auth_modes_are_refused(value: str) -> None:
 def test_oidc_without_an_issuer_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="INHOUSE_OIDC__ISSUER"):
         open_signin(ServiceSettings(data_dir=tmp_path, auth="oidc"))
+
+
+def test_several_providers_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from service.auth.oidc import SignInFailed
+
+    monkeypatch.setenv("INHOUSE_AUTH", "oidc")
+    monkeypatch.setenv("INHOUSE_OIDC__ISSUER", "https://login.example.com/realms/acme/")
+    monkeypatch.setenv("INHOUSE_OIDC__CLIENT_ID", "inhouse")
+    monkeypatch.setenv(
+        "INHOUSE_OIDC__PROVIDERS",
+        '{"google": {"issuer": "https://accounts.google.com", "client_id": "g",'
+        ' "groups_claim": "", "label": "Google"}}',
+    )
+    settings = ServiceSettings(data_dir=tmp_path)
+    providers = settings.oidc.all_providers()
+    assert list(providers) == ["default", "google"]
+    assert providers["default"].issuer == "https://login.example.com/realms/acme"
+    assert providers["google"].groups_claim == "" and providers["default"].groups_claim == "groups"
+    signin = open_signin(settings)
+    assert signin is not None
+    try:
+        with pytest.raises(SignInFailed, match="choose one"):
+            asyncio.run(signin.start(None, "/", "http://127.0.0.1:8000"))  # two: say which
+        assert signin.provider("google").label == "Google"
+    finally:
+        signin.close()
+
+
+def test_a_provider_named_default_next_to_the_top_level_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="bad provider name"):
+        ServiceSettings(
+            oidc={"issuer": "https://a.example", "client_id": "a",
+                  "providers": {"default": {"issuer": "https://b.example", "client_id": "b"}}}
+        )  # fmt: skip
