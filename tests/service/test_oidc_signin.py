@@ -330,3 +330,24 @@ def test_admin_lists_and_ends_sessions(env: Env) -> None:
     assert mia.client.get(f"{env.url}/v1/me").status_code == 401
     refused = mia.client.get(f"{env.url}/v1/admin/sessions")
     assert refused.status_code == 401
+
+
+def test_admin_failures_by_reason_name_the_files(env: Env) -> None:
+    from ingest.manifest import Manifest
+    from ingest.settings import IngestSettings
+
+    manifest = Manifest(IngestSettings(data_dir=env.data_dir).manifest_path)
+    try:
+        for path, code in (("a.pdf", "encrypted"), ("b.pdf", "encrypted"), ("c.xlsx", "timeout")):
+            manifest.record_failure(
+                doc_id=f"fail-{path}", collection="finance", root="/docs", path=path, size=1,
+                mtime_ns=0, content_hash=None, code=code, message=f"{code}: {path}",
+            )  # fmt: skip
+    finally:
+        manifest.close()
+    headers = {"Authorization": f"Bearer {env.admin_key}"}
+    body = httpx.get(f"{env.url}/v1/admin/failures", headers=headers).json()
+    assert [(r["code"], r["count"]) for r in body["reasons"]] == [("encrypted", 2), ("timeout", 1)]
+    assert [f["path"] for f in body["reasons"][0]["files"]] == ["a.pdf", "b.pdf"]
+    nobody = env.user("nora", groups=["finance"])  # reads finance, but is no admin
+    assert nobody.client.get(f"{env.url}/v1/admin/failures").status_code == 403
