@@ -140,7 +140,7 @@ class AuthGateMiddleware:
         access = getattr(getattr(app, "state", None), "access", None)
         if access is None:
             raise AuthError("access control is not configured for this app")
-        signin = getattr(app.state, "signin", None)
+        signin = getattr(getattr(app, "state", None), "signin", None)
         if signin is not None:  # a signed-in browser: its session cookie, CSRF-checked
             from starlette.requests import Request
 
