@@ -277,7 +277,8 @@ CASES = [
         "GET",
         "/v1/reasoning/{own}",
         None,
-        {"fin_query": 403, "hr_ingest": 403, "auditor": 200, "admin": 200},
+        # the auditor key's own record: another user with the same grants may not read it
+        {"fin_query": 403, "hr_ingest": 403, "auditor": 200, "admin": 200, "sess_auditor": 404},
     ),
     Case(
         "reasoning-ops",
