@@ -455,6 +455,7 @@ class QueryService:
             request_id=prepared.request_id,
             time=prepared.started_at,
             caller_id=prepared.caller.id,
+            caller_name=prepared.caller.name,
             collections=prepared.collections,
             question=prepared.question,
             model=done.model if done else self._backend.model,

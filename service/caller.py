@@ -25,12 +25,24 @@ class Caller:
     name: str
     scopes: frozenset[str]
     collections: frozenset[str]  # collection names, or ``{"*"}`` for every collection
+    # Sessions (company sign-in) only: where uploads may go (None: every readable
+    # collection, given the ingest scope, as for keys) and the kind of credential.
+    uploads: frozenset[str] | None = None
+    kind: str = "key"  # "key" | "session" | "anonymous"
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes or SCOPE_ADMIN in self.scopes
 
     def can_read(self, collection: str) -> bool:
         return ALL_COLLECTIONS in self.collections or collection in self.collections
+
+    def can_upload(self, collection: str) -> bool:
+        """Whether uploads (and re-indexing) into ``collection`` are allowed."""
+        if not self.has_scope(SCOPE_INGEST) or not self.can_read(collection):
+            return False
+        if self.uploads is None or SCOPE_ADMIN in self.scopes:
+            return True
+        return ALL_COLLECTIONS in self.uploads or collection in self.uploads
 
     def readable(self, collections: Iterable[str]) -> list[str]:
         """The given collections this caller may read, in their order."""
@@ -46,4 +58,5 @@ ANONYMOUS = Caller(
     name="anonymous",
     scopes=ALL_SCOPES,
     collections=frozenset({ALL_COLLECTIONS}),
+    kind="anonymous",
 )

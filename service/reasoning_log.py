@@ -2,7 +2,7 @@
 
 JSON lines under ``settings.reasoning_dir``, one file per UTC day
 (``reasoning-YYYY-MM-DD.jsonl``, owner-only permissions). A record holds
-request_id, time, caller id, collections, question, model, reasoning text, status,
+request_id, time, caller id (and name), collections, question, model, reasoning text, status,
 token counts and durations. Files older than the retention period are purged on start
 and daily. Request ids begin with their millisecond timestamp, so a lookup reads only
 the file(s) of that day.
@@ -61,6 +61,7 @@ class ReasoningRecord:
     status: str = "ok"  # ok | cancelled | an error code
     usage: dict[str, int] = field(default_factory=dict)
     durations_ms: dict[str, float] = field(default_factory=dict)
+    caller_name: str = ""  # the key's name, or a signed-in user's display name
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))

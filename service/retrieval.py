@@ -179,6 +179,22 @@ class Retriever:
             )
         return out
 
+    async def failures(self, names: Sequence[str]) -> list[dict[str, str]]:
+        """Documents of ``names`` that could not be indexed: collection, path, code, message."""
+        wanted = list(names)
+
+        def read() -> list[dict[str, str]]:
+            marks = ",".join("?" * len(wanted))
+            rows = self._manifest.execute(
+                "SELECT collection, path, error_code, error_message, updated_at FROM documents"
+                f" WHERE status = 'failed' AND collection IN ({marks})"
+                " ORDER BY collection, error_code, path",
+                tuple(wanted),
+            )
+            return [{k: str(r[k] or "") for k in r.keys()} for r in rows]
+
+        return await to_thread.run_sync(read) if wanted else []
+
     async def known_collections(self) -> list[str]:
         """Collections in the index or the manifest (e.g. all of whose files failed)."""
         return await to_thread.run_sync(self._known)

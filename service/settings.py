@@ -1,19 +1,23 @@
 """Service settings (pydantic-settings, env prefix ``INHOUSE_``, nested with ``__``).
 
 Contract env names: ``INHOUSE_DATA_DIR``, ``INHOUSE_MODEL``, ``OLLAMA_HOST`` (read like
-Ollama's own tools), ``INHOUSE_AUTH``, ``INHOUSE_ADMIN_KEY``, ``INHOUSE_SOURCES``. Others are
+Ollama's own tools), ``INHOUSE_AUTH``, ``INHOUSE_ADMIN_KEY``, ``INHOUSE_SOURCES``,
+``INHOUSE_POLICY``, ``INHOUSE_OIDC__ISSUER`` (the rest: ``service.auth.oidc_settings``). Others are
 nested, e.g.
 ``INHOUSE_TIMEOUTS__FIRST_TOKEN_S=60``, ``INHOUSE_REASONING_LOG__RETENTION_DAYS=30``.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.auth.oidc_settings import OIDCSettings
 
 
 class TimeoutSettings(BaseModel):
@@ -184,13 +188,20 @@ class ServiceSettings(BaseSettings):
         description="Ollama server, read from OLLAMA_HOST like Ollama's own tools.",
     )
     backend: Literal["ollama", "openai"] = Field("ollama", description="Model server protocol.")
-    auth: Literal["keys", "disabled"] = Field(
-        "keys", description="'disabled' admits everyone: local demos only."
+    auth: str = Field(
+        "keys",
+        description="keys (API keys, the default), oidc (company sign-in, service.auth.oidc),"
+        " keys,oidc (both: web users sign in, tools use keys), or disabled (everyone is"
+        " admitted: local demos only).",
     )
     admin_key: SecretStr | None = Field(
         None,
         description="INHOUSE_ADMIN_KEY: an admin key installed (hashed) at start, at least"
         f" {MIN_ADMIN_KEY_CHARS} characters.",
+    )
+    oidc: OIDCSettings = Field(default_factory=OIDCSettings)
+    policy: Path | None = Field(
+        None, description="INHOUSE_POLICY: YAML mapping groups and users to collections and scopes."
     )
     sources: Path | None = Field(None, description="Sources YAML for scheduled re-indexing.")
     embedded_worker: bool = Field(
@@ -219,6 +230,27 @@ class ServiceSettings(BaseSettings):
         if ":" not in rest.split("/", 1)[0]:
             value = f"{scheme}://{rest.split('/', 1)[0]}:11434"
         return value
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _no_empty_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_modes(cls, value: str) -> str:
+        """``keys``, ``oidc``, ``keys,oidc`` (also ``oidc+keys``, any order) or ``disabled``."""
+        modes = {m.strip().lower() for m in re.split(r"[,+\s]+", value) if m.strip()}
+        if modes == {"disabled"}:
+            return "disabled"
+        if not modes or modes - {"keys", "oidc"}:
+            raise ValueError("INHOUSE_AUTH must be keys, oidc, keys,oidc or disabled")
+        return ",".join(m for m in ("keys", "oidc") if m in modes)
+
+    @property
+    def auth_modes(self) -> frozenset[str]:
+        """The sign-in methods on: ``{"keys"}``, ``{"oidc"}``, both, or empty (disabled)."""
+        return frozenset() if self.auth == "disabled" else frozenset(self.auth.split(","))
 
     @field_validator("admin_key")
     @classmethod

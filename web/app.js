@@ -7,6 +7,8 @@ import { normalizeSource, SourcesPanel } from "./js/sources.js";
 import { ConversationStore, session } from "./js/store.js";
 import { TurnView } from "./js/turn.js";
 import { UploadDialog } from "./js/upload.js";
+import { AdminPage } from "./js/admin.js";
+import { endSession, renderOptions, resumeSession, signInOptions } from "./js/sso.js";
 
 const ALL = "*";
 const HISTORY_TURNS = 6;
@@ -66,6 +68,7 @@ function showSignin(notice = "") {
   box.querySelector("span").textContent = notice;
   $("#signin-key").value = "";
   $("#signin-key").focus();
+  signInOptions().then(renderOptions);
 }
 
 function signinError(message) {
@@ -109,6 +112,7 @@ async function signIn(key, { remembered = false } = {}) {
 }
 
 function signOut(notice = "") {
+  if (state.api && !state.api.key) endSession(state.api); // a signed-in session: end it
   state.controller?.abort();
   session.key = null;
   state.api = null;
@@ -137,6 +141,7 @@ async function enterApp() {
   $("#user-name").textContent = me.name || "Signed in";
   $("#user-role").textContent = roleLabel();
   $("#user-avatar").textContent = initials(me.name || "?");
+  state.admin.attach(state.api, isAdmin());
   $("#signin-view").hidden = true;
   $("#app-view").hidden = false;
   $("#collection-select").replaceChildren(el("option", { text: "Loading…", attrs: { value: "" } }));
@@ -645,10 +650,19 @@ function boot() {
     onIndexed: () => refreshCollections(),
     onError: (err) => globalError(err),
   });
+  state.admin = new AdminPage();
   bind();
   const key = session.key;
   if (key) signIn(key, { remembered: true });
-  else showSignin();
+  else resumeSignedIn();
+}
+
+async function resumeSignedIn() {
+  const resumed = await resumeSession({ onUnauthorized: () => expire() });
+  if (!resumed) return showSignin();
+  state.api = resumed.api;
+  state.me = resumed.me;
+  await enterApp();
 }
 
 boot();

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from service.answer import QueryService
@@ -127,9 +127,19 @@ bearer_scheme = HTTPBearer(
 )
 
 
+session_scheme = APIKeyCookie(
+    name="inhouse_session",
+    auto_error=False,
+    scheme_name="Session",
+    description="A signed-in browser session (INHOUSE_AUTH=oidc, GET /auth/login). Requests"
+    " that change state also need the session's X-CSRF-Token (from GET /v1/me).",
+)
+
+
 async def require_caller(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    _session: Annotated[str | None, Depends(session_scheme)],
 ) -> Caller:
     """The one auth dependency: every route but /healthz and /readyz passes it.
 
@@ -145,8 +155,27 @@ async def require_caller(
     access: AccessControl | None = getattr(request.app.state, "access", None)
     if access is None:
         raise AuthError("access control is not configured for this app")
+    signin = getattr(request.app.state, "signin", None)
+    if signin is not None:  # company sign-in: a session cookie, when no key is sent
+        from service.auth.signin import request_caller
+
+        caller = await request_caller(signin, request)
+        if caller is not None:
+            access.admit(caller)
+            return caller
     client = request.client.host if request.client else None
     return access.authenticate(request.headers.get("authorization"), client)
+
+
+async def require_key_caller(caller: Annotated[Caller, Depends(require_caller)]) -> Caller:
+    """Routes only keys make sense for (key management): a browser session is refused, so
+    a stolen or forged session can never mint long-lived credentials."""
+    if caller.kind == "session":
+        raise Forbidden(
+            "this route takes an API key (Authorization: Bearer), not a browser session",
+            reason="key_only",
+        )
+    return caller
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:

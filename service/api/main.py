@@ -18,6 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import Resources
 from service.api.errors import install_error_handlers
 from service.api.routes import (
+    admin,
+    auth,
     chat,
     collections,
     files,
@@ -70,6 +72,8 @@ def create_app(settings: ServiceSettings | None = None, *, warm_up: bool = False
     install_error_handlers(app)
     install_access(app, settings)  # keys, audit log, rate limits, hardening
     for module in (health, query, chat, collections, reasoning, me, files, web, sources):
+        app.include_router(module.router)
+    for module in (auth, admin):  # company sign-in, the admin page's API
         app.include_router(module.router)
     return app
 

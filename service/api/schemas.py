@@ -267,6 +267,7 @@ class ReasoningRecordResponse(BaseModel):
     request_id: str
     time: str
     caller_id: str
+    caller_name: str = ""
     collections: list[str]
     question: str
     model: str

@@ -36,9 +36,10 @@ class AccessControl:
     """Verifies ``Authorization: Bearer <key>`` and applies the per-key rate limit."""
 
     def __init__(self, settings: ServiceSettings, store: KeyStore | None) -> None:
-        if settings.auth == "keys" and store is None:
-            raise ValueError("INHOUSE_AUTH=keys needs a key store")
-        self.enabled = settings.auth == "keys"
+        if settings.auth != "disabled" and store is None:
+            raise ValueError(f"INHOUSE_AUTH={settings.auth} needs a key store")
+        self.enabled = settings.auth != "disabled"
+        self.keys = "keys" in settings.auth_modes  # oidc alone: the store only for management
         self.store = store
         self.limiter = RateLimiter(settings.security.rate_limit, "key")
         self.failures = RateLimiter(settings.security.auth_failure_limit, "auth-failure")
@@ -49,6 +50,8 @@ class AccessControl:
             note_caller(AUTH_DISABLED)
             return AUTH_DISABLED
         assert self.store is not None
+        if not self.keys:
+            raise AuthError("API keys are off here (INHOUSE_AUTH=oidc): sign in at /auth/login")
         token = bearer_token(authorization)  # missing or malformed: 401, not a guess
         try:
             caller = self.store.verify(token)
@@ -58,6 +61,11 @@ class AccessControl:
         note_caller(caller)
         self.limiter.hit(caller.id)
         return caller
+
+    def admit(self, caller: Caller) -> None:
+        """Audit and rate-limit a caller authenticated another way (a session)."""
+        note_caller(caller)
+        self.limiter.hit(caller.id)
 
     def _count_failure(self, address: str) -> None:
         """Slow down guessing from one address: over the limit, failures become 429s.
@@ -100,6 +108,6 @@ def open_access(settings: ServiceSettings) -> AccessControl:
             log.warning("INHOUSE_ADMIN_KEY matches revoked key %s: it stays revoked", record.key_id)
         else:
             log.info("INHOUSE_ADMIN_KEY %s as key %s", outcome, record.key_id)
-    if store.active_count() == 0:
+    if "keys" in settings.auth_modes and store.active_count() == 0:
         log.warning(FIRST_KEY_HELP)
     return AccessControl(settings, store)

@@ -21,6 +21,7 @@ from service.auth.access import AccessControl, open_access
 from service.auth.audit import AuditLog, AuditMiddleware
 from service.auth.gate import AuthGateMiddleware, ProxyHeadersMiddleware
 from service.auth.hardening import BodyLimitMiddleware, SecurityHeadersMiddleware, add_cors
+from service.auth.signin import open_signin
 from service.errors import AuthError, RateLimited, ServiceError
 from service.settings import ServiceSettings
 
@@ -33,6 +34,7 @@ def install_access(app: Any, settings: ServiceSettings) -> AccessControl:
 
     access = open_access(settings)
     app.state.access = access
+    app.state.signin = open_signin(settings)  # company sign-in, when INHOUSE_AUTH has oidc
     app.add_middleware(
         AuthGateMiddleware,
         uploads_per_key=settings.limits.concurrent_uploads_per_key,

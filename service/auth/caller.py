@@ -76,6 +76,8 @@ def require_any(caller: Caller, scopes: Iterable[str], collection: str | None = 
         raise Forbidden(f"this key lacks the {needed} scope", scopes=list(wanted))
     if collection is not None and not caller.can_read(collection):
         raise Forbidden(f"this key may not access collection {collection!r}", collection=collection)
+    if collection is not None and wanted == (SCOPE_INGEST,) and not caller.can_upload(collection):
+        raise Forbidden(f"you may not upload into collection {collection!r}", collection=collection)
 
 
 def searchable(

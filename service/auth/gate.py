@@ -118,7 +118,7 @@ class AuthGateMiddleware:
 
         upload = is_upload(scope)
         try:
-            caller = self._authenticate(scope)
+            caller = await self._authenticate(scope)
             if upload:
                 match = UPLOAD_ROUTE.fullmatch(path)
                 assert match is not None
@@ -135,11 +135,21 @@ class AuthGateMiddleware:
                 self.slots.release(caller.id)
 
     @staticmethod
-    def _authenticate(scope: Scope) -> Caller:
+    async def _authenticate(scope: Scope) -> Caller:
         app = scope.get("app")
         access = getattr(getattr(app, "state", None), "access", None)
         if access is None:
             raise AuthError("access control is not configured for this app")
+        signin = getattr(getattr(app, "state", None), "signin", None)
+        if signin is not None:  # a signed-in browser: its session cookie, CSRF-checked
+            from starlette.requests import Request
+
+            from service.auth.signin import request_caller
+
+            session_caller = await request_caller(signin, Request(scope))
+            if session_caller is not None:
+                access.admit(session_caller)
+                return session_caller
         authorization = None
         for name, value in scope.get("headers") or []:
             if name.lower() == b"authorization":

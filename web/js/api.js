@@ -1,6 +1,7 @@
 // The service's HTTP API as the page uses it: JSON calls, the SSE answer stream,
 // uploads with progress, and authenticated downloads. The key travels only in the
-// Authorization header (never in a URL).
+// Authorization header (never in a URL). Without a key (company sign-in) the session
+// cookie goes along, and requests that change state carry the session's CSRF token.
 
 export class ApiError extends Error {
   constructor(status, code, message, { retryAfter = null, detail = null } = {}) {
@@ -99,10 +100,12 @@ export class Api {
   constructor(key, hooks = {}) {
     this.key = key;
     this.hooks = hooks;
+    this.csrf = null; // a signed-in session's X-CSRF-Token (from /v1/me)
   }
 
   headers(extra = {}) {
-    return { Authorization: `Bearer ${this.key}`, ...extra };
+    if (this.key) return { Authorization: `Bearer ${this.key}`, ...extra };
+    return this.csrf ? { "X-CSRF-Token": this.csrf, ...extra } : { ...extra };
   }
 
   async fetch(path, init = {}) {
@@ -111,7 +114,7 @@ export class Api {
       response = await fetch(path, {
         ...init,
         headers: this.headers(init.headers),
-        credentials: "omit",
+        credentials: this.key ? "omit" : "same-origin",
         cache: "no-store",
         redirect: "error",
       });
@@ -132,8 +135,16 @@ export class Api {
     return response.json();
   }
 
-  me() {
-    return this.json("/v1/me");
+  async me() {
+    const me = await this.json("/v1/me");
+    if (me && typeof me.csrf_token === "string") this.csrf = me.csrf_token;
+    return me;
+  }
+
+  /** End a signed-in session; resolves with the provider's logout URL, if any. */
+  async logout() {
+    const body = await this.json("/auth/logout", { method: "POST" });
+    return body && typeof body.redirect === "string" ? body.redirect : null;
   }
 
   async collections() {
@@ -226,7 +237,7 @@ export class Api {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
       xhr.open("POST", `/v1/collections/${encodeURIComponent(collection)}/documents`);
-      xhr.setRequestHeader("Authorization", `Bearer ${this.key}`);
+      for (const [name, value] of Object.entries(this.headers())) xhr.setRequestHeader(name, value);
       xhr.responseType = "json";
       xhr.upload.onprogress = (e) => {
         if (e.lengthComputable) onProgress?.(e.loaded / e.total);
