@@ -15,7 +15,7 @@ A *figure* is a number written in text: ``$82,959 million``, ``45.2%``, ``(1,234
   ``52,857``) does not match.
 
 *Key* figures are the ones worth checking for: at least 3 significant digits (leading zeros
-never count, an integer's trailing zeros do not either: ``1,200`` has 2) and not a year (a
+never count; every other digit written does, ``800`` and ``0.0120`` have 3) and not a year (a
 bare 4-digit integer from 1900 to 2100, without separators, ``$``, ``%`` or scale word).
 """
 
@@ -106,10 +106,8 @@ def key_figures(text: str) -> list[Figure]:
 
 
 def significant_digits(digits: str) -> int:
-    """Significant digits of a plain decimal numeral (``"0.0120"`` -> 3, ``"1200"`` -> 2)."""
-    if "." in digits:
-        return len(digits.replace(".", "").lstrip("0"))
-    return len(digits.lstrip("0").rstrip("0"))
+    """Digits written, leading zeros aside (``"0.0120"`` -> 3, ``"800"`` -> 3, ``"30"`` -> 2)."""
+    return len(digits.replace(".", "").lstrip("0"))
 
 
 class PassageFigures:

@@ -17,7 +17,7 @@ from service.figures import (
 
 @pytest.mark.parametrize(
     ("digits", "expected"),
-    [("82959", 5), ("1200", 2), ("100", 1), ("0.0125", 3), ("11.0", 3), ("11.20", 4), ("7", 1)],
+    [("82959", 5), ("800", 3), ("30", 2), ("0.0125", 3), ("11.0", 3), ("11.20", 4), ("7", 1)],
 )
 def test_significant_digits(digits: str, expected: int) -> None:
     assert significant_digits(digits) == expected
@@ -37,7 +37,7 @@ def test_normalises_separators_currency_percent_parentheses_and_scale() -> None:
 def test_key_figures_skip_years_short_numbers_and_identifiers() -> None:
     text = (
         "For the quarter ended June 25, 2022 (SOURCE: 2022 Q3 AAPL.pdf, Form 10-Q) net sales"
-        " were $82,959 million, up 2% from 1,200 stores and $11.0 billion; 2022 again: 82,959."
+        " were $82,959 million, up 2% from 40 stores and $11.0 billion; 2022 again: 82,959."
     )
 
     assert [f.text for f in key_figures(text)] == ["$82,959 million", "$11.0 billion"]
