@@ -214,7 +214,7 @@ def _record(
     scored: dict[str, Any], collection: str, config: dict[str, Any], **extra: Any
 ) -> dict[str, Any]:
     """The run record: identity and metrics first, details after."""
-    head = {k: scored[k] for k in ("kind", "dataset", "split") if k in scored}
+    head: dict[str, Any] = {k: scored[k] for k in ("kind", "dataset", "split") if k in scored}
     head["collection"] = collection
     rest = {k: v for k, v in scored.items() if k not in head}
     per_query = rest.pop("per_query", None)

@@ -45,7 +45,7 @@ def score_beir(
     per_query: bool = False,
 ) -> dict[str, Any]:
     """Metrics, latency and (optionally) per-query rows for a BEIR run."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for result in results:
         ranking = doc_ids_of(result, source_ids)
         qrels = data.qrels[result.key]
