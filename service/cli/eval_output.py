@@ -141,7 +141,33 @@ def compare_runs(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
         if key in before.get("latency_ms", {})
     }  # fmt: skip
     same = {key: before.get(key) == after.get(key) for key in ("dataset", "split", "queries")}
-    return {"kind": after["kind"], "metrics": metrics, "latency_ms": latency, "same": same}
+    out = {"kind": after["kind"], "metrics": metrics, "latency_ms": latency, "same": same}
+    if before.get("per_query") and after.get("per_query"):
+        out["per_query"] = _query_changes(before["per_query"], after["per_query"], list(metrics))
+    return out
+
+
+def _query_changes(
+    before: list[dict[str, Any]], after: list[dict[str, Any]], metrics: list[str]
+) -> dict[str, dict[str, int]]:
+    """Per metric, how many questions (present in both runs) got better or worse."""
+
+    def key(row: dict[str, Any]) -> Any:
+        return row.get("query_id", row.get("line"))
+
+    earlier = {key(row): row for row in before}
+    changes = {}
+    for name in metrics:
+        better = worse = 0
+        for row in after:
+            old = earlier.get(key(row), {}).get(name)
+            new = row.get(name)
+            if old is None or new is None:
+                continue
+            better += new > old
+            worse += new < old
+        changes[name] = {"better": better, "worse": worse}
+    return changes
 
 
 def print_compare(before: dict[str, Any], after: dict[str, Any], *, as_json: bool) -> None:
@@ -172,3 +198,8 @@ def print_compare(before: dict[str, Any], after: dict[str, Any], *, as_json: boo
             f"{row['delta']:+.1f} ms",
         )
     out.print(table)
+    for name, change in deltas.get("per_query", {}).items():
+        out.print(
+            f"{METRIC_LABELS.get(name, name)}: {change['better']} questions better,"
+            f" {change['worse']} worse"
+        )

@@ -174,6 +174,18 @@ def test_show_and_compare_saved_runs(tmp_path: Path, capsys: pytest.CaptureFixtu
     deltas = run_json(capsys, "compare", str(a), str(b))
     assert deltas["metrics"]["ndcg@10"] == {"before": 0.6, "after": 0.65, "delta": 0.05}
     assert deltas["latency_ms"]["p50"]["delta"] == 2.0
+    assert "per_query" not in deltas
+
+    rows = {"a.json": [0.5, 1.0, 0.2], "b.json": [0.7, 0.9, 0.2]}
+    for path in (a, b):
+        run = json.loads(path.read_text())
+        run["per_query"] = [
+            {"query_id": f"q{i}", "ndcg@10": v} for i, v in enumerate(rows[path.name])
+        ]
+        path.write_text(json.dumps(run))
+    deltas = run_json(capsys, "compare", str(a), str(b))
+    assert deltas["per_query"]["ndcg@10"] == {"better": 1, "worse": 1}
+    assert deltas["per_query"]["recall@100"] == {"better": 0, "worse": 0}
 
     assert main(["eval", "show", str(a), str(b)]) == 0
     out, _ = capsys.readouterr()
