@@ -75,6 +75,8 @@ class Resources:
                         make_chroma_client(ingest_settings),
                         embedder,
                         Manifest(ingest_settings.manifest_path),
+                        settings=ingest_settings.retrieval,
+                        lexical_dir=ingest_settings.data_dir / "lexical",
                     )
                 except IngestError:
                     raise
