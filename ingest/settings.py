@@ -88,6 +88,15 @@ class RetrievalSettings(BaseModel):
     )
 
 
+class RerankSettings(BaseModel):
+    """Optional cross-encoder reranking (env ``INHOUSE_RERANK__*``); off without a model."""
+
+    model_path: Path | None = Field(
+        None, description="Local sentence-transformers CrossEncoder folder; unset = no reranking."
+    )
+    candidates: int = Field(30, ge=2, le=200, description="Fused candidates the model re-scores.")
+
+
 class IngestSettings(BaseSettings):
     """Everything ingestion needs: where the index lives and how files become chunks."""
 
@@ -107,6 +116,7 @@ class IngestSettings(BaseSettings):
     chunk: ChunkSettings = Field(default_factory=ChunkSettings)
     embed: EmbedSettings = Field(default_factory=EmbedSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    rerank: RerankSettings = Field(default_factory=RerankSettings)
 
     @field_validator("default_collection")
     @classmethod

@@ -41,6 +41,7 @@ from service.caller import Caller
 from service.errors import NoDocuments
 from service.fusion import diversify, fuse, min_max
 from service.query_encoder import BatchingEncoder
+from service.rerank import Reranker
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,12 @@ class Retriever:
         *,
         settings: RetrievalSettings | None = None,
         lexical_dir: Path | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         """``client``: a Chroma client (``ingest.index.make_chroma_client``); ``lexical_dir``:
-        where this host keeps lexical mirrors (default: ``lexical/`` beside the manifest)."""
+        where this host keeps lexical mirrors (default: ``lexical/`` beside the manifest);
+        ``reranker``: re-orders the fused candidates (``service.rerank``)."""
+        self._reranker = reranker
         self._client = client
         self._embedder = embedder
         self._manifest = manifest
@@ -84,7 +88,9 @@ class Retriever:
 
     def describe_config(self) -> dict[str, Any]:
         """The retrieval settings, for ``inhouse eval`` reports."""
-        return self.settings.model_dump()
+        config = self.settings.model_dump()
+        config["reranker"] = str(self._reranker.path) if self._reranker else None
+        return config
 
     @property
     def index(self) -> ChromaIndex:
@@ -114,7 +120,7 @@ class Retriever:
         audit.note_search(names)  # recorded even if the search then fails
         vector = await self._encoder.encode(text)
         query = parse_query(text) if self.settings.mode != "dense" else ParsedQuery()
-        hits = await to_thread.run_sync(self._search, vector, query, names, top_k)
+        hits = await to_thread.run_sync(self._search, vector, query, names, top_k, text)
         audit.note_search(names, hits)
         return hits
 
@@ -123,7 +129,7 @@ class Retriever:
         self._encoder.close()
 
     def _search(
-        self, vector: np.ndarray, query: ParsedQuery, names: list[str], top_k: int
+        self, vector: np.ndarray, query: ParsedQuery, names: list[str], top_k: int, text: str = ""
     ) -> list[Hit]:
         if self._index.embedder != self._embedder.info:  # the encoder finished loading
             self._reopen()
@@ -148,6 +154,8 @@ class Retriever:
             hits = self._fused(dense, lexical, owner, wanted, lexical_only=mode == "lexical")
         else:
             hits = sorted(dense, key=lambda hit: hit.score, reverse=True)
+        if self._reranker is not None:
+            hits = self._reranker.rerank(text, hits)
         hits = diversify(
             hits,
             top_k,
