@@ -31,12 +31,11 @@ _TOKEN = re.compile(r"\d+(?:\.\d+)+|[^\W_]+")
 _CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _CJK = re.compile(f"[{_CJK_CHARS}]")
 _CJK_RUNS = re.compile(f"[{_CJK_CHARS}]+|[^{_CJK_CHARS}]+")
-# An identifier: alphanumeric parts joined by - / _ . (or "ISO 27001": letters, a space,
-# digits), with at least one digit and one more part.
-_IDENT = re.compile(
-    r"(?<![\w-])(?:[A-Za-z0-9]+(?:[-/_.][A-Za-z0-9]+)+|[A-Z]{2,}[ ]\d{2,}"
-    r"|[A-Za-z]+\d+[A-Za-z0-9]*|\d+[A-Za-z]+[A-Za-z0-9]*)(?![\w-])"
-)
+# Identifier candidates: alphanumeric parts joined by - / _ . ("HR-2231", "10-Q", "v1.2");
+# "ISO 27001" (capitals, one space, digits) is joined from two neighbours.
+_PIECE = re.compile(r"[A-Za-z0-9]+(?:[-/_.][A-Za-z0-9]+)*")
+_DIGIT = re.compile(r"\d")
+_SEPARATORS = re.compile(r"[-/_.]")
 _QUOTED = re.compile(r"[\"\u201c\u201d\u201e]([^\"\u201c\u201d\u201e]+)[\"\u201c\u201d\u201e]")
 
 STOP_WORDS = frozenset(
@@ -67,8 +66,11 @@ def normalise_numbers(text: str) -> str:
 
 
 def _raw_tokens(text: str) -> list[str]:
+    tokens = _TOKEN.findall(normalise_numbers(text).lower())
+    if not _CJK.search(text):
+        return [t for t in tokens if len(t) <= MAX_TOKEN_CHARS]
     out: list[str] = []
-    for token in _TOKEN.findall(normalise_numbers(text).lower()):
+    for token in tokens:
         if _CJK.search(token):
             out.extend(_cjk_grams(token))
         elif len(token) <= MAX_TOKEN_CHARS:
@@ -95,15 +97,36 @@ def body_tokens(text: str) -> list[str]:
 
 def identifiers(text: str) -> list[str]:
     """Compacted identifiers in ``text`` ("HR-2231" -> "hr2231"), in order, repeated."""
+    if not _DIGIT.search(text):
+        return []
+    text = normalise_numbers(text)
     out = []
-    for match in _IDENT.finditer(normalise_numbers(text)):
+    previous: re.Match[str] | None = None
+    for match in _PIECE.finditer(text):
         raw = match.group(0)
-        if not any(ch.isdigit() for ch in raw) or raw.replace(".", "").isdigit():
-            continue  # plain words and plain numbers are not identifiers
-        compact = re.sub(r"[-/_. ]", "", raw).lower()
-        if 2 < len(compact) <= MAX_TOKEN_CHARS:
+        if (
+            previous is not None
+            and raw.isdigit()
+            and len(raw) >= 2
+            and match.start() == previous.end() + 1
+            and text[previous.end()] == " "
+            and previous.group(0).isalpha()
+            and previous.group(0).isupper()
+            and len(previous.group(0)) >= 2
+        ):
+            out.append((previous.group(0) + raw).lower())  # "ISO 27001"
+        previous = match
+        if not _DIGIT.search(raw) or raw.isdigit() or raw.replace(".", "").isdigit():
+            continue  # words and plain numbers are not identifiers
+        compact = _SEPARATORS.sub("", raw).lower()
+        if 2 < len(compact) <= MAX_TOKEN_CHARS and (compact != raw.lower() or _mixed(raw)):
             out.append(compact)
     return out
+
+
+def _mixed(token: str) -> bool:
+    """Letters and digits in one token ("Q3", "hr2231")."""
+    return not token.isdigit() and not token.isalpha()
 
 
 @dataclass(frozen=True, slots=True)
