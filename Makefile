@@ -11,7 +11,7 @@ DEMO_DOCS ?= ingest/demo_docs
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test install-local-llm lint typecheck bench clean
+.PHONY: run test install install-test install-local-llm lint typecheck bench eval clean
 
 $(STAMP): pyproject.toml ingest/spacy_shim/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,19 @@ test: install-test
 bench: install-test
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[bench]'
 	$(PIP) uninstall --quiet -y torchvision || true
+
+# Retrieval quality: SciFact train (indexed into beir-scifact on first use, ~5k abstracts) and
+# the sec10q dev questions (the filings are ingested into sec10q incrementally), one table.
+# Collections go to INHOUSE_DATA_DIR (default data/); set it to keep them apart.
+EVAL_DATA ?= ../shared/data
+EVAL_OUT ?= eval-results
+
+eval: install
+	mkdir -p $(EVAL_OUT)
+	$(INHOUSE) eval beir $(EVAL_DATA)/scifact --split train --json > $(EVAL_OUT)/scifact-train.json
+	$(INHOUSE) ingest $(EVAL_DATA)/sec10q/docs --collection sec10q --json > $(EVAL_OUT)/sec10q-ingest.json || [ $$? -eq 1 ]
+	$(INHOUSE) eval qa $(EVAL_DATA)/sec10q/qna-dev.csv --collection sec10q --json > $(EVAL_OUT)/sec10q-dev.json
+	$(INHOUSE) eval show $(EVAL_OUT)/scifact-train.json $(EVAL_OUT)/sec10q-dev.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
