@@ -9,7 +9,8 @@ process hand-off per file would cost more than parsing it.
 
 A fingerprint (corpus file hash, encoder, chunk settings) is stored beside the folder
 after a complete run; an unchanged corpus with its collection intact is not touched at all.
-Another encoder or chunk size rebuilds the collection from scratch; a changed corpus is
+Another encoder or chunk size, or a collection that no longer holds what was built (its
+documents deleted meanwhile), rebuilds the collection from scratch; a changed corpus is
 ingested incrementally (changed files re-indexed, removed ones deleted).
 """
 
@@ -119,22 +120,23 @@ class CorpusIndexer:
         folder = self.folder(collection)
         stamp_path = folder / "fingerprint.json"
         wanted = self.fingerprint(data)
-        stored = _read_json(stamp_path)
+        stored = _read_json(stamp_path) or {}
         documents = sum(1 for doc in data.corpus if doc.text or doc.title)
-        if not rebuild and stored == {**wanted, "documents": documents}:
-            if self._indexed_count(collection) == documents:
-                return IndexState(collection, True, documents, 0, 0, self._chunks(collection), 0.0)
-        settings_changed = stored is not None and {
-            k: v for k, v in stored.items() if k not in ("corpus_sha256", "documents")
-        } != {k: v for k, v in wanted.items() if k != "corpus_sha256"}
-        if rebuild or settings_changed:
+        same_settings = all(stored.get(k) == v for k, v in wanted.items() if k != "corpus_sha256")
+        if not rebuild and same_settings and stored.get("corpus_sha256") == wanted["corpus_sha256"]:
+            indexed, chunks = self._indexed_count(collection), self._chunks(collection)
+            if stored.get("indexed", indexed) == indexed and chunks > 0:
+                return IndexState(collection, True, documents, 0, 0, chunks, 0.0)
+            rebuild = True  # the index no longer holds what was built: start over
+        if rebuild or (stored and not same_settings):
             self.drop(collection)
         stamp_path.unlink(missing_ok=True)
         docs_dir = folder / "docs"
         self._write_files(docs_dir, data.corpus)
         report = self.pipeline.run([docs_dir], collection, workers=1, listener=listener)
         if not report.interrupted:
-            stamp_path.write_text(json.dumps({**wanted, "documents": documents}, indent=2))
+            stamp = {**wanted, "documents": documents, "indexed": self._indexed_count(collection)}
+            stamp_path.write_text(json.dumps(stamp, indent=2))
         counts = report.to_dict()["counts"]
         return IndexState(
             collection=collection,
@@ -147,11 +149,9 @@ class CorpusIndexer:
         )
 
     def drop(self, collection: str) -> None:
-        """Remove the collection's documents (manifest and index) and its Chroma collection."""
-        pipeline = self.pipeline
-        pipeline.remove_collection_documents(collection)
-        if pipeline.index.has_collection(collection):
-            pipeline.index.drop_collection(collection)
+        """Drop the collection's chunks (the whole Chroma collection), then its documents."""
+        self.pipeline.index.drop_collection(collection)
+        self.pipeline.remove_collection_documents(collection)
 
     def source_ids(self, data: BeirSet) -> dict[str, str]:
         """Chunk ``source`` metadata (file name) -> corpus id."""

@@ -101,6 +101,31 @@ def test_beir_indexes_once_scores_and_reindexes_only_what_changed(
     assert not (data_dir / "eval" / "beir-toyset" / "docs" / "d3.md").exists()
 
 
+def test_beir_rebuilds_when_chunking_changes_or_the_collection_was_emptied(
+    tmp_path: Path,
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ingest.embed import Embedder
+    from ingest.index import ChromaIndex, make_chroma_client
+    from ingest.settings import IngestSettings
+
+    beir = write_beir(tmp_path / "toyset")
+    assert run_json(capsys, "beir", str(beir))["index"]["indexed"] == 6
+
+    monkeypatch.setenv("INHOUSE_CHUNK__TOKENS", "120")
+    rechunked = run_json(capsys, "beir", str(beir))
+    assert rechunked["index"]["reused"] is False and rechunked["index"]["indexed"] == 6
+    assert rechunked["config"]["chunk_tokens"] == 120
+
+    index = ChromaIndex(make_chroma_client(IngestSettings(data_dir=data_dir)), Embedder().info)
+    index.drop_collection("beir-toyset")
+    rebuilt = run_json(capsys, "beir", str(beir))
+    assert rebuilt["index"]["indexed"] == 6 and rebuilt["index"]["chunks"] >= 6
+    assert rebuilt["metrics"]["recall@100"] == 1.0
+
+
 def test_qa_scores_doc_at_5_and_figure_at_6(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
