@@ -69,7 +69,9 @@ class RetrievalSettings(BaseModel):
         "convex",
         description="convex: min-max normalised scores, weighted; rrf: reciprocal rank fusion.",
     )
-    weight: float = Field(0.5, ge=0, le=1, description="Lexical share of the convex fusion.")
+    weight: float = Field(
+        0.4, ge=0, le=1, description="Lexical share of the fusion (tuned on SciFact train)."
+    )
     rrf_k: int = Field(60, ge=1, description="RRF constant (rank + k).")
     depth: int = Field(
         50, ge=1, le=1000, description="Candidates taken from each ranking (at least top_k)."

@@ -9,6 +9,13 @@ Two fusion methods (``INHOUSE_RETRIEVAL__FUSION``):
   ranks discard.
 - ``rrf``: reciprocal rank fusion, ``sum 1 / (k + rank)``, weighted the same way; needs no
   tuning but ignores score gaps.
+
+Measured (``tests/bench/fusion_tune.py``; SciFact train queries answerable from the 841
+abstracts indexed by then, 164 queries, nDCG@10): dense 0.781, BM25 0.781, RRF 0.818,
+convex 0.791 / 0.801 / 0.812 / **0.824** / 0.820 / 0.812 at lexical weight 0.1 ... 0.6.
+Identifier lookups (40 near-identical generated policies, 160 questions,
+``tests/service/test_hybrid.py``): dense 0.838 right first, RRF 0.95, convex (0.3-0.5) 1.0.
+Hence convex, weight 0.4.
 """
 
 from __future__ import annotations

@@ -39,7 +39,9 @@ class Candidates:
     meta: dict[str, tuple[str, str]]  # chunk id -> (source, text)
 
 
-def gather(data_dir: Path, collection: str, questions: list[str]) -> list[Candidates]:
+def gather(
+    data_dir: Path, collection: str, questions: list[str], lexical_dir: Path | None = None
+) -> list[Candidates]:
     from ingest.embed import Embedder
     from ingest.index import META_SOURCE, make_chroma_client
     from ingest.lexical_text import parse_query
@@ -55,7 +57,7 @@ def gather(data_dir: Path, collection: str, questions: list[str]) -> list[Candid
         embedder,
         Manifest(settings.manifest_path),
         settings=RetrievalSettings(depth=DEPTH),
-        lexical_dir=data_dir / "lexical",
+        lexical_dir=lexical_dir or data_dir / "lexical",
     )
     retriever._collection(collection)  # noqa: SLF001
     out = []
@@ -138,7 +140,9 @@ def beir(args: argparse.Namespace) -> None:
         qrels = {q: r for q, r in qrels.items() if set(r) <= indexed}
     ids = sorted(qrels)[: args.limit or None]
     print(f"{len(ids)} queries; gathering candidates ...")
-    cands = gather(Path(args.data_dir), args.collection, [queries[q] for q in ids])
+    cands = gather(
+        Path(args.data_dir), args.collection, [queries[q] for q in ids], args.lexical_dir
+    )
     print(f"\n{'setting':<26} nDCG@10  R@100  MRR@10")
     for config in configs():
         ndcg = recall = mrr = 0.0
@@ -190,7 +194,7 @@ def qa(args: argparse.Namespace) -> None:
         rows = list(csv.DictReader(handle))
     questions = [row["Question"] for row in rows]
     print(f"{len(questions)} questions; gathering candidates ...")
-    cands = gather(Path(args.data_dir), args.collection, questions)
+    cands = gather(Path(args.data_dir), args.collection, questions, args.lexical_dir)
     print(f"\n{'setting':<26} doc@5   figure@6")
     for config in configs():
         doc5 = fig6 = judged = 0
@@ -213,6 +217,9 @@ def qa(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--data-dir", default="data")
+    parser.add_argument(
+        "--lexical-dir", type=Path, default=None, help="lexical cache (default: in the data dir)"
+    )
     sub = parser.add_subparsers(dest="kind", required=True)
     b = sub.add_parser("beir")
     b.add_argument("dir")
