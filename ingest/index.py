@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,10 @@ COLL_EMBEDDER = "inhouse_embedder"
 COLL_DIMENSION = "inhouse_dimension"
 COLL_SCHEMA = "inhouse_schema"
 COLL_NAME = "inhouse_collection"
+# Generation marker for derived indexes (``ingest.lexical``): "w:<uuid>" while a run
+# writes, "c:<uuid>" once it has finished; absent on collections written before it existed.
+COLL_GENERATION = "inhouse_generation"
+NO_GENERATION = "c:none"
 
 
 def document_id(collection: str, root: str, relative_path: str) -> str:
@@ -144,6 +149,7 @@ class ChromaIndex:
         self._client = client
         self._embedder = embedder
         self._collections: dict[str, Any] = {}
+        self._writing: set[str] = set()  # collections this instance marked "w:" and not settled
         self.max_batch = int(getattr(client, "get_max_batch_size", lambda: 5000)())
 
     @property
@@ -203,9 +209,38 @@ class ChromaIndex:
     def has_collection(self, name: str) -> bool:
         return name in self.collections()
 
+    # -- generation marker ------------------------------------------------------------------
+    def generation(self, name: str) -> str:
+        """The collection's generation marker, read fresh (one metadata read, ~0.4 ms)."""
+        coll = self._client.get_collection(chroma_name(name), embedding_function=None)
+        return str((coll.metadata or {}).get(COLL_GENERATION) or NO_GENERATION)
+
+    def _set_generation(self, name: str, marker: str) -> None:
+        coll = self._client.get_collection(chroma_name(name), embedding_function=None)
+        coll.modify(metadata={**(coll.metadata or {}), COLL_GENERATION: marker})
+
+    def _mark_writing(self, name: str) -> None:
+        """Before this instance's first write to ``name``: readers resync while it writes."""
+        if name not in self._writing:
+            self._set_generation(name, f"w:{uuid.uuid4().hex}")
+            self._writing.add(name)
+
+    def settle(self, name: str) -> bool:
+        """After a run: a new clean marker if this instance wrote, or a crashed run left a
+        writing marker. Returns whether it changed the marker (nothing changes otherwise)."""
+        if not self.has_collection(name):
+            self._writing.discard(name)
+            return False
+        if name not in self._writing and not self.generation(name).startswith("w:"):
+            return False
+        self._set_generation(name, f"c:{uuid.uuid4().hex}")
+        self._writing.discard(name)
+        return True
+
     def upsert(self, collection: str, chunks: Sequence[StoredChunk], vectors: np.ndarray) -> None:
         """Write chunks (idempotent: same ids overwrite)."""
         coll = self.collection(collection, create=True)
+        self._mark_writing(collection)
         for start in range(0, len(chunks), self.max_batch):
             part = chunks[start : start + self.max_batch]
             coll.upsert(
@@ -222,6 +257,7 @@ class ChromaIndex:
         if not self.has_collection(collection):
             return
         coll = self.collection(collection)
+        self._mark_writing(collection)
         where: dict[str, Any] = {META_DOCUMENT_ID: doc_id}
         if keep_doc_hash is not None:
             where = {"$and": [where, {META_DOC_HASH: {"$ne": keep_doc_hash}}]}
@@ -254,6 +290,7 @@ class ChromaIndex:
         if not id_list or not self.has_collection(collection):
             return
         coll = self.collection(collection)
+        self._mark_writing(collection)
         for start in range(0, len(id_list), self.max_batch):
             coll.delete(ids=id_list[start : start + self.max_batch])
 
@@ -288,3 +325,4 @@ class ChromaIndex:
         if self.has_collection(collection):
             self._client.delete_collection(chroma_name(collection))
         self._collections.pop(collection, None)
+        self._writing.discard(collection)

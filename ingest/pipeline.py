@@ -7,6 +7,11 @@ Per document, in this order, so that a ``kill -9`` at any moment converges on re
 4. manifest row -> ``indexed``.
 A changed document always has chunks (old until 2 completes, new after), and a crash
 leaves a ``pending`` row that the next run redoes. Removals delete chunks before the row.
+5. The lexical index is derived from Chroma (``ingest.lexical``): the first write of a run
+   sets the collection's generation marker to "writing" (readers then resync
+   periodically), the end of the run sets a new "clean" marker and brings this host's
+   lexical mirror level with Chroma. A crash leaves a "writing" marker, which the next
+   run settles; a run that writes nothing touches neither.
 Parsing runs in worker processes while this process embeds, so the two overlap.
 """
 
@@ -50,6 +55,7 @@ from ingest.index import (
     document_id,
     make_chroma_client,
 )
+from ingest.lexical import LexicalIndexes
 from ingest.locks import FileLock
 from ingest.manifest import DocumentRecord, Manifest, utc_now
 from ingest.prefetch import Prefetcher
@@ -253,6 +259,7 @@ class IngestPipeline:
             else:
                 for record in stale:
                     emit(self._remove(record))
+            self._settle(collection)
         report.finished_at = utc_now()
         report.elapsed_s = time.monotonic() - started
         return report
@@ -449,7 +456,19 @@ class IngestPipeline:
             records = self.manifest.documents(collection, root=root)
             for record in records:
                 self._remove(record)
+            self._settle(collection)
         return len(records)
+
+    def _settle(self, collection: str) -> None:
+        """End of a writing run: a clean generation marker, this host's lexical mirror synced."""
+        if not self.index.settle(collection):
+            return
+        coll = self.index.collection(collection)
+        marker = self.index.generation(collection)
+        lexical = LexicalIndexes(
+            self.settings.data_dir / "lexical", self.settings.retrieval.refresh_s
+        )
+        lexical.for_collection(coll).sync(coll, marker)
 
     def _unchanged(self, file: DiscoveredFile, record: DocumentRecord) -> FileResult:
         if record.status == "failed":

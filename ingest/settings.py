@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +62,46 @@ class EmbedSettings(BaseModel):
     threads: int | None = Field(None, ge=1, description="torch threads (default: torch's).")
 
 
+class RetrievalSettings(BaseModel):
+    """How questions find chunks (env ``INHOUSE_RETRIEVAL__*``)."""
+
+    mode: Literal["hybrid", "dense", "lexical"] = Field(
+        "hybrid", description="hybrid: BM25 and embeddings fused; dense or lexical: one alone."
+    )
+    fusion: Literal["convex", "rrf"] = Field(
+        "convex",
+        description="convex: min-max normalised scores, weighted; rrf: reciprocal rank fusion.",
+    )
+    weight: float = Field(
+        0.4, ge=0, le=1, description="Lexical share of the fusion (tuned on SciFact train)."
+    )
+    rrf_k: int = Field(60, ge=1, description="RRF constant (rank + k).")
+    depth: int = Field(
+        50, ge=1, le=1000, description="Candidates taken from each ranking (at least top_k)."
+    )
+    max_per_document: int = Field(
+        3,
+        ge=0,
+        description="Passages one document may fill in the results while other documents"
+        " have candidates (0: no cap).",
+    )
+    refresh_s: float = Field(
+        5.0,
+        gt=0,
+        description="While an ingest run is writing, how often a reader brings its lexical"
+        " index up to date (seconds); finished runs are seen at the next query.",
+    )
+
+
+class RerankSettings(BaseModel):
+    """Optional cross-encoder reranking (env ``INHOUSE_RERANK__*``); off without a model."""
+
+    model_path: Path | None = Field(
+        None, description="Local sentence-transformers CrossEncoder folder; unset = no reranking."
+    )
+    candidates: int = Field(30, ge=2, le=200, description="Fused candidates the model re-scores.")
+
+
 class IngestSettings(BaseSettings):
     """Everything ingestion needs: where the index lives and how files become chunks."""
 
@@ -79,6 +120,8 @@ class IngestSettings(BaseSettings):
     parse: ParseSettings = Field(default_factory=ParseSettings)
     chunk: ChunkSettings = Field(default_factory=ChunkSettings)
     embed: EmbedSettings = Field(default_factory=EmbedSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    rerank: RerankSettings = Field(default_factory=RerankSettings)
 
     @field_validator("default_collection")
     @classmethod

@@ -1,4 +1,5 @@
-"""Retrieval: embed the question, search each collection's own Chroma collection, merge.
+"""Retrieval: embed the question, search each collection's own Chroma collection and its
+lexical (BM25) mirror, fuse, diversify, merge.
 
 One Chroma collection per Inhouse collection, so selecting collections is selecting
 what to search (no metadata filter, no filtering of results afterwards). The question
@@ -7,13 +8,21 @@ with another one raises ``EmbedderMismatch`` instead of returning nonsense. Ever
 into the encoder, Chroma or the manifest runs in a worker thread: the event loop
 never blocks on them; questions asked at the same time are embedded in one batch
 (``service.query_encoder``).
+
+Hybrid (the default, ``INHOUSE_RETRIEVAL__MODE``): the ``depth`` nearest chunks and the
+``depth`` best BM25 chunks (``ingest.lexical``, brought up to date with Chroma first) are
+fused (``service.fusion``); chunks only the lexical side found are read from Chroma by id,
+so a chunk is returned only while it is in Chroma. Quoted phrases filter the candidates
+(unless no chunk contains them: then they count as plain words). A lexical index that
+cannot be read is rebuilt, and until then the dense ranking answers alone: never a 500.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,13 +30,18 @@ from anyio import to_thread
 
 from ingest.embed import Embedder
 from ingest.errors import CollectionNotFound, EmbedderMismatch, IndexUnavailable
-from ingest.index import COLL_EMBEDDER, META_COLLECTION, ChromaIndex, Hit
+from ingest.index import COLL_EMBEDDER, META_COLLECTION, META_DOCUMENT_ID, ChromaIndex, Hit
+from ingest.lexical import LexicalIndexes
+from ingest.lexical_text import ParsedQuery, body_tokens, contains_phrase, parse_query
 from ingest.manifest import Manifest
+from ingest.settings import RetrievalSettings
 from service.auth import audit
 from service.auth.caller import searchable
 from service.caller import Caller
 from service.errors import NoDocuments
+from service.fusion import diversify, fuse, min_max
 from service.query_encoder import BatchingEncoder
+from service.rerank import Reranker
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +62,35 @@ class CollectionInfo:
 class Retriever:
     """Nearest chunks for a question over a set of collections."""
 
-    def __init__(self, client: Any, embedder: Embedder, manifest: Manifest) -> None:
-        """``client``: a Chroma client (``ingest.index.make_chroma_client``)."""
+    def __init__(
+        self,
+        client: Any,
+        embedder: Embedder,
+        manifest: Manifest,
+        *,
+        settings: RetrievalSettings | None = None,
+        lexical_dir: Path | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
+        """``client``: a Chroma client (``ingest.index.make_chroma_client``); ``lexical_dir``:
+        where this host keeps lexical mirrors (default: ``lexical/`` beside the manifest);
+        ``reranker``: re-orders the fused candidates (``service.rerank``)."""
+        self._reranker = reranker
         self._client = client
         self._embedder = embedder
         self._manifest = manifest
+        self.settings = settings or RetrievalSettings()
         self._index = ChromaIndex(client, embedder.info)
         self._encoder = BatchingEncoder(embedder)
+        self._lexical = LexicalIndexes(
+            lexical_dir or Path(manifest.path).parent / "lexical", self.settings.refresh_s
+        )
+
+    def describe_config(self) -> dict[str, Any]:
+        """The retrieval settings, for ``inhouse eval`` reports."""
+        config = self.settings.model_dump()
+        config["reranker"] = str(self._reranker.path) if self._reranker else None
+        return config
 
     @property
     def index(self) -> ChromaIndex:
@@ -83,7 +119,8 @@ class Retriever:
         names = searchable(caller, names, ())
         audit.note_search(names)  # recorded even if the search then fails
         vector = await self._encoder.encode(text)
-        hits = await to_thread.run_sync(self._search, vector, names, top_k)
+        query = parse_query(text) if self.settings.mode != "dense" else ParsedQuery()
+        hits = await to_thread.run_sync(self._search, vector, query, names, top_k, text)
         audit.note_search(names, hits)
         return hits
 
@@ -91,19 +128,40 @@ class Retriever:
         """Stop the question encoder's worker thread."""
         self._encoder.close()
 
-    def _search(self, vector: np.ndarray, names: list[str], top_k: int) -> list[Hit]:
+    def _search(
+        self, vector: np.ndarray, query: ParsedQuery, names: list[str], top_k: int, text: str = ""
+    ) -> list[Hit]:
         if self._index.embedder != self._embedder.info:  # the encoder finished loading
             self._reopen()
         for name in names:  # every collection must exist and match the encoder
             self._collection(name)
-        hits: list[Hit] = []
+        mode = self.settings.mode
+        # enough candidates for top_k after the per-document cap
+        wanted = top_k if self.settings.max_per_document <= 0 else 3 * top_k + 10
+        depth = max(self.settings.depth, top_k) if mode != "dense" else wanted
+        dense: list[Hit] = []
+        lexical: list[Hit] = []
+        owner: dict[str, str] = {}  # chunk id -> collection
         for name in names:
-            hits.extend(
-                hit
-                if hit.metadata.get(META_COLLECTION) == name
-                else Hit(hit.id, hit.text, {**hit.metadata, META_COLLECTION: name}, hit.score)
-                for hit in self._query(name, vector, top_k)
-            )
+            found = self._candidates(name, vector, query, depth)
+            for hit in found[0]:
+                dense.append(_in_collection(hit, name))
+                owner[hit.id] = name
+            for hit in found[1]:
+                lexical.append(hit)
+                owner[hit.id] = name
+        if lexical and mode != "dense":
+            hits = self._fused(dense, lexical, owner, wanted, lexical_only=mode == "lexical")
+        else:
+            hits = sorted(dense, key=lambda hit: hit.score, reverse=True)
+        if self._reranker is not None:
+            hits = self._reranker.rerank(text, hits)
+        hits = diversify(
+            hits,
+            top_k,
+            self.settings.max_per_document,
+            lambda hit: f"{hit.metadata.get(META_COLLECTION)}/{hit.metadata.get(META_DOCUMENT_ID)}",
+        )
         if not hits:
             listed = ", ".join(names)
             raise NoDocuments(
@@ -111,8 +169,90 @@ class Retriever:
                 f" {names[0]}`",
                 collections=names,
             )
-        hits.sort(key=lambda hit: hit.score, reverse=True)
-        return hits[:top_k]
+        return hits
+
+    def _candidates(
+        self, name: str, vector: np.ndarray, query: ParsedQuery, depth: int
+    ) -> tuple[list[Hit], list[Hit]]:
+        """One collection's dense and lexical candidates (lexical: ids and scores only)."""
+        mode = self.settings.mode
+        dense = self._query(name, vector, depth) if mode != "lexical" else []
+        lexical = self._lexical_search(name, query, depth) if mode != "dense" else []
+        if query.phrases:
+            matching = [hit for hit in dense if _has_phrases(hit.text, query.phrases)]
+            if lexical or matching:
+                dense = matching
+            elif mode != "dense":  # no chunk holds the phrase: its words count as plain terms
+                lexical = self._lexical_search(name, replace(query, phrases=[]), depth)
+        if mode == "lexical" and not lexical:  # nothing to match lexically: dense answers
+            dense = self._query(name, vector, depth)
+        # BM25 scales differ between indexes (their own term statistics): each collection's
+        # scores are normalised before they meet other collections' (cosine is comparable)
+        norms = min_max([hit.score for hit in lexical])
+        return dense, [replace(hit, score=norm) for hit, norm in zip(lexical, norms)]
+
+    def _fused(
+        self,
+        dense: list[Hit],
+        lexical: list[Hit],
+        owner: dict[str, str],
+        wanted: int,
+        *,
+        lexical_only: bool,
+    ) -> list[Hit]:
+        """Both rankings fused over every searched collection, the best ``wanted`` first;
+        chunks only the lexical side found are read from Chroma (gone ones are skipped)."""
+        dense.sort(key=lambda hit: hit.score, reverse=True)
+        lexical.sort(key=lambda hit: hit.score, reverse=True)
+        fused = fuse(
+            [(hit.id, hit.score) for hit in dense],
+            [(hit.id, hit.score) for hit in lexical],
+            method=self.settings.fusion,
+            weight=1.0 if lexical_only else self.settings.weight,
+            rrf_k=self.settings.rrf_k,
+        )
+        keep = sorted(fused, key=lambda cid: fused[cid], reverse=True)[:wanted]
+        known = {hit.id: hit for hit in dense}
+        missing: dict[str, list[str]] = {}
+        for cid in keep:
+            if cid not in known:
+                missing.setdefault(owner[cid], []).append(cid)
+        for name, ids in missing.items():
+            known.update(
+                (cid, _in_collection(hit, name)) for cid, hit in self._fetch(name, ids).items()
+            )
+        return [replace(known[cid], score=fused[cid]) for cid in keep if cid in known]
+
+    def _lexical_search(self, name: str, query: ParsedQuery, depth: int) -> list[Hit]:
+        """BM25 candidates (ids and scores only); [] when the lexical side cannot answer."""
+        if query.empty:
+            return []
+        coll = self._collection(name)
+        for attempt in (1, 2):
+            try:
+                index = self._lexical.current(coll, self._index.generation(name))
+                return [Hit(h.id, "", {}, h.score) for h in index.search(query, depth)]
+            except Exception as exc:  # noqa: BLE001 - lexical trouble must not fail the search
+                if attempt == 2:
+                    log.exception("collection %s: lexical search failed; dense only", name)
+                    return []
+                log.warning(
+                    "collection %s: lexical index unusable (%s: %s); rebuilding it from Chroma",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                )
+                self._lexical.for_collection(coll).reset()
+        return []
+
+    def _fetch(self, name: str, ids: list[str]) -> dict[str, Hit]:
+        if not ids:
+            return {}
+        got = self._collection(name).get(ids=ids, include=["documents", "metadatas"])
+        return {
+            cid: Hit(cid, text or "", dict(meta or {}), 0.0)
+            for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"])
+        }
 
     def _collection(self, name: str) -> Any:
         try:
@@ -206,3 +346,14 @@ class Retriever:
         """Readiness: the index answers. Returns a short description."""
         names = await self.collection_names()
         return f"{len(names)} collection(s)"
+
+
+def _has_phrases(text: str, phrases: list[list[str]]) -> bool:
+    tokens = body_tokens(text)
+    return all(contains_phrase(tokens, phrase) for phrase in phrases)
+
+
+def _in_collection(hit: Hit, name: str) -> Hit:
+    if hit.metadata.get(META_COLLECTION) == name:
+        return hit
+    return Hit(hit.id, hit.text, {**hit.metadata, META_COLLECTION: name}, hit.score)

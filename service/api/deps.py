@@ -28,6 +28,7 @@ from service.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from ingest.settings import IngestSettings
+    from service.rerank import Reranker
 
 
 QUERY_TORCH_THREADS = 1  # unless INHOUSE_EMBED__THREADS says otherwise
@@ -75,6 +76,9 @@ class Resources:
                         make_chroma_client(ingest_settings),
                         embedder,
                         Manifest(ingest_settings.manifest_path),
+                        settings=ingest_settings.retrieval,
+                        lexical_dir=ingest_settings.data_dir / "lexical",
+                        reranker=_reranker(ingest_settings),
                     )
                 except IngestError:
                     raise
@@ -101,6 +105,15 @@ class Resources:
         if self._backend is not None:
             await self._backend.aclose()
             self._backend = None
+
+
+def _reranker(settings: IngestSettings) -> Reranker | None:
+    """The cross-encoder when ``INHOUSE_RERANK__MODEL_PATH`` is set (loaded on first use)."""
+    if settings.rerank.model_path is None:
+        return None
+    from service.rerank import Reranker
+
+    return Reranker(settings.rerank.model_path, candidates=settings.rerank.candidates)
 
 
 # Providers that do no I/O are ``async def``: FastAPI runs plain ``def`` dependencies in

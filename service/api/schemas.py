@@ -57,7 +57,10 @@ class CitationModel(BaseModel):
     page: int | None
     page_end: int | None
     snippet: str = Field(description="The passage text shown to the model.")
-    score: float = Field(description="Cosine similarity to the question (1 = identical).")
+    score: float = Field(
+        description="Relevance, higher is better: the fused hybrid score (0-1) by default,"
+        " cosine similarity with INHOUSE_RETRIEVAL__MODE=dense."
+    )
     collection: str
     chunk_id: str
 

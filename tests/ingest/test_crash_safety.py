@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.lexical import chunk_key
 from tests.ingest.cli_helpers import INHOUSE, index_snapshot, inhouse_env, run_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -53,6 +54,22 @@ def assert_converged(data: Path, clean: Path) -> None:
     for doc_id in chunks.values():
         per_doc[doc_id] = per_doc.get(doc_id, 0) + 1
     assert per_doc == {doc_id: facts[3] for doc_id, facts in docs.items()}
+    assert lexical_keys(data) == {chunk_key(cid) for cid in chunks}  # findable lexically
+
+
+def lexical_keys(data: Path) -> set[int]:
+    """Chunks in this host's lexical mirror, as the rerun left it (no sync here)."""
+    from ingest.embed import EmbedderInfo
+    from ingest.index import ChromaIndex, make_chroma_client
+    from ingest.lexical import LexicalIndexes
+    from ingest.settings import IngestSettings
+
+    index = ChromaIndex(
+        make_chroma_client(IngestSettings(data_dir=data)),
+        EmbedderInfo("sentence-transformers/all-MiniLM-L6-v2", 384),
+    )
+    assert index.generation("crash").startswith("c:")  # settled by the rerun
+    return LexicalIndexes(data / "lexical").for_collection(index.collection("crash")).keys()
 
 
 def test_kill_during_first_run_and_update_converges(tmp_path: Path) -> None:

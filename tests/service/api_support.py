@@ -35,7 +35,7 @@ from ingest.index import (
     make_chroma_client,
 )
 from ingest.manifest import Manifest
-from ingest.settings import IngestSettings
+from ingest.settings import IngestSettings, RetrievalSettings
 from service.llm.base import BackendHealth, ChatMessage, GenerationOptions, ModelDelta, ModelDone
 from service.retrieval import Retriever
 from service.settings import ServiceSettings
@@ -142,10 +142,13 @@ def build_index(data_dir: Path, docs: Iterable[Doc] = DEFAULT_DOCS) -> None:
         manifest.close()
 
 
-def make_retriever(data_dir: Path) -> Retriever:
+def make_retriever(data_dir: Path, retrieval: RetrievalSettings | None = None) -> Retriever:
     settings = IngestSettings(data_dir=data_dir)
     return Retriever(
-        make_chroma_client(settings), shared_embedder(), Manifest(settings.manifest_path)
+        make_chroma_client(settings),
+        shared_embedder(),
+        Manifest(settings.manifest_path),
+        settings=retrieval,
     )
 
 

@@ -153,3 +153,62 @@ def test_ingest_and_query_through_chroma_server(
         assert _search(moved, embedder, "meal allowance on trips")[0] == "expenses.md"
     finally:
         restarted.stop()
+
+
+def _retriever(settings: IngestSettings, embedder: Embedder, **retrieval: object) -> Retriever:
+    from ingest.index import make_chroma_client
+    from ingest.manifest import Manifest
+    from ingest.settings import RetrievalSettings
+
+    return Retriever(
+        make_chroma_client(settings),
+        embedder,
+        Manifest(settings.manifest_path),
+        settings=RetrievalSettings(**retrieval),  # type: ignore[arg-type]
+        lexical_dir=settings.data_dir / "lexical",
+    )
+
+
+def test_hosts_sharing_a_chroma_server_agree_and_see_a_worker_s_writes(
+    chroma_server: ChromaServer, tmp_path: Path, embedder: Embedder
+) -> None:
+    """Replicas share only the Chroma server: each derives its own lexical index from it,
+    finds the same results, and sees chunks a separate ingest process writes, unrestarted."""
+    from tests.ingest.cli_helpers import run_json
+
+    docs = _docs(tmp_path / "docs")
+    (docs / "codes.md").write_text(
+        "# Codes\n\nForm HR-2231 requests parking; form HR-2232 requests vacation.\n"
+    )
+    host_a = IngestSettings(data_dir=tmp_path / "host-a", chroma_url=chroma_server.url)
+    pipeline = IngestPipeline(host_a, embedder=embedder)
+    try:
+        pipeline.run([docs], "handbook")
+    finally:
+        pipeline.close()
+    host_b = IngestSettings(data_dir=tmp_path / "host-b", chroma_url=chroma_server.url)
+    a, b = _retriever(host_a, embedder), _retriever(host_b, embedder)
+
+    def ids(retriever: Retriever, question: str) -> list[str]:
+        hits = anyio.run(partial(retriever.search, caller=ANONYMOUS), question, ["handbook"], 3)
+        return [hit.id for hit in hits]
+
+    for question in ("form HR-2231", '"paid vacation"', "garage opening hours"):
+        assert ids(a, question) == ids(b, question)
+    assert any((host_b.data_dir / "lexical").rglob("sync.json"))  # B derived its own
+
+    lexical_a = _retriever(host_a, embedder, mode="lexical")
+    assert "bicycle" not in " ".join(
+        h.text
+        for h in anyio.run(partial(lexical_a.search, caller=ANONYMOUS), "bicycle", ["handbook"], 3)
+    )
+    (docs / "bikes.md").write_text("# Bikes\n\nBicycle racks are behind building C.\n")
+    code, report = run_json(
+        ["ingest", str(docs), "--collection", "handbook"],
+        tmp_path / "worker",
+        INHOUSE_CHROMA_URL=chroma_server.url,
+    )
+    assert code == 0, report
+
+    hits = anyio.run(partial(lexical_a.search, caller=ANONYMOUS), "bicycle", ["handbook"], 3)
+    assert "Bicycle racks" in hits[0].text

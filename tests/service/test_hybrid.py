@@ -1,0 +1,181 @@
+"""Hybrid retrieval through ``Retriever.search``: identifiers, phrases, numbers, diversity,
+bad input, and a lexical index that must be rebuilt -- real Chroma, the real encoder."""
+
+from __future__ import annotations
+
+import random
+from functools import partial
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ingest.index import META_DOCUMENT_ID, META_SOURCE
+from ingest.settings import RetrievalSettings
+from service.caller import ANONYMOUS
+from service.retrieval import Retriever
+from tests.service.api_support import Doc, build_index, make_retriever
+
+POLICY = (
+    "Policy {code}: remote work. Employees may work from home up to three days per week"
+    " with their manager's approval. Laptops and headsets are provided by the IT"
+    " department, and the policy {code} is reviewed every year by the works council."
+)
+QUESTIONS = [
+    "What does policy {code} say about remote work?",
+    "{code}",
+    "Is working from home allowed under {code}?",
+    "who reviews {code}",
+]
+PREFIXES = ["HR", "FIN", "SEC", "OPS", "IT", "LEG"]
+
+
+def _codes(n: int) -> list[str]:
+    rng = random.Random(10)
+    codes: set[str] = set()
+    while len(codes) < n:
+        codes.add(f"{rng.choice(PREFIXES)}-{rng.randrange(10, 9999):04d}")
+    return sorted(codes)
+
+
+def search(retriever: Retriever, text: str, collections: list[str], k: int = 6) -> list:
+    return anyio.run(partial(retriever.search, caller=ANONYMOUS), text, collections, k)
+
+
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    path = tmp_path_factory.mktemp("policies")
+    codes = _codes(40)
+    docs = [
+        Doc("pol", f"policies/{code}.md", "Remote work", [POLICY.format(code=code)])
+        for code in codes
+    ]
+    build_index(path, docs)
+    return path, codes
+
+
+def identifier_hit_rate(retriever: Retriever, codes: list[str]) -> float:
+    right = total = 0
+    for code in codes:
+        for question in QUESTIONS:
+            hits = search(retriever, question.format(code=code), ["pol"], 3)
+            right += hits[0].metadata[META_SOURCE] == f"policies/{code}.md"
+            total += 1
+    return right / total
+
+
+def test_the_document_carrying_a_code_ranks_first(policies: tuple[Path, list[str]]) -> None:
+    path, codes = policies
+    rate = identifier_hit_rate(make_retriever(path), codes)
+    dense = identifier_hit_rate(make_retriever(path, RetrievalSettings(mode="dense")), codes)
+
+    assert rate >= 0.95, f"hybrid {rate:.3f} (dense alone {dense:.3f})"
+    assert dense < rate
+
+
+def test_compacted_and_spaced_identifiers_match(policies: tuple[Path, list[str]]) -> None:
+    path, codes = policies
+    retriever = make_retriever(path)
+    code = codes[7]
+    for form in (code.replace("-", ""), code.replace("-", " "), code.lower()):
+        hits = search(retriever, f"remote work policy {form}", ["pol"], 3)
+        assert hits[0].metadata[META_SOURCE] == f"policies/{code}.md", form
+
+
+FACTS = Doc(
+    "facts",
+    "facts/notes.md",
+    "Notes",
+    [
+        "The notice period is three months for all permanent staff.",
+        "A period of three months applies before notice of the annual review is sent.",
+        "Net revenue for the quarter was 94,836 thousand dollars, up from 91,200.",
+        "Gross margin improved to 41.3 percent on lower freight costs.",
+    ],
+)
+
+
+@pytest.fixture(scope="module")
+def facts(tmp_path_factory: pytest.TempPathFactory) -> Retriever:
+    path = tmp_path_factory.mktemp("facts")
+    build_index(path, [FACTS])
+    return make_retriever(path)
+
+
+def test_quoted_phrase_must_match(facts: Retriever) -> None:
+    hits = search(facts, 'what is the "notice period"?', ["facts"], 6)
+
+    assert [hit.text for hit in hits] == [FACTS.pages[0]]
+    unquoted = search(facts, "what is the notice period?", ["facts"], 6)
+    assert len(unquoted) > 1
+
+
+def test_a_phrase_nothing_contains_counts_as_words(facts: Retriever) -> None:
+    hits = search(facts, '"freight margin costs"', ["facts"], 2)
+
+    assert hits and hits[0].text == FACTS.pages[3]
+
+
+@pytest.mark.parametrize("query", ["revenue 94836", "revenue of $94,836"])
+def test_numbers_with_and_without_thousands_separators(facts: Retriever, query: str) -> None:
+    settings = RetrievalSettings(mode="lexical")
+    retriever = Retriever(facts._client, facts._embedder, facts._manifest, settings=settings)
+    assert search(retriever, query, ["facts"], 1)[0].text == FACTS.pages[2]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "   ", "?!?...", "x" * 4000, "remote " * 600, "Η πολιτική άδειας", "年假政策是什么", '"'],
+)
+def test_bad_input_still_answers(facts: Retriever, query: str) -> None:
+    hits = search(facts, query, ["facts"], 3)
+
+    assert len(hits) == 3
+
+
+def test_one_document_does_not_fill_the_results(tmp_path: Path) -> None:
+    big = Doc(
+        "div",
+        "expenses/manual.md",
+        "Expense manual",
+        [
+            f"Expense claims, part {i}: receipts for travel expenses are filed monthly."
+            for i in range(8)
+        ],
+    )
+    others = [
+        Doc(
+            "div",
+            f"expenses/note{i}.md",
+            "Note",
+            [f"Travel expense receipts note {i}: file them monthly."],
+        )
+        for i in range(3)
+    ]
+    build_index(tmp_path, [big, *others])
+
+    hits = search(make_retriever(tmp_path), "how are travel expense receipts filed?", ["div"], 6)
+    per_doc: dict[str, int] = {}
+    for hit in hits:
+        per_doc[hit.metadata[META_DOCUMENT_ID]] = per_doc.get(hit.metadata[META_DOCUMENT_ID], 0) + 1
+    assert len(hits) == 6 and max(per_doc.values()) == 3 and len(per_doc) == 4
+
+    alone = search(make_retriever(tmp_path), "expense claims part", ["div"], 6)
+    assert len(alone) == 6  # with fewer other candidates the cap gives way, never empties
+
+
+def test_a_broken_lexical_index_is_rebuilt_not_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    build_index(tmp_path, [FACTS])
+    retriever = make_retriever(tmp_path)
+    assert search(retriever, "notice period", ["facts"], 1)[0].text == FACTS.pages[0]
+    for path in (tmp_path / "lexical").rglob("*"):
+        if path.is_file() and path.suffix != ".lock":
+            path.write_bytes(b"\x00broken")
+
+    again = make_retriever(tmp_path)  # a restarted service
+    hits = search(again, '"notice period"', ["facts"], 1)
+
+    assert hits[0].text == FACTS.pages[0]
+    assert any("rebuilding it from Chroma" in r.message for r in caplog.records)
