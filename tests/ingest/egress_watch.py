@@ -1,7 +1,8 @@
 """Egress watcher, installed as ``sitecustomize`` in every Python process of a CLI run.
 
 test_egress.py copies this file to a folder put first on the children's PYTHONPATH; the hooks
-are installed only when it runs as ``sitecustomize``. Each process logs (JSON lines to ``$EGRESS_LOG``):
+are installed only when it runs as ``sitecustomize``. Each process logs (JSON lines to
+``$EGRESS_LOG``):
 - ``start`` (a new interpreter) and ``fork`` (a forked child, e.g. a parser worker), with
   ``missing``: the zero-egress variables absent from the environment at that moment;
 - ``import`` of each library that can phone home, with ``missing`` just before it loads;

@@ -206,8 +206,10 @@ def test_worker_scheduled_run_makes_no_outside_connection(tmp_path: Path) -> Non
     )
     try:
         wait_for(
-            lambda: proc.poll() is not None
-            or any(r["outcome"] == "succeeded" for r in runs_of(data, "docs")),
+            lambda: (
+                proc.poll() is not None
+                or any(r["outcome"] == "succeeded" for r in runs_of(data, "docs"))
+            ),
             600,
             "one scheduled run",
         )

@@ -16,8 +16,8 @@ from service.api.main import create_app
 from service.reasoning_log import ReasoningLog
 from service.retrieval import Retriever
 from tests.service.api_support import LiveService, build_index, make_retriever, service_settings
-from tests.service.ollama_server import OllamaTestServer, Reply
 from tests.service.conftest import FormattedLog
+from tests.service.ollama_server import OllamaTestServer, Reply
 
 SECRET = "OKAPI-THOUGHT-4410"
 OLD_SECRET = "EARLIER-THOUGHT-9921"

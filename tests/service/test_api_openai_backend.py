@@ -24,9 +24,9 @@ from tests.service.api_support import (
     parse_sse,
     service_settings,
 )
+from tests.service.conftest import FormattedLog
 from tests.service.ollama_server import Reply
 from tests.service.openai_server import OpenAIScript, OpenAITestServer, start_openai_server
-from tests.service.conftest import FormattedLog
 
 MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
 SECRET = "OKAPI-REASONING-5521"

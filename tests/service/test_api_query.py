@@ -26,8 +26,8 @@ from tests.service.api_support import (
     service_settings,
     shared_embedder,
 )
-from tests.service.ollama_server import OllamaTestServer, Reply
 from tests.service.conftest import FormattedLog
+from tests.service.ollama_server import OllamaTestServer, Reply
 
 SECRET = "ZEBRA-REASONING-7731"  # appears only in the model's reasoning
 ANSWER = "New employees receive 25 days of paid vacation per year [1]."
