@@ -1,52 +1,139 @@
-"""kill -9 at any moment, then a rerun, converges to the index of one clean run."""
+"""kill -9 during a first run or during an update, then a rerun, converges to one clean run.
+
+Kills are placed on progress, never on wall time: either from outside once the manifest shows
+some documents done, or from inside the run at the moment a document's new chunks are about
+to be written (the update path's crash window: a document must keep its old chunks until the
+new ones are stored).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
-import time
+import sys
 from pathlib import Path
 
 import pytest
 
+from ingest.embed import EmbedderInfo
+from ingest.index import META_DOC_HASH, ChromaIndex, make_chroma_client
 from ingest.lexical import chunk_key
-from tests.ingest.cli_helpers import INHOUSE, index_snapshot, inhouse_env, run_json
+from ingest.pipeline import file_hash
+from ingest.settings import IngestSettings
+from tests.ingest.cli_helpers import INHOUSE, index_snapshot, inhouse_env, run_inhouse
+from tests.ingest.source_helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 WORDS = "revenue margin supplier contract audit payroll invoice budget forecast policy".split()
+FILES = 16
+COLLECTION = "crash"
+
+# Runs `inhouse ingest` in-process with ChromaIndex.upsert wrapped: on its Nth call (before
+# anything is written) the whole process group is killed, as kill -9 from outside would.
+KILL_AT_UPSERT = """
+import os, signal, sys
+from ingest.index import ChromaIndex
+from service.cli import main
+
+calls = 0
+real_upsert = ChromaIndex.upsert
+
+def upsert(self, *args, **kwargs):
+    global calls
+    calls += 1
+    if calls == int(os.environ["KILL_AT_UPSERT"]):
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+    return real_upsert(self, *args, **kwargs)
+
+ChromaIndex.upsert = upsert
+sys.exit(main(sys.argv[1:]))
+"""
 
 
-def write_corpus(root: Path, version: int, files: int = 24) -> None:
+def write_corpus(root: Path, version: int) -> None:
+    """Every file's text changes from one version to the next (the word order shifts)."""
     root.mkdir(parents=True, exist_ok=True)
-    for i in range(files):
+    for i in range(FILES):
         paragraphs = [
             " ".join(WORDS[(i + j + k + version) % len(WORDS)] for k in range(60)) + "."
             for j in range(6)
         ]
         text = f"# Document {i} version {version}\n\n" + "\n\n".join(paragraphs)
-        if version and i % 2:  # the second version edits half the files
+        if version and i % 2:
             text += f"\n\nAmendment {version}: clause {i} changed."
         (root / f"doc{i:03d}.md").write_text(text)
 
 
-def killed_run(data: Path, docs: Path, after_s: float) -> None:
-    proc = subprocess.Popen(
-        [INHOUSE, "ingest", str(docs), "--collection", "crash", "--json"],
-        env=inhouse_env(data),
+def ingest(data: Path, docs: Path) -> None:
+    done = run_inhouse(["ingest", str(docs), "--collection", COLLECTION, "--json"], data,
+                       timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["counts"]["failed"] == 0
+
+
+def indexed_with(data: Path, hashes: set[str]) -> int:
+    """Manifest rows of the collection that are ``indexed`` at one of ``hashes``."""
+    path = data / "manifest.sqlite3"
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT content_hash FROM documents WHERE status = 'indexed' AND collection = ?",
+            (COLLECTION,),
+        ).fetchall()
+    except sqlite3.OperationalError as exc:  # the run under test has not created it yet
+        assert "no such table" in str(exc)
+        rows = []
+    finally:
+        conn.close()
+    return sum(1 for (digest,) in rows if digest in hashes)
+
+
+def chunk_versions(data: Path) -> dict[str, set[str]]:
+    """Document id -> content hashes of the chunks Chroma holds for it."""
+    index = ChromaIndex(
+        make_chroma_client(IngestSettings(data_dir=data)),
+        EmbedderInfo("sentence-transformers/all-MiniLM-L6-v2", 384),
+    )
+    _, manifest = index_snapshot(data, COLLECTION)
+    return {
+        doc_id: {str(c[META_DOC_HASH]) for c in index.document_chunks(COLLECTION, doc_id)}
+        for doc_id in manifest
+    }
+
+
+def start_ingest(command: list[str], data: Path, docs: Path, **extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*command, "ingest", str(docs), "--collection", COLLECTION, "--json"],
+        env=inhouse_env(data, **extra),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    time.sleep(after_s)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
 
 
-def assert_converged(data: Path, clean: Path) -> None:
-    chunks, docs = index_snapshot(data, "crash")
-    clean_chunks, clean_docs = index_snapshot(clean, "crash")
+def kill_after_progress(data: Path, docs: Path, hashes: set[str], done: int) -> None:
+    """Start a run, SIGKILL its process group once ``done`` files reached ``hashes``."""
+    proc = start_ingest([INHOUSE], data, docs)
+    try:
+        wait_for(lambda: indexed_with(data, hashes) >= done or proc.poll() is not None, 600,
+                 f"{done} files indexed")  # fmt: skip
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def assert_converged(data: Path, clean: tuple[dict[str, str], dict[str, tuple]]) -> None:
+    chunks, docs = index_snapshot(data, COLLECTION)
+    clean_chunks, clean_docs = clean
     assert docs == clean_docs
     assert chunks == clean_chunks  # same ids: no duplicates, no orphans, nothing missing
     assert {status for _, status, _, _ in docs.values()} == {"indexed"}
@@ -68,33 +155,55 @@ def lexical_keys(data: Path) -> set[int]:
         make_chroma_client(IngestSettings(data_dir=data)),
         EmbedderInfo("sentence-transformers/all-MiniLM-L6-v2", 384),
     )
-    assert index.generation("crash").startswith("c:")  # settled by the rerun
-    return LexicalIndexes(data / "lexical").for_collection(index.collection("crash")).keys()
+    assert index.generation(COLLECTION).startswith("c:")  # settled by the rerun
+    return LexicalIndexes(data / "lexical").for_collection(index.collection(COLLECTION)).keys()
 
 
-def test_kill_during_first_run_and_update_converges(tmp_path: Path) -> None:
+def assert_every_document_findable(data: Path, old: set[str], new: set[str]) -> int:
+    """Each document holds chunks of its old or new version only; returns how many are new."""
+    versions = chunk_versions(data)
+    assert len(versions) == FILES
+    empty = [doc for doc, hashes in versions.items() if not hashes]
+    assert empty == [], f"{len(empty)} documents lost every chunk in the killed update"
+    assert all(hashes <= old | new for hashes in versions.values())
+    return sum(1 for hashes in versions.values() if hashes <= new)
+
+
+def test_killed_first_run_and_killed_updates_converge(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     write_corpus(docs, version=0)
+    old = {file_hash(p) for p in docs.iterdir()}
     clean = tmp_path / "clean"
-    started = time.monotonic()
-    code, _ = run_json(["ingest", str(docs), "--collection", "crash"], clean)
-    clean_wall = time.monotonic() - started
-    assert code == 0
+    ingest(clean, docs)
+    clean_v0 = index_snapshot(clean, COLLECTION)
 
-    for fraction in (0.4, 0.8):
-        data = tmp_path / f"killed-{fraction}"
-        killed_run(data, docs, clean_wall * fraction)
-        code, report = run_json(["ingest", str(docs), "--collection", "crash"], data)
-        assert code == 0, report
-        assert_converged(data, clean)
+    # 1. First run (empty data folder) killed after a few files.
+    first = tmp_path / "first"
+    kill_after_progress(first, docs, old, done=3)
+    assert 0 < indexed_with(first, old) < FILES  # partly written before the rerun
+    ingest(first, docs)
+    assert_converged(first, clean_v0)
+    killed_inside = tmp_path / "inside"
+    shutil.copytree(first, killed_inside)  # a second complete version-0 index
 
-    # An update run (half the files edited) killed midway converges to a clean update.
+    # 2. Update (every file edited) killed from outside after a few files.
     write_corpus(docs, version=1)
-    code, _ = run_json(["ingest", str(docs), "--collection", "crash"], clean)
-    assert code == 0
-    data = tmp_path / "killed-0.6"
-    started = time.monotonic()
-    killed_run(data, docs, clean_wall * 0.6)
-    code, report = run_json(["ingest", str(docs), "--collection", "crash"], data)
-    assert code == 0, report
-    assert_converged(data, clean)
+    new = {file_hash(p) for p in docs.iterdir()}
+    assert not old & new
+    ingest(clean, docs)
+    clean_v1 = index_snapshot(clean, COLLECTION)
+    kill_after_progress(first, docs, new, done=3)
+    updated = assert_every_document_findable(first, old, new)
+    assert 0 < indexed_with(first, new) < FILES and 0 < updated < FILES
+    ingest(first, docs)
+    assert_converged(first, clean_v1)
+
+    # 3. Update killed inside the 5th document's write: its old chunks must still be there.
+    proc = start_ingest([sys.executable, "-c", KILL_AT_UPSERT], killed_inside, docs,
+                        KILL_AT_UPSERT="5")  # fmt: skip
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-3000:]
+    assert indexed_with(killed_inside, new) == 4
+    assert assert_every_document_findable(killed_inside, old, new) == 4
+    ingest(killed_inside, docs)
+    assert_converged(killed_inside, clean_v1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -22,3 +23,41 @@ def ollama_server() -> Iterator[OllamaTestServer]:
         yield server
     finally:
         server.stop()
+
+
+class FormattedLog(logging.Handler):
+    """Every record as the operator would read it: message, traceback (``exc_info``) and stack."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@pytest.fixture
+def service_log() -> Iterator[FormattedLog]:
+    """Fully formatted log output of every logger (those that do not propagate included)."""
+    handler = FormattedLog()
+    root = logging.getLogger()
+    loggers = [root] + [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.propagate
+    ]
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        root.setLevel(level)

@@ -4,7 +4,6 @@ service (uvicorn + OllamaBackend + the Ollama test server)."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from service.api.main import create_app
 from service.reasoning_log import ReasoningLog
 from service.retrieval import Retriever
 from tests.service.api_support import LiveService, build_index, make_retriever, service_settings
+from tests.service.conftest import FormattedLog
 from tests.service.ollama_server import OllamaTestServer, Reply
 
 SECRET = "OKAPI-THOUGHT-4410"
@@ -78,9 +78,8 @@ def test_non_streaming_completion_is_the_answer_with_sources_aside(
 
 
 def test_streaming_completion_yields_answer_deltas_only(
-    client: openai.OpenAI, ollama_server: OllamaTestServer, caplog: pytest.LogCaptureFixture
+    client: openai.OpenAI, ollama_server: OllamaTestServer, service_log: FormattedLog
 ) -> None:
-    caplog.set_level(logging.DEBUG)
     ollama_server.script.push(reply())
 
     stream = client.chat.completions.create(
@@ -99,7 +98,7 @@ def test_streaming_completion_yields_answer_deltas_only(
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
     assert all(SECRET not in c.model_dump_json() for c in chunks)
-    assert not [r for r in caplog.records if SECRET in r.getMessage()]
+    assert SECRET not in service_log.text
 
 
 def test_history_reaches_the_model_without_reasoning(

@@ -164,7 +164,7 @@ def test_serve_runs_the_service_until_interrupted(
     }
     command = [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
     process = subprocess.Popen(
-        [*command, "serve", "--port", str(port), "--log-level", "warning"],
+        [*command, "serve", "--port", str(port), "--log-level", "info"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -186,8 +186,14 @@ def test_serve_runs_the_service_until_interrupted(
             f"{url}/v1/query", json={"question": "When are salaries paid?"}, timeout=60
         )
         assert response.status_code == 200 and response.json()["answer"] == ANSWER
+        ollama_server.script.push(Reply.failing(500, f"model crashed while thinking: {SECRET}"))
+        response = httpx.post(
+            f"{url}/v1/query", json={"question": "When are salaries paid?"}, timeout=60
+        )
+        assert response.status_code == 502  # the caller sees the upstream message; the log not
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
+    assert "POST /v1/query" in output  # info level: the access log is in the output checked
     assert SECRET not in output

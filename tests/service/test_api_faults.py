@@ -23,6 +23,7 @@ from tests.service.api_support import (
     parse_sse,
     service_settings,
 )
+from tests.service.conftest import FormattedLog
 from tests.service.ollama_server import OllamaTestServer, Reply
 
 QUESTION = "How many vacation days do new employees get?"
@@ -144,7 +145,7 @@ def test_slow_first_token_is_504_model_timeout(
 
 
 def test_garbage_in_the_stream_is_502_model_protocol_error(
-    start: Start, ollama_server: OllamaTestServer
+    start: Start, ollama_server: OllamaTestServer, service_log: FormattedLog
 ) -> None:
     # well-formed JSON of the wrong shape: the client's validation error quotes the input
     message = {"role": "assistant", "content": "", "thinking": [SECRET]}
@@ -157,6 +158,8 @@ def test_garbage_in_the_stream_is_502_model_protocol_error(
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "model_protocol_error"
     assert SECRET not in response.text  # the raw upstream line is not echoed
+    assert service_log.lines
+    assert SECRET not in service_log.text  # nor logged, traceback included
 
 
 def test_dropped_connection_mid_stream_is_an_sse_protocol_error(
@@ -176,7 +179,7 @@ def test_dropped_connection_mid_stream_is_an_sse_protocol_error(
 
 
 def test_reasoning_that_never_closes_is_no_answer_and_still_logged(
-    start: Start, ollama_server: OllamaTestServer, tmp_path: Path
+    start: Start, ollama_server: OllamaTestServer, tmp_path: Path, service_log: FormattedLog
 ) -> None:
     ollama_server.script.models.clear()
     ollama_server.script.add_model("deepseek-r1:8b", thinking=False)
@@ -190,6 +193,7 @@ def test_reasoning_that_never_closes_is_no_answer_and_still_logged(
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "no_answer"
     assert SECRET not in response.text
+    assert SECRET not in service_log.text
     log_files = list((tmp_path / "reasoning").glob("reasoning-*.jsonl"))
     records = [json.loads(line) for path in log_files for line in path.read_text().splitlines()]
     assert len(records) == 1
@@ -197,7 +201,30 @@ def test_reasoning_that_never_closes_is_no_answer_and_still_logged(
     assert ReasoningLog(tmp_path / "reasoning", 30).get(records[0]["request_id"]) == records[0]
 
 
-def test_unexpected_failure_is_500_without_a_stack_trace(start: Start) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("status", [400, 500])
+def test_model_error_bodies_never_reach_the_log(
+    start: Start, ollama_server: OllamaTestServer, service_log: FormattedLog, stream: bool,
+    status: int,
+) -> None:  # fmt: skip
+    """The upstream error text may quote the model's reasoning: the log never carries it.
+
+    (The caller does get the upstream message, e.g. "CUDA out of memory", by design.)
+    """
+    ollama_server.script.push(Reply.failing(status, f"model crashed while thinking: {SECRET}"))
+    live = start(ollama_server.url)
+
+    response = ask(live, stream=stream)
+
+    assert response.status_code == (200 if stream else 502), response.text
+    assert "model crashed while thinking" in response.text
+    assert service_log.lines, "the service logged nothing about the failed request"
+    assert SECRET not in service_log.text
+
+
+def test_unexpected_failure_is_500_without_a_stack_trace(
+    start: Start, service_log: FormattedLog
+) -> None:
     def broken() -> None:
         raise RuntimeError("kaboom at /secret/path.py line 12")
 
@@ -212,3 +239,5 @@ def test_unexpected_failure_is_500_without_a_stack_trace(start: Start) -> None:
         "error": {"code": "internal_error", "message": "internal error; see the service log"}
     }
     assert "kaboom" not in response.text and "Traceback" not in response.text
+    # the operator gets it: the formatted log carries the traceback (what the checks above see)
+    assert "Traceback" in service_log.text and "kaboom at /secret/path.py" in service_log.text

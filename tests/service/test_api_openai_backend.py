@@ -6,7 +6,6 @@ reasoning log; faults keep the Ollama backend's codes."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.service.api_support import (
     parse_sse,
     service_settings,
 )
+from tests.service.conftest import FormattedLog
 from tests.service.ollama_server import Reply
 from tests.service.openai_server import OpenAIScript, OpenAITestServer, start_openai_server
 
@@ -77,9 +77,8 @@ def running(index_dir: Path, retriever: Retriever, tmp_path: Path) -> Iterator[R
 
 @pytest.mark.parametrize("style", ["reasoning_content", "reasoning", "raw"])
 def test_reasoning_is_logged_apart_in_every_style(
-    running: Running, style: str, caplog: pytest.LogCaptureFixture
+    running: Running, style: str, service_log: FormattedLog
 ) -> None:
-    caplog.set_level(logging.DEBUG)
     running.server.script.reasoning_style = style  # type: ignore[assignment]
     running.server.script.push(Reply.answer(ANSWER, f"Vacation question. {SECRET} says 25."))
 
@@ -94,7 +93,7 @@ def test_reasoning_is_logged_apart_in_every_style(
     assert events[-1][0] == "done" and done["model"] == MODEL and done["cited"] == [1]
     record = running.reasoning.get(done["request_id"])
     assert record is not None and SECRET in record["reasoning"]
-    assert not [r for r in caplog.records if SECRET in r.getMessage()]
+    assert SECRET not in service_log.text
     sent = running.server.chat_requests()[-1].body
     assert sent["model"] == MODEL and [m["role"] for m in sent["messages"]] == ["user"]
     assert "[1] Employee Handbook, p. 1" in sent["messages"][0]["content"]

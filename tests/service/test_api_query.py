@@ -4,7 +4,6 @@ Ollama test server, a real Chroma index with real embeddings."""
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from tests.service.api_support import (
     service_settings,
     shared_embedder,
 )
+from tests.service.conftest import FormattedLog
 from tests.service.ollama_server import OllamaTestServer, Reply
 
 SECRET = "ZEBRA-REASONING-7731"  # appears only in the model's reasoning
@@ -80,9 +80,8 @@ def secret_reply(**faults: object) -> Reply:
 
 
 def test_answer_is_cited_and_reasoning_goes_only_to_the_reasoning_log(
-    running: Running, caplog: pytest.LogCaptureFixture
+    running: Running, service_log: FormattedLog
 ) -> None:
-    caplog.set_level(logging.DEBUG)
     running.ollama.script.push(secret_reply())
 
     response = running.post({"question": QUESTION})
@@ -125,9 +124,9 @@ def test_answer_is_cited_and_reasoning_goes_only_to_the_reasoning_log(
     via_api = httpx.get(f"{running.url}/v1/reasoning/{body['request_id']}", timeout=10)
     assert via_api.status_code == 200 and SECRET in via_api.json()["reasoning"]
 
-    assert caplog.records, "the service logged nothing at all"
-    assert not [r for r in caplog.records if SECRET in r.getMessage()]
-    assert any(body["request_id"] in r.getMessage() for r in caplog.records)
+    assert service_log.lines, "the service logged nothing at all"
+    assert SECRET not in service_log.text
+    assert body["request_id"] in service_log.text
 
 
 def test_stream_sends_sources_first_then_tokens_then_done(running: Running) -> None:

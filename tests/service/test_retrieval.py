@@ -111,15 +111,17 @@ def test_describe_counts_documents_and_chunks(retriever: Retriever) -> None:
 
 
 class SlowEmbedder:
-    """Records batch sizes; the first call blocks until released."""
+    """Records batch sizes; every call blocks until released (``started`` says one began)."""
 
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
+        self.started = threading.Event()
         self.release = threading.Event()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         self.batches.append(list(texts))
-        self.release.wait(5)
+        self.started.set()
+        assert self.release.wait(120), "never released"
         if "boom" in texts:
             raise RuntimeError("encoder failed")
         return np.array([[float(len(t)), 1.0] for t in texts], dtype=np.float32)
@@ -131,9 +133,9 @@ def test_questions_asked_together_share_one_encoder_pass() -> None:
 
     async def go() -> list[np.ndarray]:
         first = asyncio.ensure_future(encoder.encode("a"))
-        await asyncio.sleep(0.05)  # the worker is now busy with "a"
+        assert await asyncio.to_thread(embedder.started.wait, 120)  # the worker is busy with "a"
         rest = [asyncio.ensure_future(encoder.encode("x" * n)) for n in range(2, 12)]
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # one loop turn: each task has queued its question
         embedder.release.set()
         return list(await asyncio.gather(first, *rest))
 

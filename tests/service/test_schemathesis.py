@@ -12,9 +12,13 @@ content (a blank question) that a static schema does not state; those get 422
 
 from __future__ import annotations
 
+import os
+import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import hypothesis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -69,42 +73,100 @@ PASSES = (
 )
 
 
-def exercise(operation: Any, mode: GenerationMode, headers: dict[str, str], examples: int) -> None:
-    """Run ``examples`` generated calls of one operation through Schemathesis' checks."""
+def exercise(
+    operation: Any,
+    mode: GenerationMode,
+    headers: dict[str, str],
+    examples: int,
+    *,
+    seed: int | None = None,
+    budget_s: float | None = None,
+) -> int:
+    """Run up to ``examples`` generated calls of one operation through Schemathesis' checks.
+
+    Without ``seed`` the examples are the same every run (derandomised); with it they are
+    drawn from that seed. ``budget_s`` stops calling the service once spent (the remaining
+    examples are drawn but not sent). Returns how many calls were made.
+    """
+    calls = 0
+    stop_at = None if budget_s is None else time.monotonic() + budget_s
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
         max_examples=examples,
         deadline=None,
         suppress_health_check=list(HealthCheck),
-        derandomize=True,
+        derandomize=seed is None,
         database=None,
     )
     def run(case: Any) -> None:
+        nonlocal calls
+        if stop_at is not None and time.monotonic() > stop_at:
+            return
+        calls += 1
         case.call_and_validate(
             headers=headers, timeout=60, excluded_checks=[positive_data_acceptance]
         )
 
+    if seed is not None:
+        run = hypothesis.seed(seed)(run)
     try:
         run()
     except Unsatisfiable:  # no invalid input exists (e.g. no parameters, no body)
         assert mode is GenerationMode.NEGATIVE
+    return calls
+
+
+def conformance_failures(
+    api_schema: Any,
+    passes: tuple[tuple[GenerationMode, bool, int], ...],
+    *,
+    seed: int | None = None,
+    budget_s: float | None = None,
+) -> tuple[dict[str, str], int]:
+    """Every failure by operation and pass (collected, not stopping at the first), and calls."""
+    failures: dict[str, str] = {}
+    calls = 0
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) >= 6
+    for mode, with_key, examples in passes:
+        headers = {"Authorization": f"Bearer {ADMIN['key']}"} if with_key else {}
+        for operation in operations:
+            try:
+                calls += exercise(operation, mode, headers, examples, seed=seed, budget_s=budget_s)
+            except (Exception, BaseExceptionGroup) as exc:  # collect all, then fail once
+                label = f"{operation.label} [{mode.value}, key={with_key}]"
+                failures[label] = f"{type(exc).__name__}: {str(exc)[:1500]}"
+    return failures, calls
 
 
 def test_api_conforms(api_schema: Any) -> None:
     """A few generated requests per operation and pass; every failure is reported."""
-    failures: dict[str, str] = {}
-    operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) >= 6
-    for mode, with_key, examples in PASSES:
-        headers = {"Authorization": f"Bearer {ADMIN['key']}"} if with_key else {}
-        for operation in operations:
-            try:
-                exercise(operation, mode, headers, examples)
-            except (Exception, BaseExceptionGroup) as exc:  # collect all, then fail once
-                label = f"{operation.label} [{mode.value}, key={with_key}]"
-                failures[label] = f"{type(exc).__name__}: {str(exc)[:1500]}"
+    failures, _ = conformance_failures(api_schema, PASSES)
     assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
+
+
+# The long run: new examples every run (seed printed on failure; set INHOUSE_SCHEMATHESIS_SEED
+# to replay), up to 200/100/25 per operation and pass, at most BUDGET_S seconds of calls per
+# operation and pass (~60-80 s in all on 2 busy cores).
+BUDGET_S = 2.0
+LONG_PASSES = (
+    (GenerationMode.POSITIVE, True, 200),
+    (GenerationMode.NEGATIVE, True, 100),
+    (GenerationMode.POSITIVE, False, 25),
+)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_api_conforms_with_a_real_budget(api_schema: Any) -> None:
+    seed = int(os.environ.get("INHOUSE_SCHEMATHESIS_SEED") or random.randrange(2**32))
+    failures, calls = conformance_failures(api_schema, LONG_PASSES, seed=seed, budget_s=BUDGET_S)
+    operations = len(list(api_schema.get_all_operations()))
+    assert calls >= 10 * operations, f"only {calls} calls for {operations} operations"
+    assert not failures, f"INHOUSE_SCHEMATHESIS_SEED={seed}\n\n" + "\n\n".join(
+        f"{label}\n{text}" for label, text in failures.items()
+    )
 
 
 def test_schema_declares_the_key(api_schema: Any) -> None:

@@ -7,7 +7,7 @@ on an invalid sources file.
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,13 +147,21 @@ def test_embedded_scheduler_runs_with_the_app(tmp_path: Path) -> None:
             return any(r["trigger"] == "schedule" and r["outcome"] == "succeeded" for r in runs)
 
         wait_for(scheduled_run, 240, "a scheduled run inside the service")
-    # with the worker outside (INHOUSE_EMBEDDED_WORKER=false) the service only reports
+        assert "scheduler" in thread_names()  # the loop that fires the schedules
+    assert "scheduler" not in thread_names()  # shut down with the app
+    # with the worker outside (INHOUSE_EMBEDDED_WORKER=false) the service only reports: no
+    # scheduling loop runs (checked directly instead of waiting for a run that never comes)
     settings = settings_for(data_dir, sources, embedded_worker=False)
     with TestClient(create_app(settings)) as client:
         first = client.get("/v1/sources", headers=_auth(keys)).json()["sources"][0]
-        time.sleep(2.5)
+        assert "scheduler" not in thread_names()
+        assert not [n for n in thread_names() if n.startswith("reindex-")]
         after = client.get("/v1/sources", headers=_auth(keys)).json()["sources"][0]
         assert after["last_runs"] == first["last_runs"] and after["scheduler"] is None
+
+
+def thread_names() -> list[str]:
+    return [t.name for t in threading.enumerate()]
 
 
 def _auth(key: str) -> dict[str, str]:
