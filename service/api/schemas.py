@@ -181,9 +181,23 @@ class ReadinessCheck(BaseModel):
     detail: str = ""
 
 
+class ReaderStatus(BaseModel):
+    """An optional document reader (a system package) and what it adds."""
+
+    available: bool
+    version: str | None = None
+    package: str = Field(description="The Debian package that provides it.")
+    formats: list[str] = Field(default_factory=list, description="What it lets Inhouse read.")
+    languages: list[str] | None = Field(None, description="OCR languages installed.")
+
+
 class ReadinessResponse(BaseModel):
     status: Literal["ready", "not_ready"]
     checks: dict[str, ReadinessCheck]
+    readers: dict[str, ReaderStatus] = Field(
+        default_factory=dict,
+        description="Optional readers (tesseract, libreoffice); informative, not a check.",
+    )
 
 
 class CollectionModel(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from service.api.deps import BackendDep, RetrieverDep
-from service.api.schemas import HealthResponse, ReadinessCheck, ReadinessResponse
+from service.api.schemas import HealthResponse, ReadinessCheck, ReadinessResponse, ReaderStatus
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])  # public: no key needed (orchestrator probes)
@@ -56,8 +56,36 @@ async def readyz(
     if not ready:
         failed = ",".join(name for name, check in checks.items() if not check.ok)
         log.warning("not ready: %s", failed)
-    body = ReadinessResponse(status="ready" if ready else "not_ready", checks=checks)
+    body = ReadinessResponse(
+        status="ready" if ready else "not_ready", checks=checks, readers=await _readers()
+    )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
+
+
+async def _readers() -> dict[str, ReaderStatus]:
+    """Which optional readers the ingest side has (run once per process, then cached)."""
+    from ingest.readers import readers_status
+    from ingest.settings import get_ingest_settings
+
+    try:
+        parse = get_ingest_settings().parse
+        with anyio.fail_after(CHECK_TIMEOUT_S):
+            found = await anyio.to_thread.run_sync(
+                readers_status, parse.ocr_languages, parse.ocr is not False
+            )
+    except Exception as exc:  # informative only: never fails readiness
+        log.warning("reader detection failed: %s", _reason(exc))
+        return {}
+    return {
+        name: ReaderStatus(
+            available=bool(info["available"]),
+            version=info.get("version"),
+            package=str(info["package"]),
+            formats=list(info["formats"]),
+            languages=info.get("languages"),
+        )
+        for name, info in found.items()
+    }
 
 
 def _reason(exc: Exception) -> str:
