@@ -22,12 +22,19 @@ SENTENCE = "This paragraph exists so that the parser sees ordinary narrative pro
 
 def text_image(lines: list[str], *, mode: str = "L", width: int = 1400) -> Image.Image:
     """Black text on white, 36 px type (about 12 pt at 220 dpi): easy for Tesseract."""
-    font = ImageFont.truetype(FONT, 36)
+    font = _font(36)
     image = Image.new(mode, (width, 80 + 60 * len(lines)), "white")
     draw = ImageDraw.Draw(image)
     for number, line in enumerate(lines):
         draw.text((40, 40 + 60 * number), line, font=font, fill="black")
     return image
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.truetype(FONT, size)
+    except OSError:  # no DejaVu (Debian fonts-dejavu-core): Pillow's own scalable font
+        return ImageFont.load_default(size=size)
 
 
 def image_bytes(lines: list[str], fmt: str, **save: object) -> bytes:
