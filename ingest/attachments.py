@@ -124,4 +124,3 @@ def _msg_attachments(path: Path) -> list[tuple[str, bytes]]:
             continue  # an embedded message or OLE object oxmsg cannot give as bytes
         out.append((_clean(attachment.file_name, f"attachment-{len(out) + 1}"), data))
     return out
-

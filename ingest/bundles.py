@@ -47,7 +47,9 @@ def is_member(root: str, path: str, discovered: set[tuple[str, str]]) -> bool:
     )
 
 
-def member_records(manifest: Manifest, collection: str, root: str, path: str) -> list[DocumentRecord]:
+def member_records(
+    manifest: Manifest, collection: str, root: str, path: str
+) -> list[DocumentRecord]:
     """Rows of the members of the container at ``root``/``path``."""
     prefix = path + "/"
     rows = manifest.execute(

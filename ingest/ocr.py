@@ -104,7 +104,7 @@ def fill_textless_pages(
         if page in by_page:
             continue  # a stray stamp on a scanned page: the OCR text replaces it
         merged.append(element)
-    for number, ocr_elements in by_page.items():
+    for ocr_elements in by_page.values():
         merged.extend(ocr_elements)
     merged.sort(key=lambda e: e.metadata.page_number or 1)  # stable: order within a page kept
     return merged

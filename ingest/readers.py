@@ -33,7 +33,7 @@ def tesseract_languages(binary: str) -> frozenset[str]:
     """Installed Tesseract language packs (``eng``, ``deu``, ...)."""
     out = _run([binary, "--list-langs"])
     langs = [line.strip() for line in out.splitlines()[1:] if line.strip()]
-    return frozenset(l for l in langs if re.fullmatch(r"[A-Za-z_]+", l) and l != "osd")
+    return frozenset(x for x in langs if re.fullmatch(r"[A-Za-z_]+", x) and x != "osd")
 
 
 def missing_languages(languages: str) -> list[str]:

@@ -47,7 +47,8 @@ def run_status(args: argparse.Namespace) -> int:
                 detail += f" (languages: {'+'.join(reader['languages'])})"
         else:
             detail = (
-                "switched off" if reader.get("installed") and not reader.get("enabled", True)
+                "switched off"
+                if reader.get("installed") and not reader.get("enabled", True)
                 else f"not installed (apt install {reader['package']})"
             )
         out.print(f"reader {name}: {detail}")

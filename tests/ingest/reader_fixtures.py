@@ -125,7 +125,9 @@ def zip_with_symlink(name: str, target: str, others: list[tuple[str, bytes]]) ->
     return buffer.getvalue()
 
 
-def tar_bytes(members: list[tuple[str, bytes]], *, hostile: bool = False, mode: str = "w:gz") -> bytes:
+def tar_bytes(
+    members: list[tuple[str, bytes]], *, hostile: bool = False, mode: str = "w:gz"
+) -> bytes:
     """A (gzipped) tar of ``members``; ``hostile`` adds a symlink, a device and a FIFO."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]

@@ -77,7 +77,9 @@ def test_archive_limits_hold(tmp_path: Path) -> None:
     with pytest.raises(TooLarge, match="inflates"):
         parse_file(tar_bomb, ParseSettings())
     big = tmp_path / "big.zip"
-    big.write_bytes(rf.zip_bytes([("big.txt", bytes(range(256)) * 8192)]))  # 2 MiB, incompressible-ish
+    big.write_bytes(
+        rf.zip_bytes([("big.txt", bytes(range(256)) * 8192)])
+    )  # 2 MiB, incompressible-ish
     members = _members(parse_file(big, ParseSettings(max_file_mb=1)))
     assert members["big.txt"][0] == "too_large"
 
@@ -139,7 +141,9 @@ def test_read_member_finds_nested_members_and_refuses_others(tmp_path: Path) -> 
     path = tmp_path / "bundle.zip"
     path.write_bytes(_hostile_zip())
     settings = ParseSettings()
-    assert read_member(path, "inner.zip/b.md", settings) == b"# Nested\n\nThe zebranested body text."
+    assert (
+        read_member(path, "inner.zip/b.md", settings) == b"# Nested\n\nThe zebranested body text."
+    )
     assert read_member(path, "dir/a.txt", settings) == b"The zebrazip text inside the archive."
     for refused in ("evil.txt", "secret.txt", "missing.txt", "inner.zip/none.md"):
         assert read_member(path, refused, settings) is None

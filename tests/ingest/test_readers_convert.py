@@ -31,7 +31,12 @@ def legacy_doc(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             binary,
             f"-env:UserInstallation={(folder / 'profile').as_uri()}",
-            "--headless", "--convert-to", "doc:MS Word 97", "--outdir", str(folder), str(source),
+            "--headless",
+            "--convert-to",
+            "doc:MS Word 97",
+            "--outdir",
+            str(folder),
+            str(source),
         ],  # fmt: skip
         check=True,
         capture_output=True,
@@ -54,7 +59,9 @@ def test_legacy_doc_is_converted_and_cleaned_up(
 
 
 @needs_soffice
-def test_conversion_timeout(legacy_doc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_conversion_timeout(
+    legacy_doc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(ParseTimeout, match="LibreOffice took longer"):
         parse_file(legacy_doc, ParseSettings(convert_timeout_s=0.05))

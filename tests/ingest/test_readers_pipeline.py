@@ -124,7 +124,9 @@ def test_a_crash_mid_container_converges(
     container_id = document_id(COLLECTION, str(docs.resolve()), "bundle.zip")
     store = IngestPipeline._store
 
-    def crash_on_container(self: IngestPipeline, collection: str, job: Any, *a: Any, **k: Any) -> Any:
+    def crash_on_container(
+        self: IngestPipeline, collection: str, job: Any, *a: Any, **k: Any
+    ) -> Any:
         if job.doc_id == container_id:
             raise KeyboardInterrupt("killed after the members, before the container")
         return store(self, collection, job, *a, **k)
@@ -145,7 +147,9 @@ def test_a_crash_mid_container_converges(
     per_source: dict[str, int] = {}
     for meta in stored["metadatas"]:
         per_source[str(meta[META_SOURCE])] = per_source.get(str(meta[META_SOURCE]), 0) + 1
-    expected = {r.path: r.chunk_count for r in pipeline.manifest.documents(COLLECTION) if r.chunk_count}
+    expected = {
+        r.path: r.chunk_count for r in pipeline.manifest.documents(COLLECTION) if r.chunk_count
+    }
     assert per_source == expected
 
 

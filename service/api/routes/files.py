@@ -151,9 +151,7 @@ class UploadResponse(BaseModel):
         404: {"model": ErrorResponse},
     },
 )
-async def document_file(
-    document_id: str, caller: CallerDep, originals: OriginalsDep
-) -> Response:
+async def document_file(document_id: str, caller: CallerDep, originals: OriginalsDep) -> Response:
     """The original file of an indexed document (an archive member or an e-mail attachment
     is read from its container)."""
     original = await run_in_threadpool(originals.find, caller, document_id)

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from service.api.deps import BackendDep, RetrieverDep
-from service.api.schemas import HealthResponse, ReadinessCheck, ReadinessResponse, ReaderStatus
+from service.api.schemas import HealthResponse, ReaderStatus, ReadinessCheck, ReadinessResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])  # public: no key needed (orchestrator probes)
