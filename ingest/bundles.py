@@ -93,7 +93,8 @@ def store_with_members(
         return
     manifest = pipeline.manifest
     previous = member_records(manifest, collection, str(file.root), file.relative)
-    keeps_old = isinstance(parsed, FileRejected) and job.record.status == "indexed"
+    record: DocumentRecord | None = job.record
+    keeps_old = isinstance(parsed, FileRejected) and record is not None and record.status == "indexed"
     if keeps_old:  # the container's old version (and so its members) stays searchable
         yield pipeline._store(collection, job, parsed, busy_cores=busy_cores)
         return
