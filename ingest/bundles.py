@@ -94,8 +94,8 @@ def store_with_members(
     manifest = pipeline.manifest
     previous = member_records(manifest, collection, str(file.root), file.relative)
     record: DocumentRecord | None = job.record
-    keeps_old = isinstance(parsed, FileRejected) and record is not None and record.status == "indexed"
-    if keeps_old:  # the container's old version (and so its members) stays searchable
+    kept = record is not None and record.status == "indexed"
+    if isinstance(parsed, FileRejected) and kept:  # the old version and its members stay
         yield pipeline._store(collection, job, parsed, busy_cores=busy_cores)
         return
     manifest.begin_document(  # (1) the bundle's ledger
