@@ -8,8 +8,9 @@ narrative text). Measured against ``partition_image(strategy="ocr_only")`` on re
 it reads the same characters at the same speed (Tesseract's time dominates) but keeps
 Tesseract's paragraphs and lets every page of a PDF or TIFF keep its number.
 
-PDF pages are rendered with pypdfium2 at ``RENDER_DPI`` in grey. A page counts as textless
-when its text layer yields fewer than ``MIN_PAGE_CHARS`` characters.
+PDF pages are rendered with pypdfium2 at ``RENDER_DPI`` in grey. A page is OCRed when its
+text layer yields fewer than ``MIN_PAGE_CHARS`` characters and it draws an image (blank and
+drawing-only pages are not).
 """
 
 from __future__ import annotations
@@ -85,7 +86,11 @@ def fill_textless_pages(
         chars[page] = chars.get(page, 0) + len((element.text or "").strip())
     pdf = pdfium.PdfDocument(str(path))
     try:
-        textless = [n for n in range(1, len(pdf) + 1) if chars.get(n, 0) < MIN_PAGE_CHARS]
+        textless = [
+            n
+            for n in range(1, len(pdf) + 1)
+            if chars.get(n, 0) < MIN_PAGE_CHARS and _has_image(pdf, n)
+        ]
         if not textless:
             return list(elements)
         if not ocr_available(settings):
@@ -200,6 +205,19 @@ def _register_heif() -> None:
     except ImportError:  # no HEIC decoder: Pillow reports such a file as unreadable
         return
     register_heif_opener()
+
+
+def _has_image(pdf: Any, number: int) -> bool:
+    """Whether a page draws any image (a blank or drawing-only page has nothing to OCR)."""
+    import pypdfium2.raw as pdfium_c
+
+    page = pdf[number - 1]
+    try:
+        return any(True for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE]))
+    except Exception:  # an odd page tree: let OCR look at it
+        return True
+    finally:
+        page.close()
 
 
 def _render(pdf: Any, number: int) -> Image:
