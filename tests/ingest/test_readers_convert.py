@@ -79,3 +79,19 @@ def test_without_libreoffice_legacy_files_fail_as_converter_unavailable(
     with pytest.raises(ConverterUnavailable, match="install libreoffice-core") as caught:
         parse_file(path, ParseSettings())
     assert caught.value.code == "converter_unavailable"
+
+
+def test_readers_status_names_packages_and_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    status = readers.readers_status("eng")
+    assert status["tesseract"]["package"] == "tesseract-ocr"
+    if readers.tesseract_path() is not None:
+        assert status["tesseract"]["available"] and "eng" in status["tesseract"]["languages"]
+        assert status["tesseract"]["version"][0].isdigit()
+    if readers.soffice_path() is not None:
+        assert status["libreoffice"]["available"]
+        assert status["libreoffice"]["version"][0].isdigit()
+    monkeypatch.setattr(readers, "soffice_path", lambda: None)
+    monkeypatch.setattr(readers, "tesseract_path", lambda: None)
+    missing = readers.readers_status("eng")
+    assert not missing["libreoffice"]["available"] and not missing["tesseract"]["available"]
+    assert "libreoffice-core" in missing["libreoffice"]["package"]
