@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ingest.documents import ParsedDocument
 from ingest.embed import Embedder
+from ingest.errors import FileRejected
 from ingest.index import META_SOURCE, document_id
+from ingest.parse import parse_file
 from ingest.pipeline import IngestPipeline
-from ingest.settings import IngestSettings
+from ingest.settings import IngestSettings, ParseSettings
 from service.caller import SCOPE_QUERY, Caller
 from service.errors import NotFound
 from service.originals import Originals
@@ -55,9 +58,30 @@ def docs(tmp_path: Path) -> Path:
     return root
 
 
+class InProcessParser:
+    """The real parser, run in this process (isolation is tested in test_isolation)."""
+
+    def __init__(self, settings: ParseSettings, _workers: int) -> None:
+        self._settings = settings
+
+    def parse_many(
+        self, items: Iterable[tuple[Any, Path]], *, stop: Callable[[], bool] | None = None
+    ) -> Iterator[tuple[Any, ParsedDocument | FileRejected]]:
+        for key, path in items:
+            try:
+                yield key, parse_file(path, self._settings)
+            except FileRejected as exc:
+                yield key, exc
+
+    def close(self) -> None:
+        pass
+
+
 @pytest.fixture()
 def pipeline(data_dir: Path, embedder: Embedder) -> Iterator[IngestPipeline]:
-    pipe = IngestPipeline(IngestSettings(), embedder=CountingEmbedder(embedder))
+    pipe = IngestPipeline(
+        IngestSettings(), embedder=CountingEmbedder(embedder), parser_factory=InProcessParser
+    )
     yield pipe
     pipe.close()
 
@@ -89,10 +113,10 @@ def test_members_are_documents_searchable_and_incremental(
     }
     assert report.counts()["indexed"] == 8 and report.counts()["failed"] == 1
     for query, source in (
-        ("zebrazip budget approved", "bundle.zip/dir/a.txt"),
-        ("zebranested figures", "bundle.zip/inner.zip/b.md"),
-        ("zebraminutes vote", "mail.eml/minutes.txt"),
-        ("zebramsgnotes open questions", "outlook.msg/notes.txt"),
+        ("The zebrazip budget was approved in March.", "bundle.zip/dir/a.txt"),
+        ("The zebranested figures are final.", "bundle.zip/inner.zip/b.md"),
+        ("The zebraminutes record the vote on the budget.", "mail.eml/minutes.txt"),
+        ("The zebramsgnotes list the open questions.", "outlook.msg/notes.txt"),
     ):
         assert _search(pipeline, query)[0][META_SOURCE] == source
 
