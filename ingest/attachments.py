@@ -87,7 +87,7 @@ def _walk(part: Message, out: list[tuple[str, bytes]], *, top: bool = False) -> 
     content_type = part.get_content_type()
     if content_type == "message/rfc822" and not top:
         inner = part.get_payload()
-        if isinstance(inner, list) and inner:
+        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
             inner_message = inner[0]
             subject = str(inner_message.get("Subject", "") or "")
             name = _clean(subject and f"{subject}.eml", f"message-{len(out) + 1}.eml")

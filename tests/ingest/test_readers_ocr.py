@@ -119,6 +119,7 @@ def test_paragraphs_mend_hyphenated_words() -> None:
 
 
 @needs_tesseract
+@pytest.mark.timeout(900)  # two worker start-ups (the first, and its replacement after the kill)
 def test_a_long_scan_finishes_or_times_out_and_the_run_goes_on(tmp_path: Path) -> None:
     """The worker's clock covers OCR: a scan too long for the timeout fails as ``timeout``
     (or, on a fast machine, finishes), and the next file is parsed all the same."""
