@@ -159,6 +159,8 @@ def _parse(path: Path, settings: ParseSettings) -> ParsedDocument:
         title = title or subject
         if parsed and subject and parsed[0].text != subject.strip():
             parsed.insert(0, ParsedElement(subject.strip(), "Title", None, 0))
+        if not parsed and _email_is_encrypted(kind, path):  # S/MIME or PGP: not its parts
+            raise EncryptedFile("the message is encrypted (S/MIME or PGP)")
         members, note = email_members(path, kind, settings)  # attachments: documents of their own
         if note is not None:
             parsed.append(note)
