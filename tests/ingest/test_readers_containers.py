@@ -149,3 +149,27 @@ def test_read_member_finds_nested_members_and_refuses_others(tmp_path: Path) -> 
     assert read_member(path, "dir/a.txt", settings) == b"The zebrazip text inside the archive."
     for refused in ("evil.txt", "secret.txt", "missing.txt", "inner.zip/none.md"):
         assert read_member(path, refused, settings) is None
+
+
+def test_an_encrypted_message_is_reported_not_its_encrypted_parts(tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    from ingest.errors import EncryptedFile
+
+    message = EmailMessage()
+    message["From"] = "Alice Example <alice@example.com>"
+    message["To"] = "Bob Example <bob@example.com>"
+    message["Subject"] = "Sealed"
+    message["Date"] = "Tue, 02 Jan 2024 03:04:05 +0000"
+    message.set_content(
+        b"\x30\x80\x06\x09encrypted-bytes" * 20,
+        maintype="application",
+        subtype="pkcs7-mime",
+        params={"smime-type": "enveloped-data"},
+        disposition="attachment",
+        filename="smime.p7m",
+    )
+    path = tmp_path / "sealed.eml"
+    path.write_bytes(message.as_bytes())
+    with pytest.raises(EncryptedFile, match="encrypted"):
+        parse_file(path, ParseSettings())
