@@ -167,7 +167,9 @@ def _parse(path: Path, settings: ParseSettings) -> ParsedDocument:
     if not parsed:
         if kind in ("eml", "msg") and _email_is_encrypted(kind, path):
             raise EncryptedFile("the message is encrypted (S/MIME or PGP)")
-        if kind == "pdf" or kind in IMAGE_TYPES:
+        if kind == "pdf":
+            raise EmptyFile("the PDF has no text layer, and OCR found no text in its images")
+        if kind in IMAGE_TYPES:
             raise EmptyFile(f"no text found in the {kind.upper()}, even with OCR")
         raise EmptyFile("no text found in the document")
     if page_count is None and kind == "pdf":
