@@ -66,10 +66,33 @@ def converted(path: Path, kind: str, settings: ParseSettings) -> Iterator[Path]:
             _run(argv, workdir, settings)
         result = outdir / f"input.{target}"
         if not result.is_file() or result.stat().st_size == 0:
+            missing = _missing_component(binary, kind)
+            if missing:
+                raise ConverterUnavailable(
+                    f"a legacy .{kind} file needs LibreOffice's {missing} package: install it"
+                )
             raise CorruptFile(f"LibreOffice could not read this .{kind} file (damaged?)")
         yield result
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+_COMPONENTS = {
+    "doc": ("libswlo.so", "libreoffice-writer"),
+    "rtf": ("libswlo.so", "libreoffice-writer"),
+    "xls": ("libsclo.so", "libreoffice-calc"),
+    "ppt": ("libsdlo.so", "libreoffice-impress"),
+}
+
+
+def _missing_component(binary: str, kind: str) -> str | None:
+    """The Debian package of the LibreOffice module ``kind`` needs, when it is not installed
+    (``libreoffice-core`` alone converts nothing; each of writer, calc, impress adds a type)."""
+    library, package = _COMPONENTS[kind]
+    program = Path(binary).resolve().parent
+    if not (program / "soffice").exists() or (program / library).exists():
+        return None  # not a Debian-style layout, or the module is there: the file is at fault
+    return package
 
 
 def _lock_path() -> Path:
