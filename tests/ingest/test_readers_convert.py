@@ -95,3 +95,14 @@ def test_readers_status_names_packages_and_versions(monkeypatch: pytest.MonkeyPa
     missing = readers.readers_status("eng")
     assert not missing["libreoffice"]["available"] and not missing["tesseract"]["available"]
     assert "libreoffice-core" in missing["libreoffice"]["package"]
+
+
+def test_a_missing_libreoffice_module_is_named(tmp_path: Path) -> None:
+    program = tmp_path / "program"
+    program.mkdir()
+    (program / "soffice").write_text("")
+    (program / "libswlo.so").write_text("")  # writer only, like libreoffice-core + -writer
+    binary = str(program / "soffice")
+    assert convert._missing_component(binary, "doc") is None
+    assert convert._missing_component(binary, "xls") == "libreoffice-calc"
+    assert convert._missing_component(binary, "ppt") == "libreoffice-impress"
