@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.errors import OcrUnavailable
+from ingest.errors import CorruptFile, OcrUnavailable
 from ingest.readers import OCR_PACKAGE, language_package, missing_languages, tesseract_path
 from ingest.settings import ParseSettings
 
@@ -65,8 +65,11 @@ def ocr_image_file(path: Path, settings: ParseSettings) -> list[Element]:
     """Elements of every frame of an image file, numbered as pages from 1."""
     require_ocr(settings, "an image")
     elements: list[Element] = []
-    for number, image in enumerate(_frames(path), start=1):
-        elements.extend(ocr_image(image, settings, page_number=number))
+    try:
+        for number, image in enumerate(_frames(path), start=1):
+            elements.extend(ocr_image(image, settings, page_number=number))
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow: truncated or undecodable data
+        raise CorruptFile(f"the image is damaged or cannot be decoded ({exc})") from None
     return elements
 
 

@@ -141,3 +141,14 @@ def test_a_long_scan_finishes_or_times_out_and_the_run_goes_on(tmp_path: Path) -
     after = results["note"]
     assert isinstance(after, ParsedDocument)
     assert "zebraafter" in after.elements[0].text
+
+
+@needs_tesseract
+def test_a_truncated_image_is_corrupt(tmp_path: Path) -> None:
+    from ingest.errors import CorruptFile
+
+    data = rf.image_bytes(["zebratruncated"], "JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptFile, match="damaged"):
+        parse_file(path, ParseSettings())
