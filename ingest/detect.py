@@ -20,7 +20,8 @@ HEAD_BYTES = 64 * 1024
 
 ZIP_TYPES = frozenset({"docx", "pptx", "xlsx", "epub", "odt"})
 TEXT_TYPES = frozenset({"html", "md", "txt", "rst", "org", "csv", "tsv", "eml", "json", "xml"})
-IMAGE_TYPES = frozenset({"png", "jpg", "tiff", "bmp", "heic"})
+IMAGE_TYPES = frozenset({"png", "jpg", "tiff", "bmp", "webp", "heic"})
+"""Read by OCR (``ingest.ocr``); without Tesseract they fail as ``ocr_unavailable``."""
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -82,13 +83,14 @@ _HTML_MARKERS = ("<!doctype html", "<html", "<head", "<body", "<meta ", "<title"
 _EMAIL_HINTS = frozenset({"date", "message-id", "received", "mime-version", "return-path"})
 
 
-def detect_type(path: Path, *, ocr: bool = False) -> str:
+def detect_type(path: Path, *, ocr: bool | str = False) -> str:  # noqa: ARG001
     """Return the type of ``path`` (``pdf``, ``docx``, ``txt``, ...), decided from its content.
 
     Raises ``EmptyFile`` (0 bytes or whitespace only), ``UnsupportedType`` (with a message
     naming what the file is), ``EncryptedFile`` (password-protected Office container) or
-    ``CorruptFile`` (a container that cannot be opened). Images are supported only with
-    ``ocr=True`` and ``tesseract`` on PATH.
+    ``CorruptFile`` (a container that cannot be opened). Images, legacy Office files and
+    archives (``zip``, ``tar``) are recognised whatever readers are installed: the parser
+    reports a missing one (``ocr`` is accepted for compatibility and ignored).
     """
     with open(path, "rb") as handle:
         head = handle.read(HEAD_BYTES)
@@ -102,19 +104,20 @@ def detect_type(path: Path, *, ocr: bool = False) -> str:
         return _ole_type(path)
     if head.startswith(b"{\\rtf"):
         return "rtf"
-    if head[:4] == b"RIFF" and head[8:12] in (b"WEBP", b"WAVE", b"AVI "):
-        kind = {b"WEBP": "WebP image", b"WAVE": "WAV audio", b"AVI ": "AVI video"}[head[8:12]]
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"AVI "):
+        kind = {b"WAVE": "WAV audio", b"AVI ": "AVI video"}[head[8:12]]
         raise UnsupportedType(f"unsupported file type: {kind}")
+    from ingest.archives import is_tar
+
+    if is_tar(path, head):
+        return "tar"
     text = decode_text(head, partial=True)
     for magic, offset, what, image_type in _BINARY_MAGIC:
         if head[offset : offset + len(magic)] == magic and (len(magic) > 3 or text is None):
-            if image_type and ocr and tesseract_available():
-                return image_type
             if image_type:
-                raise UnsupportedType(
-                    f"unsupported file type: {what} (images need OCR: enable parse.ocr and"
-                    " install tesseract)"
-                )
+                return image_type
             raise UnsupportedType(f"unsupported file type: {what}")
     if text is None:
         raise UnsupportedType(f"unsupported file type: {_describe_binary(head)}")
@@ -269,7 +272,7 @@ def _zip_type(path: Path) -> str:
     if mimetype.startswith(b"application/vnd.oasis.opendocument."):
         kind = mimetype.decode("ascii", "replace").rsplit(".", 1)[-1]
         raise UnsupportedType(f"unsupported file type: OpenDocument {kind} (only text is)")
-    raise UnsupportedType("unsupported file type: zip archive")
+    return "zip"  # an archive: each member becomes a document (ingest.containers)
 
 
 def _ole_type(path: Path) -> str:
@@ -287,16 +290,10 @@ def _ole_type(path: Path) -> str:
         return "msg"
     if "Workbook" in tops or "Book" in tops:
         return "xls"
-    legacy = {"WordDocument": ("doc", "Word 97-2003 .doc"), "PowerPoint Document": ("ppt", "")}
-    for stream, (kind, what) in legacy.items():
-        if stream in tops:
-            if libreoffice_available():
-                return kind
-            what = what or "PowerPoint 97-2003 .ppt"
-            raise UnsupportedType(
-                f"unsupported file type: legacy {what} (save it as .{kind}x, or install"
-                " LibreOffice to convert it)"
-            )
+    if "WordDocument" in tops:
+        return "doc"  # read through LibreOffice (ingest.convert)
+    if "PowerPoint Document" in tops:
+        return "ppt"
     raise UnsupportedType("unsupported file type: OLE compound file of unknown kind")
 
 

@@ -8,6 +8,8 @@ IngestError
 │   ├── CorruptFile         corrupt
 │   ├── TooLarge            too_large  (size, zip-bomb, pages, memory cap)
 │   ├── ParseTimeout        timeout
+│   ├── OcrUnavailable      ocr_unavailable (needs OCR: tesseract missing or switched off)
+│   ├── ConverterUnavailable converter_unavailable (legacy Office format: no LibreOffice)
 │   ├── ParseError          parse_error (anything else the parser raised)
 │   └── OutsideRoot         outside_root (a symlink or path that leads out of the scanned
 │                           folder or into the data dir: never read)
@@ -60,6 +62,14 @@ class ParseTimeout(FileRejected):
     code = "timeout"
 
 
+class OcrUnavailable(FileRejected):
+    code = "ocr_unavailable"
+
+
+class ConverterUnavailable(FileRejected):
+    code = "converter_unavailable"
+
+
 class ParseError(FileRejected):
     code = "parse_error"
 
@@ -75,13 +85,24 @@ REJECTION_CODES: tuple[str, ...] = (
     "corrupt",
     "too_large",
     "timeout",
+    "ocr_unavailable",
+    "converter_unavailable",
     "parse_error",
     "outside_root",
 )
 
 _REJECTION_BY_CODE: dict[str, type[FileRejected]] = {
     cls.code: cls
-    for cls in (UnsupportedType, EncryptedFile, EmptyFile, CorruptFile, TooLarge, ParseTimeout)
+    for cls in (
+        UnsupportedType,
+        EncryptedFile,
+        EmptyFile,
+        CorruptFile,
+        TooLarge,
+        ParseTimeout,
+        OcrUnavailable,
+        ConverterUnavailable,
+    )
 }
 
 

@@ -17,7 +17,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.detect import ZIP_TYPES, decode_text, detect_type, tesseract_available
+from ingest.archives import ARCHIVE_TYPES
+from ingest.containers import email_members, parse_archive
+from ingest.detect import IMAGE_TYPES, ZIP_TYPES, decode_text, detect_type
 from ingest.documents import ParsedDocument, ParsedElement
 from ingest.errors import (
     CorruptFile,
@@ -37,8 +39,8 @@ if TYPE_CHECKING:
 
     from ingest.pdf_tables import PdfTable
 
-PAGED_TYPES = frozenset({"pdf", "pptx", "docx", "odt"})
-"""Types whose element page numbers mean something (slides count as pages)."""
+PAGED_TYPES = frozenset({"pdf", "pptx", "docx", "odt", "ppt"}) | IMAGE_TYPES
+"""Types whose element page numbers mean something (slides and image frames count as pages)."""
 DROPPED_CATEGORIES = frozenset({"PageBreak"})
 RUNNING_CATEGORIES = frozenset({"Header", "Footer"})
 RUNNING_TEXT_MAX_WORDS = 15
@@ -148,7 +150,9 @@ def _parse(path: Path, settings: ParseSettings) -> ParsedDocument:
     if not stat.S_ISREG(info.st_mode):
         raise UnsupportedType("not a regular file")
     check_file_size(info.st_size, settings)
-    kind = detect_type(path, ocr=settings.ocr)
+    kind = detect_type(path)
+    if kind in ARCHIVE_TYPES:  # each member becomes a document of its own
+        return parse_archive(path, kind, settings)
     page_count, title = _preflight(kind, path, settings)
     text = _read_text(path) if kind in _TEXT_PARTITIONERS else None
     elements = _partition(kind, path, text, settings)
@@ -158,20 +162,27 @@ def _parse(path: Path, settings: ParseSettings) -> ParsedDocument:
         title = title or subject
         if parsed and subject and parsed[0].text != subject.strip():
             parsed.insert(0, ParsedElement(subject.strip(), "Title", None, 0))
+        if not parsed and _email_is_encrypted(kind, path):  # S/MIME or PGP: not its parts
+            raise EncryptedFile("the message is encrypted (S/MIME or PGP)")
+        members, note = email_members(path, kind, settings)  # attachments: documents of their own
+        if note is not None:
+            parsed.append(note)
     if not parsed:
         if kind in ("eml", "msg") and _email_is_encrypted(kind, path):
             raise EncryptedFile("the message is encrypted (S/MIME or PGP)")
         if kind == "pdf":
-            raise EmptyFile(
-                "the PDF has no text layer (scanned?); enable OCR (parse.ocr) with tesseract"
-                if not (settings.ocr and tesseract_available())
-                else "no text found in the PDF, even with OCR"
-            )
+            raise EmptyFile("the PDF has no text layer, and OCR found no text in its images")
+        if kind in IMAGE_TYPES:
+            raise EmptyFile(f"no text found in the {kind.upper()}, even with OCR")
         raise EmptyFile("no text found in the document")
     if page_count is None and kind == "pdf":
         page_count = max((e.page_number or 0 for e in parsed), default=0) or None
     if title is None and text is not None and kind == "html":
         title = _html_title(text)
+    if kind in IMAGE_TYPES:
+        page_count = max((e.page_number or 1 for e in parsed), default=1)
+    if kind in ("eml", "msg"):
+        return ParsedDocument(kind, tuple(parsed), page_count, _clean_title(title), members)
     return ParsedDocument(kind, tuple(parsed), page_count, _clean_title(title))
 
 
@@ -342,9 +353,9 @@ def _pdf(path: Path, _text: str | None, settings: ParseSettings) -> list[Element
         from ingest.pdf_tables import find_tables
 
         elements = place_tables(elements, find_tables(path))
-    if not elements and settings.ocr and tesseract_available():
-        elements = partition_pdf(strategy="ocr_only", **common)
-    return elements
+    from ingest.ocr import fill_textless_pages
+
+    return fill_textless_pages(path, elements, settings)  # OCR of pages without a text layer
 
 
 def place_tables(elements: list[Element], tables: Sequence[PdfTable]) -> list[Element]:
@@ -438,10 +449,30 @@ def _pdf_text_layer(path: Path) -> list[Element]:
     return elements
 
 
-def _image(path: Path, _text: str | None, _settings: ParseSettings) -> list[Element]:
-    from unstructured.partition.image import partition_image
+def _image(path: Path, _text: str | None, settings: ParseSettings) -> list[Element]:
+    from ingest.ocr import ocr_image_file
 
-    return partition_image(filename=str(path), strategy="ocr_only", languages=["eng"])
+    return ocr_image_file(path, settings)
+
+
+def _legacy(kind: str, modern: Partitioner, *, first: Partitioner | None = None) -> Partitioner:
+    """A legacy Office format read through LibreOffice (``ingest.convert``); ``first``, if
+    given, is tried before converting (RTF: pandoc reads most files)."""
+
+    def run(path: Path, text: str | None, settings: ParseSettings) -> list[Element]:
+        from ingest.convert import converted
+
+        if first is not None:
+            try:
+                elements = first(path, text, settings)
+                if any((e.text or "").strip() for e in elements):
+                    return elements
+            except Exception:  # noqa: S110  (LibreOffice gets its turn)
+                pass
+        with converted(path, kind, settings) as modern_file:
+            return modern(modern_file, None, settings)
+
+    return run
 
 
 def _json(_path: Path, text: str | None, _settings: ParseSettings) -> list[Element]:
@@ -565,12 +596,12 @@ _FILE_PARTITIONERS: dict[str, Partitioner] = {
     "odt": _call("odt", "partition_odt"),
     "pptx": _call("pptx", "partition_pptx", include_page_breaks=False),
     "xlsx": _call("xlsx", "partition_xlsx"),
-    "xls": _call("xlsx", "partition_xlsx"),
+    "xls": _legacy("xls", _call("xlsx", "partition_xlsx")),
     "epub": _call("epub", "partition_epub"),
-    "rtf": _call("rtf", "partition_rtf"),
+    "rtf": _legacy("rtf", _call("docx", "partition_docx"), first=_call("rtf", "partition_rtf")),
     "eml": _email,
     "msg": _call("msg", "partition_msg", process_attachments=False),
-    "doc": _call("doc", "partition_doc"),
-    "ppt": _call("ppt", "partition_ppt"),
-    **{kind: _image for kind in ("png", "jpg", "tiff", "bmp", "heic")},
+    "doc": _legacy("doc", _call("docx", "partition_docx")),
+    "ppt": _legacy("ppt", _call("pptx", "partition_pptx", include_page_breaks=False)),
+    **{kind: _image for kind in IMAGE_TYPES},
 }

@@ -13,6 +13,7 @@ leaves a ``pending`` row that the next run redoes. Removals delete chunks before
    lexical mirror level with Chroma. A crash leaves a "writing" marker, which the next
    run settles; a run that writes nothing touches neither.
 Parsing runs in worker processes while this process embeds, so the two overlap.
+Archive members and e-mail attachments are documents of their own: ``ingest.bundles``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ingest import bundles
 from ingest.chunk import Chunker
 from ingest.discover import DiscoveredFile, discover, still_inside
 from ingest.documents import Chunk, ParsedDocument
@@ -201,11 +203,13 @@ class IngestPipeline:
         with self.collection_lock(collection):
             self.index.collection(collection, create=True)  # embedder mismatch fails here
             seen_ids = {document_id(collection, str(f.root), f.relative) for f in found + refused}
+            seen_paths = {(str(f.root), f.relative) for f in found + refused}
             stale = [
                 record
                 for root in dir_roots
                 for record in self.manifest.documents(collection, root=root)
                 if record.id not in seen_ids
+                and not bundles.is_member(record.root, record.path, seen_paths)
             ]
             total = len(found) + len(refused) + len(stale)
             if listener:
@@ -223,7 +227,8 @@ class IngestPipeline:
 
             for file in refused:
                 emit(self._refuse(collection, file, file.refused or ""))
-            jobs = self._classify(found, collection, full, emit, stop)
+            with_members = bundles.emit_unchanged(self.manifest, collection, emit)
+            jobs = self._classify(found, collection, full, with_members, stop)
             first = next(jobs, None)  # nothing changed: no parser processes at all
             if first is not None:
                 # the encoder loads in this process while the parser processes start up
@@ -249,7 +254,10 @@ class IngestPipeline:
 
                     with closing(ahead):
                         for job, parsed in ahead:
-                            emit(self._store(collection, job, parsed, busy_cores=busy_cores))
+                            for result in bundles.store_with_members(
+                                self, collection, job, parsed, full=full, busy_cores=busy_cores
+                            ):
+                                emit(result)
                             if stop is not None and stop.is_set():
                                 break
                 finally:

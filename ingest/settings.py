@@ -35,7 +35,25 @@ class ParseSettings(BaseModel):
         200.0, gt=1, description="Zip-bomb guard: max uncompressed/compressed ratio."
     )
     max_pages: int = Field(5000, ge=1, description="Largest page count accepted (PDF, PPTX).")
-    ocr: bool = Field(False, description="OCR scanned PDFs/images when tesseract is installed.")
+    ocr: bool | Literal["auto"] = Field(
+        "auto",
+        description="OCR scanned PDFs, textless pages and images: auto (= true) when tesseract"
+        " is installed; false switches it off.",
+    )
+    ocr_languages: str = Field(
+        "eng",
+        pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+        description="Tesseract languages, '+'-separated (eng+deu); each needs its language pack.",
+    )
+    convert_timeout_s: float = Field(
+        120.0, gt=0, description="LibreOffice conversion timeout (legacy .doc/.ppt/.xls/.rtf)."
+    )
+    convert_memory_mb: int = Field(
+        1536, ge=256, description="LibreOffice conversion memory cap (resident MiB)."
+    )
+    max_archive_depth: int = Field(
+        3, ge=1, le=8, description="Nesting depth of archives/attachments indexed as members."
+    )
     tables: bool = Field(
         True, description="Find borderless tables in PDF text layers (rows with column headers)."
     )

@@ -7,6 +7,7 @@ from typing import Any
 from ingest.embed import Embedder
 from ingest.index import COLL_DIMENSION, COLL_EMBEDDER, ChromaIndex, make_chroma_client
 from ingest.manifest import Manifest
+from ingest.readers import readers_status
 from ingest.settings import IngestSettings
 
 
@@ -52,6 +53,11 @@ def index_status(settings: IngestSettings) -> dict[str, Any]:
                     "last_indexed_at": max((r["last"] or "" for r in rows), default=None) or None,
                 }
             )
-        return {"data_dir": str(settings.data_dir.resolve()), "collections": collections}
+        readers = readers_status(settings.parse.ocr_languages, settings.parse.ocr is not False)
+        return {
+            "data_dir": str(settings.data_dir.resolve()),
+            "collections": collections,
+            "readers": readers,
+        }
     finally:
         manifest.close()

@@ -4,6 +4,11 @@ The manifest records each document's scanned root and its path relative to it; t
 is served from there. A document in a collection the caller may not read is reported
 exactly like one that does not exist (404), so ids reveal nothing. The path is checked
 after resolving symlinks to stay inside the document's root.
+
+A member of an archive or an attachment of an e-mail (``docs.zip/dir/a.pdf``,
+``mail.eml/report.pdf``: ``ingest.bundles``) has no file of its own: its container (the
+first real file on its path, inside the root) is opened and the member read from it on
+demand (``ingest.containers.read_member``, within the ingest limits), with the same checks.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.manifest import Manifest
+from ingest.manifest import DocumentRecord, Manifest
+from ingest.settings import ParseSettings
 from service.auth import audit
 from service.caller import SCOPE_QUERY, Caller
 from service.errors import Forbidden, NotFound
@@ -34,6 +40,7 @@ class Original:
     filename: str
     media_type: str
     collection: str
+    data: bytes | None = None  # a member read from its container (then ``path`` is that)
 
     @property
     def inline(self) -> bool:
@@ -44,8 +51,9 @@ class Original:
 class Originals:
     """Finds originals through the manifest."""
 
-    def __init__(self, manifest: Manifest) -> None:
+    def __init__(self, manifest: Manifest, parse: ParseSettings | None = None) -> None:
         self._manifest = manifest
+        self._parse = parse or ParseSettings()
 
     def find(self, caller: Caller, document_id: str) -> Original:
         """The original of ``document_id``; ``NotFound`` / ``Forbidden`` otherwise (blocking)."""
@@ -57,14 +65,41 @@ class Originals:
         audit.note_documents([record.collection], [document_id])
         root = Path(record.root).resolve()
         path = (root / record.path).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
+        if path.is_relative_to(root) and path.is_file():
+            return Original(
+                path=path,
+                filename=Path(record.path).name,
+                media_type=media_type(path),
+                collection=record.collection,
+            )
+        member = self._member(root, record)
+        if member is None:
             raise NotFound(f"the original file of document {document_id!r} is no longer there")
-        return Original(
-            path=path,
-            filename=Path(record.path).name,
-            media_type=media_type(path),
-            collection=record.collection,
-        )
+        return member
+
+    def _member(self, root: Path, record: DocumentRecord) -> Original | None:
+        from ingest.containers import read_member
+
+        relative = record.path
+        for cut, char in enumerate(relative):
+            if char != "/" or cut == 0:
+                continue
+            container = (root / relative[:cut]).resolve()
+            if not container.is_relative_to(root):
+                return None
+            if container.is_file():
+                data = read_member(container, relative[cut + 1 :], self._parse)
+                if data is None:
+                    return None
+                name = Path(relative).name
+                return Original(
+                    path=container,
+                    filename=name,
+                    media_type=media_type(Path(name)),
+                    collection=record.collection,
+                    data=data,
+                )
+        return None
 
 
 def media_type(path: Path) -> str:

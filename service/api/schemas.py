@@ -247,9 +247,24 @@ class ReadinessCheck(BaseModel):
     detail: str | None = Field(None, description="Why, or what was found; admin keys only.")
 
 
+class ReaderStatus(BaseModel):
+    """An optional document reader (a system package) and what it adds."""
+
+    available: bool
+    version: str | None = None
+    package: str = Field(description="The Debian package that provides it.")
+    formats: list[str] = Field(default_factory=list, description="What it lets Inhouse read.")
+    languages: list[str] | None = Field(None, description="OCR languages installed.")
+
+
 class ReadinessResponse(BaseModel):
     status: Literal["ready", "not_ready"]
     checks: dict[str, ReadinessCheck]
+    readers: dict[str, ReaderStatus] | None = Field(
+        None,
+        description="Optional readers (tesseract, libreoffice) with versions; informative, not"
+        " a check; shown to admin keys only.",
+    )
 
 
 class CollectionModel(BaseModel):

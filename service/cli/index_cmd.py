@@ -40,4 +40,16 @@ def run_status(args: argparse.Namespace) -> int:
             f" {coll['failed']} failed, {coll['pending']} pending), {coll['chunks']} chunks"
             + (f"; failures: {failures}" if failures else "")
         )
+    for name, reader in status.get("readers", {}).items():
+        if reader["available"]:
+            detail = f"{reader.get('version', '?')}: " + ", ".join(reader["formats"])
+            if reader.get("languages"):
+                detail += f" (languages: {'+'.join(reader['languages'])})"
+        else:
+            detail = (
+                "switched off"
+                if reader.get("installed") and not reader.get("enabled", True)
+                else f"not installed (apt install {reader['package']})"
+            )
+        out.print(f"reader {name}: {detail}")
     return 0

@@ -13,6 +13,7 @@ import io
 import json
 import random
 import re
+import shutil
 import struct
 import zipfile
 import zlib
@@ -62,7 +63,7 @@ BAD_FILES = {
     "zip_bomb_docx": "too_large",
     "empty": "empty",
     "whitespace": "empty",
-    "png": "unsupported_type",
+    "png": "empty" if shutil.which("tesseract") else "ocr_unavailable",  # 2x2 px: no text
     "random_bin": "unsupported_type",
 }
 """Bad files: name -> rejection code with default settings."""

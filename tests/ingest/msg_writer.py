@@ -23,6 +23,7 @@ PT_INT32 = 0x0003
 PT_BOOLEAN = 0x000B
 PT_UNICODE = 0x001F
 PT_SYSTIME = 0x0040
+PT_BINARY = 0x0102
 
 Tree = dict[str, "bytes | Tree"]
 
@@ -172,11 +173,17 @@ def _empty_entry() -> bytes:
 
 
 def _properties(
-    header: bytes, strings: dict[int, str], fixed: dict[int, tuple[int, int]]
+    header: bytes,
+    strings: dict[int, str],
+    fixed: dict[int, tuple[int, int]],
+    binaries: dict[int, bytes] | None = None,
 ) -> dict[str, bytes]:
-    """A property stream plus one substorage stream per string property."""
+    """A property stream plus one substorage stream per string (or binary) property."""
     streams: dict[str, bytes] = {}
     rows = []
+    for pid, blob in sorted((binaries or {}).items()):
+        streams[f"__substg1.0_{pid:04X}{PT_BINARY:04X}"] = blob
+        rows.append(struct.pack("<IIII", (pid << 16) | PT_BINARY, 0x6, len(blob), 0))
     for pid, (ptype, value) in sorted(fixed.items()):
         rows.append(struct.pack("<IIQ", (pid << 16) | ptype, 0x6, value))
     for pid, text in sorted(strings.items()):
@@ -196,14 +203,16 @@ def write_msg(
     to_name: str,
     to_email: str,
     sent_filetime: int = 133_000_000_000_000_000,
+    attachments: list[tuple[str, bytes]] = (),  # type: ignore[assignment]
 ) -> bytes:
-    """A plain-text Outlook message (IPM.Note) with one recipient, as .msg bytes."""
+    """A plain-text Outlook message (IPM.Note) with one recipient and ``(file name, bytes)``
+    attachments (by value), as .msg bytes."""
     headers = (
         f'From: "{sender_name}" <{sender_email}>\r\nTo: "{to_name}" <{to_email}>\r\n'
         f"Subject: {subject}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
     )
     message = _properties(
-        struct.pack("<8xIIII8x", 1, 0, 1, 0),
+        struct.pack("<8xIIII8x", 1, len(attachments), 1, len(attachments)),
         {
             0x001A: "IPM.Note",  # message class
             0x0037: subject,
@@ -235,4 +244,11 @@ def write_msg(
         "__nameid_version1.0": dict(named),
         "__recip_version1.0_#00000000": dict(recipient),
     }
+    for number, (filename, data) in enumerate(attachments):
+        tree[f"__attach_version1.0_#{number:08X}"] = _properties(
+            b"\x00" * 8,
+            {0x3707: filename, 0x3704: filename[:12], 0x3001: filename},
+            {0x3705: (PT_INT32, 1), 0x0E21: (PT_INT32, number), 0x370B: (PT_INT32, 0xFFFFFFFF)},
+            {0x3701: data},
+        )
     return write_cfb(tree)

@@ -91,6 +91,9 @@ def test_ready_when_index_and_model_are(start: Start, ollama_server: OllamaTestS
     assert body["status"] == "ready"
     assert set(body["checks"]) == {"index", "model_server", "model"}
     assert all(check["ok"] for check in body["checks"].values())
+    # optional readers are detailed, informative only
+    assert set(body["readers"]) == {"tesseract", "libreoffice"}
+    assert body["readers"]["tesseract"]["package"] == "tesseract-ocr"
 
 
 def test_not_ready_when_the_model_is_not_pulled(

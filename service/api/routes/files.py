@@ -15,10 +15,11 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -56,7 +57,7 @@ class DocumentFiles:
 
                 settings = self._resources.ingest_settings()
                 settings.ensure_data_dir()
-                self._originals = Originals(Manifest(settings.manifest_path))
+                self._originals = Originals(Manifest(settings.manifest_path), settings.parse)
             return self._originals
 
     def uploads(self) -> UploadService:
@@ -150,21 +151,27 @@ class UploadResponse(BaseModel):
         404: {"model": ErrorResponse},
     },
 )
-async def document_file(
-    document_id: str, caller: CallerDep, originals: OriginalsDep
-) -> FileResponse:
-    """The original file of an indexed document."""
+async def document_file(document_id: str, caller: CallerDep, originals: OriginalsDep) -> Response:
+    """The original file of an indexed document (an archive member or an e-mail attachment
+    is read from its container)."""
     original = await run_in_threadpool(originals.find, caller, document_id)
+    disposition = "inline" if original.inline else "attachment"
+    headers = {
+        "Content-Security-Policy": PDF_CSP if original.inline else FILE_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+    }
+    if original.data is not None:
+        headers["Content-Disposition"] = (
+            f"{disposition}; filename*=utf-8''{quote(original.filename, safe='')}"
+        )
+        return Response(original.data, media_type=original.media_type, headers=headers)
     return FileResponse(
         original.path,
         media_type=original.media_type,
         filename=original.filename,
-        content_disposition_type="inline" if original.inline else "attachment",
-        headers={
-            "Content-Security-Policy": PDF_CSP if original.inline else FILE_CSP,
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-        },
+        content_disposition_type=disposition,
+        headers=headers,
     )
 
 

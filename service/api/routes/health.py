@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from service.api.deps import BackendDep, RetrieverDep
-from service.api.schemas import HealthResponse, ReadinessCheck, ReadinessResponse
+from service.api.schemas import HealthResponse, ReaderStatus, ReadinessCheck, ReadinessResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])  # public: no key needed (orchestrator probes)
@@ -65,9 +65,14 @@ async def readyz(
     if not ready:
         failed = ",".join(name for name, check in checks.items() if not check.ok)
         log.warning("not ready: %s", failed)
-    if not _is_admin(request):
+    readers = None
+    if _is_admin(request):  # reader versions are detail for operators, like the checks
+        readers = await _readers()
+    else:
         checks = {name: ReadinessCheck(ok=check.ok) for name, check in checks.items()}
-    body = ReadinessResponse(status="ready" if ready else "not_ready", checks=checks)
+    body = ReadinessResponse(
+        status="ready" if ready else "not_ready", checks=checks, readers=readers
+    )
     return JSONResponse(
         body.model_dump(mode="json", exclude_none=True), status_code=200 if ready else 503
     )
@@ -89,6 +94,32 @@ def _is_admin(request: Request) -> bool:
     except ServiceError:
         return False
     return SCOPE_ADMIN in caller.scopes
+
+
+async def _readers() -> dict[str, ReaderStatus]:
+    """Which optional readers the ingest side has (run once per process, then cached)."""
+    from ingest.readers import readers_status
+    from ingest.settings import get_ingest_settings
+
+    try:
+        parse = get_ingest_settings().parse
+        with anyio.fail_after(CHECK_TIMEOUT_S):
+            found = await anyio.to_thread.run_sync(
+                readers_status, parse.ocr_languages, parse.ocr is not False
+            )
+    except Exception as exc:  # informative only: never fails readiness
+        log.warning("reader detection failed: %s", _reason(exc))
+        return {}
+    return {
+        name: ReaderStatus(
+            available=bool(info["available"]),
+            version=info.get("version"),
+            package=str(info["package"]),
+            formats=list(info["formats"]),
+            languages=info.get("languages"),
+        )
+        for name, info in found.items()
+    }
 
 
 def _reason(exc: Exception) -> str:
