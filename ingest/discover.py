@@ -63,13 +63,18 @@ def is_inside(path: Path, folder: Path) -> bool:
     return path == folder or path.is_relative_to(folder)
 
 
+STAGING_AREAS = ("uploads", "eval")
+"""Data-dir folders whose subfolders hold documents Inhouse wrote itself (uploads, eval sets)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Confinement:
     """Where discovered files may really live: inside ``root``, never in the data dir.
 
     The data dir (index, manifest, keys, audit and reasoning logs) is refused even when it
-    lies inside a root, except for a root that is itself one of its upload areas
-    (``<data dir>/uploads/<collection>``), where the root check alone confines.
+    lies inside a root, except for a root inside one of the areas where Inhouse itself
+    stages documents (``<data dir>/uploads/<collection>``, ``<data dir>/eval/<set>``), where
+    the root check alone confines.
     """
 
     root: Path  # resolved
@@ -78,7 +83,9 @@ class Confinement:
     @classmethod
     def of(cls, root: Path, data_dir: Path | None) -> Confinement:
         data = data_dir.expanduser().resolve() if data_dir is not None else None
-        if data is not None and is_inside(root, data / "uploads") and root != data / "uploads":
+        if data is not None and any(
+            is_inside(root, data / area) and root != data / area for area in STAGING_AREAS
+        ):
             data = None
         return cls(root=root, data_dir=data)
 

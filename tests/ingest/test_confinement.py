@@ -74,9 +74,11 @@ def test_the_data_dir_inside_a_root_is_never_read(tmp_path: Path) -> None:
     assert not any(p.startswith("inhouse-data/") for p in found)
 
 
-def test_an_upload_area_inside_the_data_dir_is_readable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("staging", ["uploads", "eval"])
+def test_a_staging_area_inside_the_data_dir_is_readable(tmp_path: Path, staging: str) -> None:
+    """Uploads and eval sets are documents Inhouse wrote itself into its data dir."""
     data = tmp_path / "data"
-    area = data / "uploads" / "main"
+    area = data / staging / "main"
     area.mkdir(parents=True)
     (area / "report.md").write_text("# Report\n")
     (area / "sneaky.txt").symlink_to(data / "keys.sqlite3")
@@ -84,7 +86,7 @@ def test_an_upload_area_inside_the_data_dir_is_readable(tmp_path: Path) -> None:
     found = by_path(list(discover(area, data_dir=data)))
     assert not found["report.md"].refused
     assert found["sneaky.txt"].refused
-    assert by_path(list(discover(data / "uploads", data_dir=data)))["."].refused
+    assert by_path(list(discover(data / staging, data_dir=data)))["."].refused
 
 
 def test_a_file_swapped_for_a_link_after_discovery_is_caught(layout: dict[str, Path]) -> None:
