@@ -70,8 +70,9 @@ def test_all_data_in_named_volumes(config: dict[str, Any]) -> None:
             )
             if source in named:
                 continue
-            # the only bind mount is the read-only sources config, never data
-            assert target == "/config/sources.yaml" and str(mount).endswith(":ro"), (name, mount)
+            # the only bind mounts are read-only config files (sources, policy), never data
+            assert target in {"/config/sources.yaml", "/config/policy.yaml"}, (name, mount)
+            assert str(mount).endswith(":ro"), (name, mount)
     mounts = {n: " ".join(map(str, s.get("volumes", []))) for n, s in config["services"].items()}
     assert "ollama-models:/root/.ollama" in mounts["ollama"]
     assert "chroma-data:/data" in mounts["chroma"]
