@@ -82,7 +82,7 @@ def test_streamed_cited_answer_from_real_tokens(service: str) -> None:
     with httpx.stream(
         "POST",
         f"{service}/v1/query",
-        json={"question": QUESTION, "stream": True, "top_k": 2},
+        json={"question": QUESTION, "stream": True, "top_k": 2, "fallback": "none"},
         timeout=300,
     ) as response:
         assert response.status_code == 200
@@ -108,7 +108,9 @@ def test_streamed_cited_answer_from_real_tokens(service: str) -> None:
 
 def test_non_streamed_answer_is_labelled(service: str) -> None:
     response = httpx.post(
-        f"{service}/v1/query", json={"question": QUESTION, "top_k": 1}, timeout=300
+        f"{service}/v1/query",
+        json={"question": QUESTION, "top_k": 1, "fallback": "none"},
+        timeout=300,
     )
     body = response.json()
     assert response.status_code == 200, body

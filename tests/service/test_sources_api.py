@@ -139,6 +139,7 @@ def test_embedded_scheduler_runs_with_the_app(tmp_path: Path) -> None:
     )
     data_dir = tmp_path / "data"
     keys = KeyStore(data_dir).create("admin", ["admin"], ["*"]).key
+    others = scheduler_threads()  # another test's service (module fixture) may still run one
     with LiveService(create_app(settings_for(data_dir, sources))) as live:
         svc = Service(live.url, {"admin": keys}, {"main": docs})
 
@@ -147,17 +148,21 @@ def test_embedded_scheduler_runs_with_the_app(tmp_path: Path) -> None:
             return any(r["trigger"] == "schedule" and r["outcome"] == "succeeded" for r in runs)
 
         wait_for(scheduled_run, 240, "a scheduled run inside the service")
-        assert "scheduler" in thread_names()  # the loop that fires the schedules
-    assert "scheduler" not in thread_names()  # shut down with the app
+        assert scheduler_threads() - others  # the loop that fires the schedules
+    assert not scheduler_threads() - others  # shut down with the app
     # with the worker outside (INHOUSE_EMBEDDED_WORKER=false) the service only reports: no
     # scheduling loop runs (checked directly instead of waiting for a run that never comes)
     settings = settings_for(data_dir, sources, embedded_worker=False)
     with TestClient(create_app(settings)) as client:
         first = client.get("/v1/sources", headers=_auth(keys)).json()["sources"][0]
-        assert "scheduler" not in thread_names()
+        assert not scheduler_threads() - others
         assert not [n for n in thread_names() if n.startswith("reindex-")]
         after = client.get("/v1/sources", headers=_auth(keys)).json()["sources"][0]
         assert after["last_runs"] == first["last_runs"] and after["scheduler"] is None
+
+
+def scheduler_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "scheduler"}
 
 
 def thread_names() -> list[str]:
