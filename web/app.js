@@ -154,6 +154,7 @@ async function enterApp() {
   $("#welcome-collection").textContent = "your collections";
   setLoading(true);
   await refreshCollections();
+  if (state.me !== me) return; // signed out (or in as someone else) meanwhile
   const remembered = stored(pickSlot());
   if (remembered && optionExists(remembered)) setCollection(remembered);
   renderConversations();
@@ -216,7 +217,8 @@ async function refreshCollections() {
     globalError(err);
     list = state.collections;
   }
-  state.collections = list.filter((c) => c && c.name);
+  if (!state.me) return; // signed out while the list was on its way
+  state.collections = list;
   const select = $("#collection-select");
   const previous = state.collection || select.value;
   const options = state.collections.map((c) => el("option", { text: c.name, attrs: { value: c.name } }));
