@@ -4,10 +4,12 @@ script error or dialog)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.web.conftest import Service
+from tests.web.conftest import Service, free_port
 
 WATCH = """
 window.__csp = [];
@@ -76,3 +78,18 @@ class Chat:
         assert not self.errors, f"script errors: {self.errors}"
         if not self.page.is_closed():
             assert self.page.evaluate("window.__csp") == []
+
+
+@contextmanager
+def model_unreachable(service: Service) -> Iterator[None]:
+    """Inside the block the service's model server is a port nobody listens on."""
+    from service.api.deps import get_backend
+    from service.llm.factory import build_backend
+
+    host = f"http://127.0.0.1:{free_port()}"
+    down = build_backend(service.settings.model_copy(update={"ollama_host": host}))
+    service.app.dependency_overrides[get_backend] = lambda: down
+    try:
+        yield
+    finally:
+        del service.app.dependency_overrides[get_backend]

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import base64
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.service.ollama_server import OllamaTestServer, Reply
-from tests.web.chat_support import Chat
+from tests.web.chat_support import Chat, model_unreachable
 from tests.web.conftest import HANDBOOK_PAGES, Corpus, Service
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("fresh_model")]
@@ -89,6 +88,12 @@ def test_sign_in_then_answer_streams_with_sources_and_no_reasoning(
     assert "25 days" in chat.page.locator(".turn .answer").first.inner_text()
 
 
+def page_of(meta: str) -> int:
+    found = re.search(r"p\. (\d+)", meta)
+    assert found, meta
+    return int(found.group(1))
+
+
 def test_citation_click_shows_passage_and_opens_the_pdf_at_its_page(
     chat: Chat, corpus: Corpus, ollama: OllamaTestServer
 ) -> None:
@@ -104,7 +109,7 @@ def test_citation_click_shows_passage_and_opens_the_pdf_at_its_page(
     passage.wait_for()
     title = chat.page.inner_text("#passage-title")
     source_text = chat.page.inner_text("#passage-text")
-    page_no = int(re.search(r"p\. (\d+)", chat.page.inner_text("#passage-meta")).group(1))
+    page_no = page_of(chat.page.inner_text("#passage-meta"))
     assert title == "Employee Handbook"
     assert source_text == HANDBOOK_PAGES[page_no - 1]
     assert chat.page.inner_text("#passage-number") == str(n)
@@ -114,7 +119,7 @@ def test_citation_click_shows_passage_and_opens_the_pdf_at_its_page(
     # a source chip selects its passage too
     turn.locator(".chip").nth(0).click()
     assert chat.page.inner_text("#passage-number") == "1"
-    page_no = int(re.search(r"p\. (\d+)", chat.page.inner_text("#passage-meta")).group(1))
+    page_no = page_of(chat.page.inner_text("#passage-meta"))
 
     with chat.page.context.expect_page() as opened:
         chat.page.click("#passage-open")
@@ -328,25 +333,10 @@ def test_sign_out_and_in_as_someone_else(
     assert chat.page.locator(".upload-item").count() == 1  # one handler, one upload
 
 
-def dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_model_down_shows_a_labelled_extract(chat: Chat, corpus: Corpus, service: Service) -> None:
-    from service.api.deps import get_backend
-    from service.llm.factory import build_backend
-
-    down = build_backend(
-        service.settings.model_copy(update={"ollama_host": f"http://127.0.0.1:{dead_port()}"})
-    )
-    service.app.dependency_overrides[get_backend] = lambda: down
-    try:
+    with model_unreachable(service):
         chat.open().sign_in(corpus.keys["employee"])
         turn = chat.finished(chat.ask("How many vacation days do new employees get?"))
-    finally:
-        del service.app.dependency_overrides[get_backend]
     notice = turn.locator(".model-notice")
     assert notice.get_attribute("data-code") == "model_unavailable"
     assert "unreachable" in notice.inner_text() and "quoted" in notice.inner_text()

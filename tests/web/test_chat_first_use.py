@@ -4,7 +4,6 @@ reasoning, and a question sent while the collection list was still loading."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.service.ollama_server import OllamaTestServer, Reply
-from tests.web.chat_support import Chat
+from tests.web.chat_support import Chat, model_unreachable
 from tests.web.conftest import Corpus, Service
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("fresh_model")]
@@ -65,27 +64,12 @@ def test_with_sign_in_off_the_chat_opens_without_a_key(
         context.close()
 
 
-def dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_no_reasoning_panel_on_an_answer_without_reasoning(
     chat: Chat, corpus: Corpus, service: Service, ollama: OllamaTestServer
 ) -> None:
-    from service.api.deps import get_backend
-    from service.llm.factory import build_backend
-
-    down = build_backend(
-        service.settings.model_copy(update={"ollama_host": f"http://127.0.0.1:{dead_port()}"})
-    )
     chat.open().sign_in(corpus.keys["auditor"])  # a key that may read reasoning
-    service.app.dependency_overrides[get_backend] = lambda: down
-    try:
+    with model_unreachable(service):
         extract = chat.finished(chat.ask(QUESTION))
-    finally:
-        del service.app.dependency_overrides[get_backend]
     assert extract.locator(".extract-label").count() == 1  # the model was unreachable
     assert extract.locator("details.reasoning").count() == 0
     chat.shot("32-extract-without-reasoning-panel")
