@@ -1,5 +1,6 @@
 // Inhouse web chat: sign-in, collections, conversations and the streamed answers.
-// No build step; ES modules served by the service under a strict CSP.
+// No build step; ES modules served by the service under a strict CSP. What the page reads
+// from the API is typed in js/types.js (checked against /openapi.json by the tests).
 
 import { Api, ApiError } from "./js/api.js";
 import { $, el, icon, timeAgo } from "./js/dom.js";
@@ -21,6 +22,7 @@ const wide = window.matchMedia("(min-width: 1100px)");
 
 const state = {
   api: null,
+  /** @type {import("./js/types.js").Me | null} */
   me: null,
   collections: [],
   collection: "",
@@ -29,6 +31,8 @@ const state = {
   views: new Map(),
   controller: null,
   busy: false,
+  loading: false, // the collection list is on its way: questions wait for it
+  queued: false, // a question waits in the box for the collection list
   sources: null,
   upload: null,
 };
@@ -41,17 +45,17 @@ function isAdmin() {
   return scopes().has("admin");
 }
 function canReason() {
-  return state.me?.reasoning === true || scopes().has("reasoning:read") || isAdmin();
+  return state.me?.reasoning === true; // the server folds admin into it
 }
-function allCollections() {
-  const mine = state.me?.collections || [];
-  return isAdmin() || mine.includes(ALL) || state.me?.all_collections === true;
+function readsAll() {
+  return Boolean(state.me?.collections.includes(ALL));
 }
 function canUpload(collection = state.collection) {
-  if (!collection || collection === ALL) return false;
-  if (Array.isArray(state.me?.writable)) return state.me.writable.includes(collection) || state.me.writable.includes(ALL);
-  if (!(scopes().has("ingest") || isAdmin())) return false;
-  return allCollections() || (state.me?.collections || []).includes(collection);
+  if (!state.me || !collection || collection === ALL) return false;
+  // sessions: where the policy lets uploads go; keys: the ingest scope on what they read
+  const writable = state.me.writable;
+  if (writable) return writable.includes(collection) || writable.includes(ALL);
+  return state.me.ingest && (readsAll() || state.me.collections.includes(collection));
 }
 function searched() {
   if (!state.collections.length) return [];
@@ -118,6 +122,7 @@ function signOut(notice = "") {
   state.api = null;
   state.me = null;
   state.conversation = null;
+  state.queued = false;
   state.views.clear();
   $("#messages").replaceChildren();
   state.sources?.reset();
@@ -134,27 +139,45 @@ function expire() {
 // ------------------------------------------------------------------- app --
 async function enterApp() {
   const me = state.me;
-  state.store = new ConversationStore(me.id || me.key_id || me.name || "default");
+  state.store = new ConversationStore(me.id);
   state.sources.api = state.api;
   state.upload.api = state.api;
-  state.upload.setLimit(me.limits?.upload_mb ? me.limits.upload_mb * 1024 * 1024 : null);
+  state.upload.setLimit(me.limits.upload_mb * 1024 * 1024);
   $("#user-name").textContent = me.name || "Signed in";
   $("#user-role").textContent = roleLabel();
   $("#user-avatar").textContent = initials(me.name || "?");
+  $("#signout").hidden = me.kind === "anonymous"; // INHOUSE_AUTH=disabled: nobody signs in
   state.admin.attach(state.api, isAdmin());
   $("#signin-view").hidden = true;
   $("#app-view").hidden = false;
   $("#collection-select").replaceChildren(el("option", { text: "Loading…", attrs: { value: "" } }));
   $("#welcome-collection").textContent = "your collections";
+  setLoading(true);
   await refreshCollections();
+  if (state.me !== me) return; // signed out (or in as someone else) meanwhile
   const remembered = stored(pickSlot());
   if (remembered && optionExists(remembered)) setCollection(remembered);
   renderConversations();
   newChat();
+  const waiting = state.queued;
+  setLoading(false);
+  if (waiting) submit();
+}
+
+/** While the collection list loads, a question waits in the box (never dropped). */
+function setLoading(loading) {
+  state.loading = loading;
+  if (!loading) state.queued = false;
+  $("#composer-hint").hidden = loading;
+  $("#composer-wait").hidden = !loading;
+  $("#composer-wait").textContent = state.queued
+    ? "Your question will be sent as soon as your collections have loaded…"
+    : "Loading your collections…";
 }
 
 function roleLabel() {
   const s = scopes();
+  if (state.me.kind === "anonymous") return "Sign-in is off";
   if (s.has("admin")) return "Administrator";
   const parts = [];
   if (s.has("query")) parts.push("Ask");
@@ -169,7 +192,7 @@ function initials(name) {
 }
 
 function pickSlot() {
-  return `inhouse.collection.${state.me?.id || state.me?.name || "default"}`;
+  return `inhouse.collection.${state.me?.id || "default"}`;
 }
 
 function stored(slot, value) {
@@ -194,14 +217,15 @@ async function refreshCollections() {
     globalError(err);
     list = state.collections;
   }
-  state.collections = list.filter((c) => c && c.name);
+  if (!state.me) return; // signed out while the list was on its way
+  state.collections = list;
   const select = $("#collection-select");
   const previous = state.collection || select.value;
   const options = state.collections.map((c) => el("option", { text: c.name, attrs: { value: c.name } }));
   if (state.collections.length > 1) options.unshift(el("option", { text: "All my collections", attrs: { value: ALL } }));
   if (!state.collections.length) {
-    const named = (state.me?.collections || []).filter((c) => c !== ALL);
-    const fallback = allCollections() || !named.length ? state.me?.default_collection || "main" : named[0];
+    const named = state.me.collections.filter((c) => c !== ALL);
+    const fallback = readsAll() || !named.length ? state.me.default_collection : named[0];
     options.push(el("option", { text: fallback, attrs: { value: fallback } }));
   }
   select.replaceChildren(...options);
@@ -341,7 +365,7 @@ async function loadReasoning(turn, view) {
   view.setReasoningText("", " · loading…");
   try {
     const record = await state.api.reasoning(turn.requestId);
-    turn.reasoning = record.reasoning || record.text || "";
+    turn.reasoning = record.reasoning;
   } catch (err) {
     view.setReasoningText(err.status === 404 ? "This reasoning record is no longer kept (retention)." : `Could not load the reasoning (${err.message}).`, "");
     return;
@@ -376,6 +400,12 @@ function updateSend() {
 async function ask(question, { replace = null } = {}) {
   question = question.trim();
   if (!question || state.busy) return;
+  if (state.loading) {
+    // the collection list is not there yet: keep the question in the box, send it after
+    $("#question").value = question;
+    queue();
+    return;
+  }
   if (!state.conversation) {
     state.conversation = state.store.create(state.collection);
     state.conversation.title = question.slice(0, 80);
@@ -405,10 +435,7 @@ async function ask(question, { replace = null } = {}) {
   };
   // A first question streams its reasoning live (auditors); follow-ups load it afterwards.
   const history = historyFor(conversation, index);
-  if (canReason() && !history.length) {
-    turn.liveReasoning = true;
-    turn.reasoning = "";
-  }
+  if (canReason() && !history.length) turn.reasoning = "";
   conversation.turns.splice(index, 0, turn);
   const view = new TurnView(turn, turnHooks());
   state.views.set(turn.id, view);
@@ -460,18 +487,11 @@ async function ask(question, { replace = null } = {}) {
   }
 }
 
-function textOf(data) {
-  if (typeof data === "string") return data;
-  if (!data || typeof data !== "object") return "";
-  for (const key of ["text", "delta", "token", "content"]) if (typeof data[key] === "string") return data[key];
-  return "";
-}
-
+/** One SSE event of the answer stream (types.js: SourcesEvent, TextEvent, DoneEvent, ErrorDetail). */
 function handleEvent(turn, view, event, data) {
   switch (event) {
     case "sources": {
-      const raw = Array.isArray(data) ? data : data.citations || data.sources || [];
-      turn.sources = raw.map(normalizeSource);
+      turn.sources = data.citations.map(normalizeSource);
       turn.requestId = data.request_id || turn.requestId;
       view.update();
       if (turn.sources.length) state.sources.show(turn, null, { open: wide.matches });
@@ -479,39 +499,36 @@ function handleEvent(turn, view, event, data) {
     }
     case "token": {
       const first = !turn.answer;
-      turn.answer += textOf(data);
+      turn.answer += data.text;
       if (first) view.update();
       else view.scheduleAnswer();
       break;
     }
     case "reasoning":
       if (canReason()) {
-        turn.reasoning = (turn.reasoning || "") + textOf(data);
+        turn.reasoning = (turn.reasoning || "") + data.text;
         view.update();
       }
       break;
-    case "notice":
-      turn.notice = typeof data === "object" ? data : { message: String(data) };
-      view.update();
-      break;
     case "done": {
+      // follow-ups (chat completions) carry no cited, usage, timings or final answer
       turn.requestId = data.request_id || turn.requestId;
-      if (Array.isArray(data.cited)) turn.cited = data.cited;
+      if (data.cited) turn.cited = data.cited;
       if (data.notice) turn.notice = data.notice;
-      if (data.mode) turn.mode = data.mode;
+      turn.mode = data.mode;
       turn.grounding = data.grounding || null;
-      if (!turn.sources.length && Array.isArray(data.citations)) turn.sources = data.citations.map(normalizeSource);
+      if (data.usage) turn.reasoned = data.usage.reasoning_chars > 0;
       // the final answer: strict grounding may have replaced what streamed by an extract
-      if (typeof data.answer === "string" && (!turn.answer || turn.mode === "extract")) turn.answer = data.answer;
+      if (data.answer !== undefined && (!turn.answer || turn.mode === "extract")) turn.answer = data.answer;
       turn.totalMs = data.timings?.total_ms;
-      turn.model = turn.notice ? "" : data.model || "";
+      turn.model = turn.notice ? "" : data.model;
       view.update();
       break;
     }
     case "error":
-      throw new ApiError(data.status || 500, data.code || data.error?.code, data.message || data.error?.message);
+      throw new ApiError(null, data.code, data.message, { detail: data.detail || null });
     default:
-      break; // keep-alives and unknown events
+      break; // comments (keep-alives) never get here; an unknown event is ignored
   }
 }
 
@@ -634,10 +651,20 @@ function bind() {
   });
 }
 
+function queue() {
+  state.queued = true;
+  setLoading(true);
+  $("#question").focus();
+}
+
 function submit() {
   const area = $("#question");
   const text = area.value.trim();
   if (!text || state.busy) return;
+  if (state.loading) {
+    queue(); // the text stays in the box until it is sent
+    return;
+  }
   area.value = "";
   autosize();
   updateSend();

@@ -262,3 +262,24 @@ def shots() -> Path:
     shutil.rmtree(OUTPUT, ignore_errors=True)
     OUTPUT.mkdir(parents=True)
     return OUTPUT
+
+
+@pytest.fixture
+def chat(browser: Any, service: Service, shots: Path) -> Iterator[Any]:
+    """A fresh browser context on the chat (a ``Chat``); checked clean at the end."""
+    from tests.web.chat_support import Chat
+
+    context = browser.new_context(viewport={"width": 1360, "height": 860}, color_scheme="light")
+    try:
+        session = Chat(context.new_page(), service, shots)
+        yield session
+        session.assert_clean()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def fresh_model(ollama: OllamaTestServer) -> None:
+    """No queued replies, no recorded requests, no forced error status."""
+    ollama.reset()
+    ollama.script.error_status = None

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import base64
 import re
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.service.ollama_server import OllamaTestServer, Reply
+from tests.web.chat_support import Chat, model_unreachable
 from tests.web.conftest import HANDBOOK_PAGES, Corpus, Service
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("fresh_model")]
 
 REASONING = "HIDDEN-THOUGHT-5521: the user asks about vacation; source 1 has it."
 ANSWER = (
@@ -41,90 +40,6 @@ DROP = """([target, name, b64, type]) => {
     }
 }"""
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-WATCH = """
-window.__csp = [];
-document.addEventListener('securitypolicyviolation',
-    (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
-"""
-
-
-class Chat:
-    """One browser tab on the chat, with what it requested and any alarms it raised."""
-
-    def __init__(self, page: Any, service: Service, shots: Path) -> None:
-        self.page = page
-        self.url = service.url
-        self.shots = shots
-        self.requests: list[str] = []
-        self.dialogs: list[str] = []
-        self.errors: list[str] = []
-        page.on("request", lambda r: self.requests.append(r.url))
-        page.on("dialog", self._dialog)
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.add_init_script(WATCH)
-
-    def _dialog(self, dialog: Any) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def open(self) -> Chat:
-        self.page.goto(self.url + "/")
-        self.page.wait_for_selector("#signin-key")
-        return self
-
-    def sign_in(self, key: str) -> Chat:
-        self.page.fill("#signin-key", key)
-        self.page.click("#signin-submit")
-        self.page.wait_for_selector("#app-view:not([hidden])")
-        self.page.wait_for_function(
-            "() => document.querySelector('#collection-select').value !== ''"
-            " || document.querySelector('#empty-collection:not([hidden])')"
-        )
-        return self
-
-    def ask(self, question: str) -> Any:
-        """Type and send with Enter; the new turn's locator."""
-        count = self.page.locator(".turn").count()
-        self.page.fill("#question", question)
-        self.page.press("#question", "Enter")
-        turn = self.page.locator(".turn").nth(count)
-        turn.wait_for()
-        return turn
-
-    def finished(self, turn: Any, timeout: float = 30_000) -> Any:
-        self.page.wait_for_function(
-            "(el) => !el.classList.contains('pending')", arg=turn.element_handle(), timeout=timeout
-        )
-        return turn
-
-    def shot(self, name: str, full: bool = False) -> None:
-        self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=full)
-
-    def assert_clean(self) -> None:
-        origin = self.url + "/"
-        outside = [u for u in self.requests if not (u.startswith(origin) or u.startswith("blob:"))]
-        assert not outside, f"requests outside the service: {outside}"
-        assert not self.dialogs, f"dialogs opened: {self.dialogs}"
-        assert not self.errors, f"script errors: {self.errors}"
-        if not self.page.is_closed():
-            assert self.page.evaluate("window.__csp") == []
-
-
-@pytest.fixture
-def chat(browser: Any, service: Service, shots: Path) -> Iterator[Chat]:
-    context = browser.new_context(viewport={"width": 1360, "height": 860}, color_scheme="light")
-    try:
-        session = Chat(context.new_page(), service, shots)
-        yield session
-        session.assert_clean()
-    finally:
-        context.close()
-
-
-@pytest.fixture(autouse=True)
-def fresh_model(ollama: OllamaTestServer) -> None:
-    ollama.reset()
-    ollama.script.error_status = None
 
 
 def test_sign_in_then_answer_streams_with_sources_and_no_reasoning(
@@ -173,6 +88,12 @@ def test_sign_in_then_answer_streams_with_sources_and_no_reasoning(
     assert "25 days" in chat.page.locator(".turn .answer").first.inner_text()
 
 
+def page_of(meta: str) -> int:
+    found = re.search(r"p\. (\d+)", meta)
+    assert found, meta
+    return int(found.group(1))
+
+
 def test_citation_click_shows_passage_and_opens_the_pdf_at_its_page(
     chat: Chat, corpus: Corpus, ollama: OllamaTestServer
 ) -> None:
@@ -188,7 +109,7 @@ def test_citation_click_shows_passage_and_opens_the_pdf_at_its_page(
     passage.wait_for()
     title = chat.page.inner_text("#passage-title")
     source_text = chat.page.inner_text("#passage-text")
-    page_no = int(re.search(r"p\. (\d+)", chat.page.inner_text("#passage-meta")).group(1))
+    page_no = page_of(chat.page.inner_text("#passage-meta"))
     assert title == "Employee Handbook"
     assert source_text == HANDBOOK_PAGES[page_no - 1]
     assert chat.page.inner_text("#passage-number") == str(n)
@@ -198,7 +119,7 @@ def test_citation_click_shows_passage_and_opens_the_pdf_at_its_page(
     # a source chip selects its passage too
     turn.locator(".chip").nth(0).click()
     assert chat.page.inner_text("#passage-number") == "1"
-    page_no = int(re.search(r"p\. (\d+)", chat.page.inner_text("#passage-meta")).group(1))
+    page_no = page_of(chat.page.inner_text("#passage-meta"))
 
     with chat.page.context.expect_page() as opened:
         chat.page.click("#passage-open")
@@ -289,43 +210,6 @@ def test_xss_payloads_in_documents_and_answers_stay_inert(
     assert chat.page.evaluate("window.__csp.splice(0)") == [
         "require-trusted-types-for trusted-types-sink"
     ]
-
-
-def test_markdown_renderer_neutralises_links_and_markup(chat: Chat) -> None:
-    chat.open()
-    result = chat.page.evaluate(
-        """async () => {
-        const { renderMarkdown } = await import('/static/js/markdown.js');
-        const samples = [
-          '[a](javascript:alert(1))', '[b](JaVaScRiPt:alert(1))', '[c]( javascript:alert(1))',
-          '[d](java\\tscript:alert(1))', '[e](data:text/html,<script>alert(1)</script>)',
-          '[f](vbscript:msgbox(1))', '![g](javascript:alert(1))', '<a href="javascript:x">h</a>',
-          '<img src=x onerror=alert(1)>', '<svg onload=alert(1)>', '**[i](https://ok.example)**',
-          '[j](/v1/collections)', '[k](mailto:it@example.com)', '`<b>code</b>`',
-          '| a | b |\\n|---|---|\\n| <i>x</i> | [l](javascript:y) |',
-        ];
-        const root = document.createElement('div');
-        for (const s of samples) root.append(renderMarkdown(s));
-        const tags = [...root.querySelectorAll('*')].map(e => e.tagName.toLowerCase());
-        const attrs = [...root.querySelectorAll('*')].flatMap(
-          e => [...e.attributes].map(a => a.name));
-        const hrefs = [...root.querySelectorAll('a')].map(a => a.href);
-        return { tags: [...new Set(tags)].sort(), attrs: [...new Set(attrs)].sort(), hrefs,
-                 text: root.textContent };
-    }"""
-    )
-    assert set(result["tags"]) <= {
-        "a", "p", "strong", "code", "div", "table", "thead", "tbody", "tr", "th", "td",
-    }  # fmt: skip
-    assert set(result["attrs"]) <= {"href", "target", "rel", "class"}
-    origin = chat.url
-    assert result["hrefs"] == [
-        "https://ok.example/",
-        f"{origin}/v1/collections",
-        "mailto:it@example.com",
-    ]
-    for visible in ("<img src=x onerror=alert(1)>", "<svg onload=alert(1)>", "<b>code</b>"):
-        assert visible in result["text"]
 
 
 def test_reasoning_panel_only_for_keys_that_may_read_it(
@@ -449,25 +333,10 @@ def test_sign_out_and_in_as_someone_else(
     assert chat.page.locator(".upload-item").count() == 1  # one handler, one upload
 
 
-def dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_model_down_shows_a_labelled_extract(chat: Chat, corpus: Corpus, service: Service) -> None:
-    from service.api.deps import get_backend
-    from service.llm.factory import build_backend
-
-    down = build_backend(
-        service.settings.model_copy(update={"ollama_host": f"http://127.0.0.1:{dead_port()}"})
-    )
-    service.app.dependency_overrides[get_backend] = lambda: down
-    try:
+    with model_unreachable(service):
         chat.open().sign_in(corpus.keys["employee"])
         turn = chat.finished(chat.ask("How many vacation days do new employees get?"))
-    finally:
-        del service.app.dependency_overrides[get_backend]
     notice = turn.locator(".model-notice")
     assert notice.get_attribute("data-code") == "model_unavailable"
     assert "unreachable" in notice.inner_text() and "quoted" in notice.inner_text()

@@ -2,6 +2,7 @@
 // uploads with progress, and authenticated downloads. The key travels only in the
 // Authorization header (never in a URL). Without a key (company sign-in) the session
 // cookie goes along, and requests that change state carry the session's CSRF token.
+// The shapes read here are the typedefs of types.js (checked against /openapi.json).
 
 export class ApiError extends Error {
   constructor(status, code, message, { retryAfter = null, detail = null } = {}) {
@@ -23,27 +24,21 @@ function retryAfterOf(response) {
   return Number.isFinite(when) ? Math.max(0, Math.round((when - Date.now()) / 1000)) : null;
 }
 
+// The service's codes for bare HTTP statuses (service/api/errors.py), for an error body
+// that is not the service's own (a proxy's HTML page, a cut connection).
+const HTTP_CODES = { 401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "payload_too_large", 429: "rate_limited" };
+
+/** An ApiError from an error response ({error: ErrorDetail}, see types.js ErrorBody). */
 async function errorFrom(response) {
-  let code = null;
-  let message = null;
-  let detail = null;
+  /** @type {import("./types.js").ErrorDetail | null} */
+  let err = null;
   try {
-    const body = await response.json();
-    const err = body && (body.error || body.detail || body);
-    if (err && typeof err === "object") {
-      code = typeof err.code === "string" ? err.code : null;
-      message = typeof err.message === "string" ? err.message : null;
-      detail = err.detail || null;
-    } else if (typeof err === "string") {
-      message = err;
-    }
+    err = (await response.json()).error || null;
   } catch {
     // not JSON: keep the status
   }
-  if (!code) {
-    code = { 401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large", 429: "rate_limited" }[response.status] || `http_${response.status}`;
-  }
-  return new ApiError(response.status, code, message, { retryAfter: retryAfterOf(response), detail });
+  const code = err?.code || HTTP_CODES[response.status] || `http_${response.status}`;
+  return new ApiError(response.status, code, err?.message || null, { retryAfter: retryAfterOf(response), detail: err?.detail || null });
 }
 
 /** Parse a text/event-stream body into {event, data} objects (data JSON-decoded). */
@@ -135,29 +130,36 @@ export class Api {
     return response.json();
   }
 
+  /** @returns {Promise<import("./types.js").Me>} */
   async me() {
     const me = await this.json("/v1/me");
-    if (me && typeof me.csrf_token === "string") this.csrf = me.csrf_token;
+    if (me.csrf_token) this.csrf = me.csrf_token;
     return me;
   }
 
   /** End a signed-in session; resolves with the provider's logout URL, if any. */
   async logout() {
+    /** @type {import("./types.js").Logout} */
     const body = await this.json("/auth/logout", { method: "POST" });
-    return body && typeof body.redirect === "string" ? body.redirect : null;
+    return body.redirect || null;
   }
 
+  /** @returns {Promise<import("./types.js").Collection[]>} */
   async collections() {
+    /** @type {import("./types.js").Collections} */
     const body = await this.json("/v1/collections");
-    const list = Array.isArray(body) ? body : body.collections || [];
-    return list.map((c) => (typeof c === "string" ? { name: c } : c));
+    return body.collections;
   }
 
+  /** @returns {Promise<import("./types.js").ReasoningRecord>} */
   reasoning(requestId) {
     return this.json(`/v1/reasoning/${encodeURIComponent(requestId)}`);
   }
 
-  /** POST a streaming query; yields SSE events until the stream ends. */
+  /**
+   * POST a streaming query; yields its SSE events (sources, reasoning, token, then done
+   * or error: see types.js) until the stream ends.
+   */
   async *ask(payload, signal) {
     const response = await this.fetch("/v1/query", {
       method: "POST",
@@ -165,13 +167,6 @@ export class Api {
       body: JSON.stringify({ ...payload, stream: true }),
       signal,
     });
-    const type = response.headers.get("Content-Type") || "";
-    if (!type.includes("text/event-stream")) {
-      // A non-streamed JSON answer (e.g. the sources-only fallback): replay it as events.
-      const body = await response.json();
-      yield* replayAnswer(body);
-      return;
-    }
     yield* readEvents(response.body, signal);
   }
 
@@ -190,24 +185,28 @@ export class Api {
       }),
       signal,
     });
+    let requestId = null;
     for await (const { data } of readEvents(response.body, signal)) {
       if (data === "[DONE]") return;
-      if (!data || typeof data !== "object") continue;
       if (data.error) {
-        yield { event: "error", data: data.error };
+        /** @type {import("./types.js").ChatStreamError} */
+        const failed = data;
+        yield { event: "error", data: failed.error };
         return;
       }
-      if (Array.isArray(data.inhouse_sources)) {
-        yield { event: "sources", data: { request_id: data.inhouse_request_id, citations: data.inhouse_sources } };
+      /** @type {import("./types.js").ChatChunk} */
+      const chunk = data;
+      if (chunk.inhouse_sources) {
+        requestId = chunk.inhouse_request_id;
+        yield { event: "sources", data: { request_id: requestId, citations: chunk.inhouse_sources } };
       }
-      const choice = (data.choices || [])[0];
-      const text = choice?.delta?.content;
-      if (text) yield { event: "token", data: { text } };
+      const choice = chunk.choices[0];
+      if (choice?.delta.content) yield { event: "token", data: { text: choice.delta.content } };
       if (choice?.finish_reason) {
-        const done = { request_id: data.inhouse_request_id || String(data.id || "").replace(/^chatcmpl-/, ""), model: data.model, mode: data.inhouse_mode };
-        if (data.inhouse_notice) done.notice = data.inhouse_notice;
-        if (data.inhouse_grounding) done.grounding = data.inhouse_grounding;
-        if (typeof data.inhouse_answer === "string") done.answer = data.inhouse_answer;
+        const done = { request_id: requestId, model: chunk.model, mode: chunk.inhouse_mode };
+        if (chunk.inhouse_notice) done.notice = chunk.inhouse_notice;
+        if (chunk.inhouse_grounding) done.grounding = chunk.inhouse_grounding;
+        if (chunk.inhouse_answer !== undefined) done.answer = chunk.inhouse_answer;
         yield { event: "done", data: done };
       }
     }
@@ -231,7 +230,7 @@ export class Api {
 
   /**
    * Upload one file into a collection; onProgress(fraction) while sending.
-   * Resolves with the server's per-file result; rejects with ApiError.
+   * Resolves with the server's answer (types.js UploadResult); rejects with ApiError.
    */
   upload(collection, file, onProgress) {
     return new Promise((resolve, reject) => {
@@ -250,7 +249,7 @@ export class Api {
           resolve(body);
           return;
         }
-        const err = (body && body.error) || {};
+        const err = body?.error || {}; // ErrorBody, unless a proxy answered
         const retry = Number(xhr.getResponseHeader("Retry-After"));
         const error = new ApiError(xhr.status, err.code, err.message, {
           retryAfter: Number.isFinite(retry) && retry > 0 ? retry : null,
@@ -263,13 +262,4 @@ export class Api {
       xhr.send(form);
     });
   }
-}
-
-/** Turn a non-streamed /v1/query response into the events the stream would have carried. */
-function* replayAnswer(body) {
-  yield { event: "sources", data: { citations: body.citations || [], request_id: body.request_id } };
-  if (body.notice || body.fallback) yield { event: "notice", data: body.notice || { code: "model_unavailable" } };
-  if (body.reasoning) yield { event: "reasoning", data: { text: body.reasoning } };
-  if (body.answer) yield { event: "token", data: { text: body.answer } };
-  yield { event: "done", data: body };
 }

@@ -14,6 +14,7 @@ const ITEM = /^(\s*)([-*+]|\d{1,9}[.)])\s+(.*)$/;
 const TABLE_SEP = /^\s*\|?\s*:?-{1,}:?\s*(\|\s*:?-{1,}:?\s*)*\|?\s*$/;
 const CITE = /^\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]/;
 const AUTOLINK = /^(https?:\/\/[^\s<>"'`]+)/;
+const ANGLE_LINK = /^<(https?:\/\/[^\s<>"'`]+)>/;
 const PUNCT = /[!-/:-@[-`{-~]/;
 const SAFE_PROTOCOLS = new Set(["http:", "https:", "mailto:"]);
 const WORD = /[\p{L}\p{N}]/u;
@@ -116,6 +117,19 @@ function inline(text, ctx) {
       i += run.length;
       continue;
     }
+    if (rest.startsWith("***") && !/\s/.test(text[i + 3] || " ")) {
+      const end = findClosing(text, "***", i + 3);
+      if (end > i + 3) {
+        flush();
+        const strong = el("strong");
+        strong.append(...inline(text.slice(i + 3, end), ctx));
+        const em = el("em");
+        em.append(strong);
+        out.push(em);
+        i = end + 3;
+        continue;
+      }
+    }
     const strongMark = rest.startsWith("**") ? "**" : rest.startsWith("__") ? "__" : null;
     if (strongMark || rest.startsWith("~~")) {
       const mark = strongMark || "~~";
@@ -181,6 +195,16 @@ function inline(text, ctx) {
           i = end + 1;
           continue;
         }
+      }
+    }
+    if (ch === "<" && !ctx.inLink) {
+      const angle = ANGLE_LINK.exec(rest);
+      const node = angle ? link(angle[1], [document.createTextNode(angle[1])]) : null;
+      if (node) {
+        flush();
+        out.push(node);
+        i += angle[0].length;
+        continue;
       }
     }
     if (ch === "h" && !ctx.inLink && (i === 0 || /[\s(]/.test(text[i - 1]))) {
@@ -283,6 +307,7 @@ function list(lines, start, ctx) {
   let i = start;
   let item = null;
   let body = [];
+  let content = 0; // the item's content column: continuation lines are cut there
   let loose = false;
   const close = () => {
     if (!item) return;
@@ -297,6 +322,7 @@ function list(lines, start, ctx) {
       close();
       item = el("li");
       body = [m[3]];
+      content = m[0].length - m[3].length;
       i++;
       continue;
     }
@@ -311,14 +337,14 @@ function list(lines, start, ctx) {
     if (m && m[1].length < indent) break;
     if (!/^\s/.test(line) && !m && isBlockStart(line, lines[i + 1])) break;
     if (!/^\s/.test(line) && !m && body.length && !body[body.length - 1].trim()) break;
-    body.push(line.replace(new RegExp(`^\\s{0,${indent + 4}}`), ""));
+    body.push(line.replace(new RegExp(`^\\s{0,${content}}`), ""));
     i++;
   }
   close();
   return [node, i];
 }
 
-/** Block markdown -> an array of nodes. ``tight`` renders a lone paragraph without <p>. */
+/** Block markdown -> an array of nodes. ``tight`` (a tight list's item) renders text without <p>. */
 function blocks(lines, ctx, tight = false) {
   const out = [];
   let i = 0;
@@ -383,8 +409,8 @@ function blocks(lines, ctx, tight = false) {
     i++;
     while (i < lines.length && lines[i].trim() && !isBlockStart(lines[i], lines[i + 1])) para.push(lines[i++]);
     const text = para.map((l) => l.replace(/^\s+/, "")).join("\n");
-    if (tight && out.length === 0 && i >= lines.length) {
-      out.push(...inline(text, ctx));
+    if (tight) {
+      out.push(...inline(text, ctx)); // a tight list item's text: no <p> (CommonMark)
     } else {
       const p = el("p");
       p.append(...inline(text, ctx));

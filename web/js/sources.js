@@ -4,20 +4,22 @@
 
 import { $, el, icon } from "./dom.js";
 
-/** A citation from the API in the one shape the page uses. */
-export function normalizeSource(raw, index) {
-  const page = Number.isInteger(raw.page) ? raw.page : Number.isInteger(raw.page_start) ? raw.page_start : null;
-  const source = String(raw.source || raw.path || "");
+/**
+ * A citation from the API (types.js Citation) in the shape the page keeps (stored
+ * conversations hold this shape, so its names stay as they are).
+ * @param {import("./types.js").Citation} raw
+ */
+export function normalizeSource(raw) {
   return {
-    n: Number.isInteger(raw.n) ? raw.n : index + 1,
-    documentId: String(raw.document_id || raw.documentId || ""),
-    title: String(raw.title || source.split("/").pop() || "Untitled document"),
-    source,
-    page,
-    pageEnd: Number.isInteger(raw.page_end) ? raw.page_end : Number.isInteger(raw.pageEnd) ? raw.pageEnd : null,
-    snippet: String(raw.snippet || raw.text || ""),
-    score: typeof raw.score === "number" ? raw.score : null,
-    collection: raw.collection ? String(raw.collection) : "",
+    n: raw.n,
+    documentId: raw.document_id,
+    title: raw.title || raw.source.split("/").pop() || "Untitled document",
+    source: raw.source,
+    page: raw.page,
+    pageEnd: raw.page_end,
+    snippet: raw.snippet,
+    score: raw.score,
+    collection: raw.collection,
   };
 }
 

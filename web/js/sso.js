@@ -4,7 +4,7 @@
 import { Api } from "./api.js";
 import { $, el } from "./dom.js";
 
-/** How one may sign in here: {keys: bool, providers: [{name, label, login_url}]}. */
+/** How one may sign in here (types.js Providers). */
 export async function signInOptions() {
   try {
     const response = await fetch("/auth/providers", { credentials: "omit", cache: "no-store" });
@@ -29,12 +29,15 @@ export function renderOptions(options) {
   $("#sso-or").hidden = !(keys && buttons.length);
 }
 
-/** The signed-in session's caller, or null (no session cookie, or it ended). */
+/**
+ * The caller the page is already admitted as, or null (sign in first): a signed-in
+ * session (its cookie), or everyone when the service runs with INHOUSE_AUTH=disabled.
+ */
 export async function resumeSession(hooks) {
   const api = new Api(null, hooks);
   try {
     const me = await api.me();
-    return me.kind === "session" ? { api, me } : null;
+    return me.kind === "session" || me.kind === "anonymous" ? { api, me } : null;
   } catch {
     return null;
   }

@@ -97,6 +97,6 @@ export class ConversationStore {
 }
 
 function storableTurn(turn) {
-  const { reasoning, pending, liveReasoning, ...rest } = turn; // reasoning stays out of browser storage
+  const { reasoning, pending, ...rest } = turn; // reasoning stays out of browser storage
   return rest;
 }

@@ -57,8 +57,21 @@ export class TurnView {
       el("div", { class: "msg msg-user" }, el("div", { class: "bubble", text: turn.question })),
       el("div", { class: "msg msg-assistant" }, el("span", { class: "bot-avatar", attrs: { "aria-hidden": "true" } }, icon("logo", "icon")), this.body),
     );
-    if (hooks.canReason && (turn.pending ? turn.liveReasoning : turn.requestId)) this.ensureReasoning();
+    if (this.hasReasoning()) this.ensureReasoning();
     this.update();
+  }
+
+  /**
+   * Whether the answer has reasoning to show (to keys that may read it): while it streams,
+   * once some arrived; afterwards, for a generated answer, unless none was recorded.
+   * Extracts and passage lists (model down, extract mode) have none.
+   */
+  hasReasoning() {
+    const turn = this.turn;
+    if (!this.hooks.canReason) return false;
+    if (turn.pending) return Boolean(turn.reasoning);
+    if (!turn.requestId || (turn.mode && turn.mode !== "model")) return false;
+    return turn.reasoned !== false;
   }
 
   ensureReasoning() {
@@ -151,12 +164,10 @@ export class TurnView {
     this.status.replaceChildren(...(status ? [spinner(status), el("span", { text: status })] : []));
     this.status.hidden = !status;
     // reasoning: live for first questions, loaded on demand for follow-ups and history
-    if (this.hooks.canReason && !turn.pending) {
-      if (turn.requestId) this.ensureReasoning();
-      else if (this.reasoning) {
-        this.reasoning.details.remove();
-        this.reasoning = null;
-      }
+    if (this.hasReasoning()) this.ensureReasoning();
+    else if (this.reasoning) {
+      this.reasoning.details.remove();
+      this.reasoning = null;
     }
     if (this.reasoning) {
       const text = turn.reasoning || "";

@@ -10,11 +10,16 @@ const REASONS = {
   corrupt: "Damaged file",
   too_large: "Too large",
   timeout: "Took too long to read",
+  ocr_unavailable: "Needs text recognition (OCR), which is not available",
+  converter_unavailable: "Old Office format, no converter installed",
   parse_error: "Could not be read",
   invalid_filename: "Invalid file name",
+  payload_too_large: "Too large",
   forbidden: "Not allowed",
   rate_limited: "Rate limited",
-  network_error: "Connection lost",
+  too_many_uploads: "Too many uploads at once",
+  uploads_busy: "The service is busy with other uploads",
+  network_error: "Connection lost", // the page's own code: no answer came back
 };
 
 export class UploadDialog {
@@ -124,7 +129,8 @@ export class UploadDialog {
             row.state.textContent = "Indexing…";
           }
         });
-        const result = (body && Array.isArray(body.files) && body.files[0]) || body || {};
+        /** @type {import("./types.js").UploadedFile} */
+        const result = body.files[0];
         this.finish(row, result);
         if (result.status === "indexed" || result.status === "unchanged") this.onIndexed(collection, result);
       } catch (err) {
@@ -150,7 +156,7 @@ export class UploadDialog {
       row.state.textContent = parts.join(" · ");
       this.counts.indexed++;
     } else {
-      const code = result.code || result.reason || "parse_error";
+      const code = result.code || "parse_error";
       row.state.replaceChildren(el("strong", { text: `Failed: ${REASONS[code] || code}` }), result.message ? ` — ${result.message}` : "");
       this.counts.failed++;
     }
