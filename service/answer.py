@@ -36,6 +36,7 @@ from ingest.index import (
     Hit,
 )
 from ingest.settings import validate_collection_name
+from service import metrics
 from service.auth.caller import searchable
 from service.caller import Caller
 from service.errors import BadRequest, ModelError, ModelProtocolError, NoAnswer
@@ -282,7 +283,7 @@ class QueryService:
             quoted = self._extract_result(prepared, run, None)
             if quoted.answer:
                 yield Token(quoted.answer)
-            self._record(prepared, run, "extract")
+            self._record(prepared, run, "extract", quoted)
             yield Done(quoted)
             return
         status = "cancelled"
@@ -320,7 +321,7 @@ class QueryService:
                 result = self._checked(prepared, run)
         finally:
             await _close(deltas)
-            self._record(prepared, run, status)
+            self._record(prepared, run, status, result)
         if result is not None:
             if result.mode == "extract" and not run.output and result.answer:
                 yield Token(result.answer)
@@ -447,9 +448,13 @@ class QueryService:
         }
         return {name: value for name, value in timings.items() if value is not None}
 
-    def _record(self, prepared: PreparedQuery, run: _Run, status: str) -> None:
-        """One reasoning-log record per model request; ids and numbers to the app log."""
+    def _record(
+        self, prepared: PreparedQuery, run: _Run, status: str, result: QueryResult | None
+    ) -> None:
+        """One reasoning-log record per model request; ids and numbers to the app log and
+        the metrics (``result``: what the caller got; None when it got an error)."""
         timings = self._timings(prepared, run)
+        _observe(run, status, result, self._backend.model)
         done = run.done
         record = ReasoningRecord(
             request_id=prepared.request_id,
@@ -483,7 +488,42 @@ class QueryService:
             status,
             timings.get("first_token_ms"),
             timings.get("total_ms"),
+            # JSON logs (service.logjson): fields; the question only where explicitly enabled
+            extra={
+                "request_id": prepared.request_id,
+                "caller": prepared.caller.id,
+                "status": status,
+                "timings": timings,
+                "question": prepared.question,
+            },
         )
+
+
+def _observe(run: _Run, status: str, result: QueryResult | None, model: str) -> None:
+    """Count the answer (mode, code) and the model's speed in the app's metrics."""
+    recorder = metrics.current()
+    if recorder is None:
+        return
+    if result is None:
+        mode, code = "none", status
+    else:
+        notice = (result.notice or {}).get("code")
+        mode, code = result.mode, notice if notice and notice != "extract" else "ok"
+    done, first = run.done, run.first_delta
+    first_token_s = None if first is None else first - run.model_started
+    tokens_per_s = None
+    if status == "ok" and done is not None and first is not None and done.completion_tokens:
+        elapsed = time.perf_counter() - first
+        tokens_per_s = done.completion_tokens / elapsed if elapsed > 0 else None
+    recorder.observe_answer(
+        mode=mode,
+        code=code,
+        model=model,
+        first_token_s=first_token_s,
+        tokens_per_s=tokens_per_s,
+        prompt_tokens=done.prompt_tokens if done else 0,
+        completion_tokens=done.completion_tokens if done else 0,
+    )
 
 
 def _notice(exc: ModelError, extracted: bool = False) -> dict[str, str]:
