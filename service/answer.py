@@ -37,6 +37,7 @@ from ingest.index import (
 )
 from ingest.settings import validate_collection_name
 from service import metrics
+from service.auth import audit
 from service.auth.caller import searchable
 from service.caller import Caller
 from service.errors import BadRequest, ModelError, ModelProtocolError, NoAnswer
@@ -237,6 +238,7 @@ class QueryService:
             self._search_text(question, query), collections, top_k, caller=caller
         )
         request_id = new_request_id()
+        audit.note_request_id(request_id)  # app log lines of this request carry it too
         citations = [
             citation(n, hit, str(hit.metadata.get(META_COLLECTION, "")))
             for n, hit in enumerate(hits, 1)

@@ -20,7 +20,8 @@ one process (tests) count apart. Series (counters end in ``_total`` when exposed
 ``inhouse_ingest_files_total``              status (indexed, unchanged, removed, failed),
                                             reason (the failure code; ``none`` otherwise)
 ``inhouse_ingest_chunks_written_total``     chunks of indexed files
-``inhouse_lexical_refreshes_total``         kind (update, rebuild, unchanged): lexical
+``inhouse_lexical_refreshes_total``         kind (full: built from scratch, a new or lost
+                                            mirror; incremental; unchanged): lexical
                                             mirror syncs with Chroma
 ``inhouse_lexical_chunks_total``            change (added, removed) by those syncs
 =========================================== ===================================================
@@ -97,7 +98,7 @@ class IngestMetrics:
         )
         self.lexical = Counter(
             "inhouse_lexical_refreshes",
-            "Lexical (BM25) mirror syncs with Chroma: update, rebuild or unchanged.",
+            "Lexical (BM25) mirror syncs with Chroma: full, incremental or unchanged.",
             ["kind"],
             registry=registry,
         )
@@ -107,7 +108,7 @@ class IngestMetrics:
             ["change"],
             registry=registry,
         )
-        for kind in ("update", "rebuild", "unchanged"):
+        for kind in ("full", "incremental", "unchanged"):
             self.lexical.labels(kind=kind)
         for change in ("added", "removed"):
             self.lexical_chunks.labels(change=change)
@@ -120,9 +121,9 @@ class IngestMetrics:
 
     def lexical_synced(self, result: SyncResult) -> None:
         if result.rebuilt:
-            kind = "rebuild"
+            kind = "full"
         elif result.added or result.removed:
-            kind = "update"
+            kind = "incremental"
         else:
             kind = "unchanged"
         self.lexical.labels(kind=kind).inc()

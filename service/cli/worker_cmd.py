@@ -49,9 +49,10 @@ def register(subparsers: Any) -> None:
 
 
 def configure_logging() -> None:
-    from service.textsafe import configure_logging
+    """Text (control characters escaped) or JSON lines, as INHOUSE_LOG_FORMAT says."""
+    from service.logjson import configure_logging
 
-    configure_logging(logging.INFO, LOG_FORMAT, sys.stderr)  # control characters escaped
+    configure_logging(logging.INFO, LOG_FORMAT, sys.stderr)
 
 
 def install_stop_handlers(stop: Any) -> None:
@@ -84,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
         config = sources_from_settings(args.sources or settings.sources)
     except IngestError as exc:
         return fail_usage(exc.message)
-    configure_logging()
+    try:
+        configure_logging()
+    except ValueError as exc:  # pydantic's ValidationError: INHOUSE_LOG_FORMAT
+        return fail_usage(f"invalid settings: {exc}")
     observer = None
     server = None
     if port is not None:
