@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from service.api.deps import get_retriever
 from service.api.main import create_app
 from service.logjson import JsonFormatter, LogSettings
 from service.retrieval import Retriever
+from tests.ingest.cli_helpers import INHOUSE, inhouse_env, run_inhouse
 from tests.service.api_support import LiveService, build_index, make_retriever, service_settings
 from tests.service.ollama_server import OllamaTestServer, Reply
 
@@ -103,9 +108,9 @@ def test_json_lines_carry_ids_and_timings_never_the_question_or_reasoning(
     assert SECRET in str(body["reasoning"])  # the caller may read it; the log may not
 
     assert json_log.lines
-    for line in json_log.lines:
-        assert "\n" not in line and line.isascii()
-        record = json.loads(line)
+    for raw in json_log.lines:
+        assert "\n" not in raw and raw.isascii()
+        record = json.loads(raw)
         assert {"ts", "level", "logger", "message", "request_id", "caller"} <= set(record)
         assert str(record["ts"]).endswith("Z")
     text = "\n".join(json_log.lines)
@@ -144,3 +149,51 @@ def test_log_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("INHOUSE_LOG_FORMAT", "xml")
     with pytest.raises(ValueError):
         LogSettings()
+
+
+@pytest.mark.slow
+def test_serve_logs_json_lines_and_serves_public_metrics(tmp_path: Path) -> None:
+    """The real ``inhouse serve``: INHOUSE_LOG_FORMAT and INHOUSE_METRICS__PUBLIC from the
+    environment; uvicorn's own lines come out as JSON too."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = inhouse_env(
+        tmp_path / "data",
+        INHOUSE_AUTH="keys",
+        INHOUSE_LOG_FORMAT="json",
+        INHOUSE_METRICS__PUBLIC="true",
+        INHOUSE_DEMO_MODEL__USE="never",
+    )
+    process = subprocess.Popen(
+        [INHOUSE, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                metrics = httpx.get(f"{url}/metrics", timeout=5)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None and time.monotonic() < deadline, "no start"
+                time.sleep(0.3)
+        refused = httpx.get(f"{url}/v1/collections", timeout=5)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    assert metrics.status_code == 200 and "inhouse_http_requests_total" in metrics.text
+    assert refused.status_code == 401  # public metrics open nothing else
+    assert process.returncode == 0, output
+    records = [json.loads(line) for line in output.splitlines()]  # every line is JSON
+    assert any(r["logger"].startswith("uvicorn") for r in records), records
+    assert any("API keys" in str(r["message"]) for r in records)  # the no-keys warning
+
+
+def test_serve_refuses_an_unknown_log_format(tmp_path: Path) -> None:
+    done = run_inhouse(["serve"], tmp_path / "data", timeout=60, INHOUSE_LOG_FORMAT="xml")
+    assert done.returncode == 2 and "log" in done.stderr.lower()
