@@ -209,6 +209,18 @@ def test_metrics_need_the_metrics_scope(keyed: tuple[str, dict[str, str]]) -> No
         refused = {"route": "/metrics", "method": "GET"}
         assert value(scraped, "inhouse_http_requests_total", status="401", **refused) == 1
         assert value(scraped, "inhouse_http_requests_total", status="403", **refused) == 1
+    # the admin page can grant it, alongside every other scope
+    created = httpx.post(
+        f"{url}/v1/admin/keys",
+        json={
+            "name": "scraper",
+            "scopes": ["query", "ingest", "reasoning:read", "metrics", "admin"],
+        },
+        headers={"Authorization": f"Bearer {keys['admin']}"},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    assert "metrics" in created.json()["record"]["scopes"]
     # the metrics scope opens nothing else
     me = httpx.get(f"{url}/v1/collections", headers={"Authorization": f"Bearer {keys['metrics']}"})
     assert me.status_code == 403
