@@ -456,7 +456,14 @@ class QueryService:
         """One reasoning-log record per model request; ids and numbers to the app log and
         the metrics (``result``: what the caller got; None when it got an error)."""
         timings = self._timings(prepared, run)
-        _observe(run, status, result, self._backend.model)
+        metrics.note_answer(
+            status,
+            result,
+            model=self._backend.model,
+            model_started=run.model_started,
+            first_delta=run.first_delta,
+            done=run.done,
+        )
         done = run.done
         record = ReasoningRecord(
             request_id=prepared.request_id,
@@ -499,33 +506,6 @@ class QueryService:
                 "question": prepared.question,
             },
         )
-
-
-def _observe(run: _Run, status: str, result: QueryResult | None, model: str) -> None:
-    """Count the answer (mode, code) and the model's speed in the app's metrics."""
-    recorder = metrics.current()
-    if recorder is None:
-        return
-    if result is None:
-        mode, code = "none", status
-    else:
-        notice = (result.notice or {}).get("code")
-        mode, code = result.mode, notice if notice and notice != "extract" else "ok"
-    done, first = run.done, run.first_delta
-    first_token_s = None if first is None else first - run.model_started
-    tokens_per_s = None
-    if status == "ok" and done is not None and first is not None and done.completion_tokens:
-        elapsed = time.perf_counter() - first
-        tokens_per_s = done.completion_tokens / elapsed if elapsed > 0 else None
-    recorder.observe_answer(
-        mode=mode,
-        code=code,
-        model=model,
-        first_token_s=first_token_s,
-        tokens_per_s=tokens_per_s,
-        prompt_tokens=done.prompt_tokens if done else 0,
-        completion_tokens=done.completion_tokens if done else 0,
-    )
 
 
 def _notice(exc: ModelError, extracted: bool = False) -> dict[str, str]:

@@ -52,6 +52,8 @@ from ingest import observe
 if TYPE_CHECKING:
     from ingest.lexical import SyncResult
     from ingest.report import FileResult
+    from service.answer import QueryResult
+    from service.llm.base import ModelDone
 
 Scope = MutableMapping[str, Any]
 
@@ -216,6 +218,43 @@ class ServiceMetrics(IngestMetrics):
             self.model_tokens.labels(model=model, kind="prompt").inc(prompt_tokens)
         if completion_tokens:
             self.model_tokens.labels(model=model, kind="completion").inc(completion_tokens)
+
+
+def note_answer(
+    status: str,
+    result: QueryResult | None,
+    *,
+    model: str,
+    model_started: float,
+    first_delta: float | None,
+    done: ModelDone | None,
+) -> None:
+    """Count one question's outcome in the current app's metrics (``service.answer``).
+
+    ``status``: ok, extract (asked for), cancelled or an error code; ``result``: what the
+    caller got (None: an error). Times are ``perf_counter`` readings.
+    """
+    recorder = current()
+    if recorder is None:
+        return
+    if result is None:
+        mode, code = "none", status
+    else:
+        notice = (result.notice or {}).get("code")
+        mode, code = result.mode, notice if notice and notice != "extract" else "ok"
+    tokens_per_s = None
+    if status == "ok" and done is not None and first_delta is not None and done.completion_tokens:
+        elapsed = perf_counter() - first_delta
+        tokens_per_s = done.completion_tokens / elapsed if elapsed > 0 else None
+    recorder.observe_answer(
+        mode=mode,
+        code=code,
+        model=model,
+        first_token_s=None if first_delta is None else first_delta - model_started,
+        tokens_per_s=tokens_per_s,
+        prompt_tokens=done.prompt_tokens if done else 0,
+        completion_tokens=done.completion_tokens if done else 0,
+    )
 
 
 _CURRENT: contextvars.ContextVar[ServiceMetrics | None] = contextvars.ContextVar(
