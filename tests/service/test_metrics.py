@@ -22,6 +22,7 @@ from service.auth.keys import KeyStore
 from service.evaluation.corpus_index import InProcessParser
 from service.retrieval import Retriever
 from service.uploads import UploadService
+from tests.ingest.source_helpers import wait_for, write_corpus, write_sources
 from tests.service.api_support import (
     LiveService,
     build_index,
@@ -234,3 +235,28 @@ def test_public_metrics_need_no_key_and_open_nothing_else(tmp_path: Path) -> Non
         scraped = samples(scrape_text(live.url))
         assert value(scraped, "inhouse_answers_total") == 0
         assert httpx.get(f"{live.url}/v1/collections", timeout=30).status_code == 401
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_embedded_scheduler_runs_count_in_the_service_metrics(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    write_corpus(docs, files=2)
+    sources = write_sources(
+        tmp_path / "sources.yaml",
+        {"name": "docs", "path": str(docs), "collection": "sched", "schedule": "* * * * * *"},
+    )
+    settings = service_settings(
+        tmp_path / "data", sources=sources, embedded_worker=True, metrics={"public": True}
+    )
+    with LiveService(create_app(settings)) as live:
+
+        def run_done() -> bool:  # files are counted as they finish, the lexical sync last
+            scraped = samples(scrape_text(live.url))
+            return value(scraped, "inhouse_lexical_refreshes_total", kind="full") >= 1
+
+        wait_for(run_done, 300, "the scheduled run's end in /metrics")
+        scraped = samples(scrape_text(live.url))
+    assert value(scraped, "inhouse_ingest_files_total", status="indexed") == 2
+    assert value(scraped, "inhouse_ingest_chunks_written_total") >= 2
+    assert value(scraped, "inhouse_lexical_refreshes_total", kind="full") >= 1
