@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ingest import observe
 from ingest.lexical_text import ParsedQuery, body_tokens, identifiers
 from ingest.locks import FileLock
 
@@ -186,6 +187,9 @@ class LexicalIndex:
                 result = SyncResult(result.added, result.removed, True)
             if marker is not None:
                 self._write_state(marker, self._open().searcher().num_docs)
+        observer = observe.current()
+        if observer is not None:
+            observer.lexical_synced(result)
         if result.added or result.removed:
             log.info(
                 "lexical index %s: +%d -%d chunks%s",

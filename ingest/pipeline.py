@@ -31,7 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ingest import bundles
+from ingest import bundles, observe
 from ingest.chunk import Chunker
 from ingest.discover import DiscoveredFile, discover, still_inside
 from ingest.documents import Chunk, ParsedDocument
@@ -216,6 +216,7 @@ class IngestPipeline:
                 listener.on_start(total)
             done = 0
             emit_lock = threading.Lock()  # unchanged files are reported from the parse thread
+            observer = observe.current()  # taken here: the parse thread has its own context
 
             def emit(result: FileResult) -> None:
                 nonlocal done
@@ -224,6 +225,8 @@ class IngestPipeline:
                     report.files.append(result)
                     if listener:
                         listener.on_file(result, done, total)
+                    if observer is not None:
+                        observer.file_done(result)
 
             for file in refused:
                 emit(self._refuse(collection, file, file.refused or ""))

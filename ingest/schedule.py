@@ -18,11 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ingest import observe
 from ingest.discover import scan_root
 from ingest.embed import Embedder
 from ingest.errors import IngestError
 from ingest.locks import FileLock, LockBusy
 from ingest.manifest import Manifest
+from ingest.observe import IngestObserver
 from ingest.pipeline import IngestPipeline, ProgressListener
 from ingest.report import FileResult
 from ingest.runs import RunProgress, RunRecord, RunStore, sources_status
@@ -95,8 +97,10 @@ class SourceRunner:
         *,
         pipeline_factory: PipelineFactory | None = None,
         stop: threading.Event | None = None,
+        observer: IngestObserver | None = None,
     ) -> None:
         self.settings = settings
+        self.observer = observer  # metrics: made current around each run (ingest.observe)
         settings.ensure_data_dir()
         self.stop_event = stop or threading.Event()
         self.runs = RunStore(Manifest(settings.manifest_path))
@@ -152,15 +156,16 @@ class SourceRunner:
             self._check_roots(source)
             pipeline = self._factory()
             progress = RunProgress(self.runs, run_id)
-            report = pipeline.run(
-                list(source.paths),
-                source.collection,
-                full=claim.full,
-                include=source.include,
-                exclude=source.exclude,
-                stop=self.stop_event,
-                listener=_Tee(progress, listener) if listener else progress,
-            )
+            with observe.observing(self.observer):
+                report = pipeline.run(
+                    list(source.paths),
+                    source.collection,
+                    full=claim.full,
+                    include=source.include,
+                    exclude=source.exclude,
+                    stop=self.stop_event,
+                    listener=_Tee(progress, listener) if listener else progress,
+                )
             outcome = (
                 "interrupted" if report.interrupted else "partial" if report.failed else "succeeded"
             )

@@ -36,6 +36,8 @@ from ingest.index import (
     Hit,
 )
 from ingest.settings import validate_collection_name
+from service import metrics
+from service.auth import audit
 from service.auth.caller import searchable
 from service.caller import Caller
 from service.errors import BadRequest, ModelError, ModelProtocolError, NoAnswer
@@ -236,6 +238,7 @@ class QueryService:
             self._search_text(question, query), collections, top_k, caller=caller
         )
         request_id = new_request_id()
+        audit.note_request_id(request_id)  # app log lines of this request carry it too
         citations = [
             citation(n, hit, str(hit.metadata.get(META_COLLECTION, "")))
             for n, hit in enumerate(hits, 1)
@@ -282,7 +285,7 @@ class QueryService:
             quoted = self._extract_result(prepared, run, None)
             if quoted.answer:
                 yield Token(quoted.answer)
-            self._record(prepared, run, "extract")
+            self._record(prepared, run, "extract", quoted)
             yield Done(quoted)
             return
         status = "cancelled"
@@ -320,7 +323,7 @@ class QueryService:
                 result = self._checked(prepared, run)
         finally:
             await _close(deltas)
-            self._record(prepared, run, status)
+            self._record(prepared, run, status, result)
         if result is not None:
             if result.mode == "extract" and not run.output and result.answer:
                 yield Token(result.answer)
@@ -447,9 +450,20 @@ class QueryService:
         }
         return {name: value for name, value in timings.items() if value is not None}
 
-    def _record(self, prepared: PreparedQuery, run: _Run, status: str) -> None:
-        """One reasoning-log record per model request; ids and numbers to the app log."""
+    def _record(
+        self, prepared: PreparedQuery, run: _Run, status: str, result: QueryResult | None
+    ) -> None:
+        """One reasoning-log record per model request; ids and numbers to the app log and
+        the metrics (``result``: what the caller got; None when it got an error)."""
         timings = self._timings(prepared, run)
+        metrics.note_answer(
+            status,
+            result,
+            model=self._backend.model,
+            model_started=run.model_started,
+            first_delta=run.first_delta,
+            done=run.done,
+        )
         done = run.done
         record = ReasoningRecord(
             request_id=prepared.request_id,
@@ -483,6 +497,14 @@ class QueryService:
             status,
             timings.get("first_token_ms"),
             timings.get("total_ms"),
+            # JSON logs (service.logjson): fields; the question only where explicitly enabled
+            extra={
+                "request_id": prepared.request_id,
+                "caller": prepared.caller.id,
+                "status": status,
+                "timings": timings,
+                "question": prepared.question,
+            },
         )
 
 

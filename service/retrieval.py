@@ -23,6 +23,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from ingest.lexical import LexicalIndexes
 from ingest.lexical_text import ParsedQuery, body_tokens, contains_phrase, parse_query
 from ingest.manifest import Manifest
 from ingest.settings import RetrievalSettings
+from service import metrics
 from service.auth import audit
 from service.auth.caller import searchable
 from service.caller import Caller
@@ -118,10 +120,14 @@ class Retriever:
             raise NoDocuments("no documents are indexed yet: add some with `inhouse ingest PATH`")
         names = searchable(caller, names, ())
         audit.note_search(names)  # recorded even if the search then fails
+        started = perf_counter()
         vector = await self._encoder.encode(text)
         query = parse_query(text) if self.settings.mode != "dense" else ParsedQuery()
         hits = await to_thread.run_sync(self._search, vector, query, names, top_k, text)
         audit.note_search(names, hits)
+        recorder = metrics.current()
+        if recorder is not None:
+            recorder.observe_retrieval(perf_counter() - started)
         return hits
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.auth.oidc_settings import OIDCSettings
+from service.metrics import MetricsSettings
 
 
 class TimeoutSettings(BaseModel):
@@ -218,6 +219,7 @@ class ServiceSettings(BaseSettings):
     demo_model: DemoModelSettings = Field(default_factory=DemoModelSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     grounding: GroundingSettings = Field(default_factory=GroundingSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("ollama_host")
     @classmethod

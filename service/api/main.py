@@ -30,6 +30,7 @@ from service.api.routes import (
     sources,
     web,
 )
+from service.api.routes.metrics import install_metrics
 from service.auth.app import install_access
 from service.settings import ServiceSettings, get_settings
 
@@ -75,6 +76,7 @@ def create_app(settings: ServiceSettings | None = None, *, warm_up: bool = False
         app.include_router(module.router)
     for module in (auth, admin):  # company sign-in, the admin page's API
         app.include_router(module.router)
+    install_metrics(app, settings)  # last: its middleware is the outermost
     return app
 
 

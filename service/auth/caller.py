@@ -1,8 +1,9 @@
 """Access rules over ``service.caller.Caller``: scopes, collections, and what a search may touch.
 
 Scopes: ``query`` (ask, chat, read sources), ``ingest`` (upload, delete, re-index),
-``reasoning:read`` (reasoning log and live reasoning), ``admin`` (keys, every collection,
-every scope). A key's collections are names or ``*`` (all); an admin key reads all.
+``reasoning:read`` (reasoning log and live reasoning), ``metrics`` (``GET /metrics``),
+``admin`` (keys, every collection, every scope). A key's collections are names or ``*``
+(all); an admin key reads all.
 
 The one rule for searching, ``searchable(caller, requested, existing)``: the requested
 collections (or, when none are named, every readable one), never one the key cannot read.
@@ -18,13 +19,20 @@ from service.caller import (
     ALL_COLLECTIONS,
     SCOPE_ADMIN,
     SCOPE_INGEST,
+    SCOPE_METRICS,
     SCOPE_QUERY,
     SCOPE_REASONING,
     Caller,
 )
 from service.errors import Forbidden
 
-SCOPES: tuple[str, ...] = (SCOPE_QUERY, SCOPE_INGEST, SCOPE_ADMIN, SCOPE_REASONING)
+SCOPES: tuple[str, ...] = (
+    SCOPE_QUERY,
+    SCOPE_INGEST,
+    SCOPE_ADMIN,
+    SCOPE_REASONING,
+    SCOPE_METRICS,
+)
 
 
 def parse_scopes(raw: Iterable[str]) -> tuple[str, ...]:

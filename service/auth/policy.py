@@ -31,13 +31,14 @@ from service.caller import (
     ALL_COLLECTIONS,
     SCOPE_ADMIN,
     SCOPE_INGEST,
+    SCOPE_METRICS,
     SCOPE_QUERY,
     SCOPE_REASONING,
     Caller,
 )
 
 RIGHTS = ("read", "upload")
-POLICY_SCOPES = (SCOPE_REASONING, SCOPE_ADMIN)
+POLICY_SCOPES = (SCOPE_REASONING, SCOPE_METRICS, SCOPE_ADMIN)
 SECTIONS = ("everyone", "groups", "users")
 
 

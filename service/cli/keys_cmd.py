@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
     create.add_argument(
         "--scopes",
         required=True,
-        help="comma-separated: query, ingest, reasoning:read, admin",
+        help="comma-separated: query, ingest, reasoning:read, metrics, admin",
     )
     create.add_argument(
         "--collections",

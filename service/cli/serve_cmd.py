@@ -34,14 +34,16 @@ def run(args: argparse.Namespace) -> int:
         return fail_usage(f"--port must be between 1 and 65535, not {args.port}")
     from pydantic import ValidationError
 
+    from service.logjson import LogSettings, configure_logging
     from service.settings import ServiceSettings
-    from service.textsafe import configure_logging
 
     try:
         settings = ServiceSettings()
+        log_settings = LogSettings()  # INHOUSE_LOG_FORMAT=text|json
     except ValidationError as exc:
         return fail_usage(f"invalid settings: {exc}")
-    configure_logging(args.log_level.upper(), LOG_FORMAT)  # control characters escaped
+    # text: control characters escaped; json: one object per line, no question text
+    configure_logging(args.log_level.upper(), LOG_FORMAT, settings=log_settings)
 
     import uvicorn
 

@@ -1,4 +1,7 @@
-"""``inhouse worker [--sources FILE]``: run the re-index schedules in the foreground.
+"""``inhouse worker [--sources FILE] [--metrics-port N]``: run the re-index schedules.
+
+Runs in the foreground; ``--metrics-port`` serves the ingest series (``service.metrics``)
+on their own port, loopback unless ``--metrics-host`` / ``INHOUSE_METRICS__WORKER_HOST``.
 
 SIGTERM or SIGINT stops it gracefully: running sources finish their current file, record
 their progress and end ``interrupted``; the next run resumes. A second signal kills it.
@@ -31,13 +34,25 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--sources", type=Path, default=None, help="sources YAML (default: INHOUSE_SOURCES)"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve the worker's inhouse_ingest_* Prometheus series on this port (GET /metrics)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default=None,
+        help="address for --metrics-port (default: INHOUSE_METRICS__WORKER_HOST, else 127.0.0.1)",
+    )
     parser.set_defaults(handler=run)
 
 
 def configure_logging() -> None:
-    from service.textsafe import configure_logging
+    """Text (control characters escaped) or JSON lines, as INHOUSE_LOG_FORMAT says."""
+    from service.logjson import configure_logging
 
-    configure_logging(logging.INFO, LOG_FORMAT, sys.stderr)  # control characters escaped
+    configure_logging(logging.INFO, LOG_FORMAT, sys.stderr)
 
 
 def install_stop_handlers(stop: Any) -> None:
@@ -62,13 +77,34 @@ def run(args: argparse.Namespace) -> int:
     from ingest.settings import IngestSettings
     from ingest.sources import sources_from_settings
 
+    port = args.metrics_port
+    if port is not None and not 0 < port < 65536:
+        return fail_usage(f"--metrics-port must be between 1 and 65535, not {port}")
     settings = IngestSettings()
     try:
         config = sources_from_settings(args.sources or settings.sources)
     except IngestError as exc:
         return fail_usage(exc.message)
-    configure_logging()
-    scheduler = Scheduler(config, SourceRunner(settings))
+    try:
+        configure_logging()
+    except ValueError as exc:  # pydantic's ValidationError: INHOUSE_LOG_FORMAT
+        return fail_usage(f"invalid settings: {exc}")
+    observer = None
+    server = None
+    if port is not None:
+        from service.metrics import serve_worker_metrics, worker_metrics_host
+
+        host = args.metrics_host or worker_metrics_host()
+        try:
+            observer, server = serve_worker_metrics(host, port)
+        except OSError as exc:
+            return fail_usage(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}")
+        logging.getLogger("inhouse.worker").info("metrics on http://%s:%d/metrics", host, port)
+    scheduler = Scheduler(config, SourceRunner(settings, observer=observer))
     install_stop_handlers(scheduler.stop_event)
-    scheduler.run_forever()
+    try:
+        scheduler.run_forever()
+    finally:
+        if server is not None:
+            server.shutdown()
     return 0

@@ -380,6 +380,13 @@ CASES += [
         None,
         {**ADMIN_ONLY, "admin": 404},
     ),
+    Case(  # Prometheus: the metrics scope (admin holds every scope)
+        "metrics",
+        "GET",
+        "/metrics",
+        None,
+        {"fin_query": 403, "hr_ingest": 403, "auditor": 403, "admin": 200},
+    ),
     Case("auth-providers", "GET", "/auth/providers", None, EVERYONE),
     Case("auth-login", "GET", "/auth/login", None, {k: 302 for k in KINDS}),
     Case("auth-callback", "GET", "/auth/callback?state=x&code=y", None, {k: 401 for k in KINDS}),

@@ -4,7 +4,7 @@
 
 import { $, el, copyText, timeAgo, toast } from "./dom.js";
 
-const SCOPES = ["query", "ingest", "reasoning:read", "admin"];
+const SCOPES = ["query", "ingest", "reasoning:read", "metrics", "admin"];
 
 function table(headers, rows) {
   return el(

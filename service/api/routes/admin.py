@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import RetrieverDep, require_key_caller, require_scope
 from service.api.schemas import ErrorResponse
+from service.auth.caller import SCOPES
 from service.auth.keys import KeyRecord, KeyStore
 from service.auth.signin import SignIn
 from service.caller import SCOPE_ADMIN, Caller
@@ -95,7 +96,7 @@ class KeysResponse(BaseModel):
 
 class KeyCreateRequest(BaseModel):
     name: str = Field(min_length=1, max_length=100, description="Who or what uses the key.")
-    scopes: list[str] = Field(min_length=1, max_length=4)
+    scopes: list[str] = Field(min_length=1, max_length=len(SCOPES))
     collections: list[str] = Field(default_factory=lambda: ["*"], max_length=100)
 
 

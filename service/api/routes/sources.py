@@ -43,6 +43,8 @@ async def sources_lifespan(app: FastAPI) -> AsyncIterator[None]:
     resources: Resources = app.state.resources
     scheduler = await run_in_threadpool(build_scheduler, resources)
     app.state.scheduler = scheduler
+    if scheduler is not None:  # scheduled runs count in the app's /metrics
+        scheduler.runner.observer = getattr(app.state, "metrics", None)
     if scheduler is not None and resources.settings.embedded_worker:
         scheduler.start()
     try:
