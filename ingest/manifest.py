@@ -74,10 +74,6 @@ class DocumentRecord:
     updated_at: str
     indexed_at: str | None
 
-    @property
-    def absolute_path(self) -> Path:
-        return Path(self.root) / self.path
-
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
 

@@ -27,7 +27,7 @@ from ingest.pipeline import IngestPipeline, ProgressListener
 from ingest.report import FileResult
 from ingest.runs import RunProgress, RunRecord, RunStore, sources_status
 from ingest.settings import IngestSettings
-from ingest.sources import Source, SourcesConfig, SourcesError, load_sources
+from ingest.sources import Source, SourcesConfig, SourcesError
 
 log = logging.getLogger(__name__)
 
@@ -254,13 +254,6 @@ class Scheduler:
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._loop: threading.Thread | None = None
-
-    @classmethod
-    def from_settings(cls, settings: IngestSettings) -> Scheduler | None:
-        """The scheduler for ``settings.sources`` (None when no sources file is set)."""
-        if settings.sources is None:
-            return None
-        return cls(load_sources(settings.sources), SourceRunner(settings))
 
     @property
     def stop_event(self) -> threading.Event:
