@@ -46,12 +46,6 @@ class Resources:
             settings.reasoning_dir, settings.reasoning_log.retention_days
         )
 
-    def ingest_settings(self) -> IngestSettings:
-        """Index settings (Chroma URL, encoder) from the environment, with our data dir."""
-        from ingest.settings import IngestSettings
-
-        return IngestSettings(data_dir=self.settings.data_dir)
-
     def retriever(self) -> Retriever:
         """Encoder + Chroma + manifest (blocking: loads the encoder the first time)."""
         with self._lock:
@@ -61,7 +55,7 @@ class Resources:
                 from ingest.index import make_chroma_client
                 from ingest.manifest import Manifest
 
-                ingest_settings = self.ingest_settings()
+                ingest_settings = self.settings
                 embed = ingest_settings.embed
                 if embed.threads is None:
                     # One question is a tiny forward pass: several intra-op threads only

@@ -18,10 +18,10 @@ def register(subparsers: Any) -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     from ingest.errors import IngestError
-    from ingest.settings import IngestSettings
+    from ingest.settings import IngestSettings, load_settings
     from ingest.status import index_status
 
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     try:
         status = index_status(settings)
     except IngestError as exc:

@@ -31,9 +31,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ingest.errors import IngestError
     from ingest.pipeline import IngestPipeline
-    from ingest.settings import IngestSettings, validate_collection_name
+    from ingest.settings import IngestSettings, load_settings, validate_collection_name
 
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     collection = args.collection or settings.default_collection
     try:
         validate_collection_name(collection)

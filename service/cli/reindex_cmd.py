@@ -37,12 +37,12 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ingest.errors import IngestError
     from ingest.schedule import SourceBusy, SourceRunner
-    from ingest.settings import IngestSettings
+    from ingest.settings import IngestSettings, load_settings
     from ingest.sources import sources_from_settings
     from service.cli.ingest_cmd import ProgressBar
     from service.cli.worker_cmd import install_stop_handlers
 
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     try:
         config = sources_from_settings(args.sources or settings.sources)
     except IngestError as exc:

@@ -32,15 +32,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         return fail_usage(f"--port must be between 1 and 65535, not {args.port}")
-    from pydantic import ValidationError
-
+    from ingest.settings import load_settings
     from service.settings import ServiceSettings
     from service.textsafe import configure_logging
 
-    try:
-        settings = ServiceSettings()
-    except ValidationError as exc:
-        return fail_usage(f"invalid settings: {exc}")
+    settings = load_settings(ServiceSettings)
     configure_logging(args.log_level.upper(), LOG_FORMAT)  # control characters escaped
 
     import uvicorn

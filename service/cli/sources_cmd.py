@@ -30,10 +30,10 @@ def run(args: argparse.Namespace) -> int:
     from ingest.manifest import Manifest
     from ingest.runs import RunStore, sources_status
     from ingest.schedule import local_now
-    from ingest.settings import IngestSettings
+    from ingest.settings import IngestSettings, load_settings
     from ingest.sources import sources_from_settings
 
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     try:
         config = sources_from_settings(args.sources or settings.sources)
     except IngestError as exc:

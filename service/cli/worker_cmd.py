@@ -59,10 +59,10 @@ def install_stop_handlers(stop: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ingest.errors import IngestError
     from ingest.schedule import Scheduler, SourceRunner
-    from ingest.settings import IngestSettings
+    from ingest.settings import IngestSettings, load_settings
     from ingest.sources import sources_from_settings
 
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     try:
         config = sources_from_settings(args.sources or settings.sources)
     except IngestError as exc:

@@ -55,7 +55,7 @@ class DocumentFiles:
             if self._originals is None:
                 from ingest.manifest import Manifest
 
-                settings = self._resources.ingest_settings()
+                settings = self._resources.settings
                 settings.ensure_data_dir()
                 self._originals = Originals(Manifest(settings.manifest_path), settings.parse)
             return self._originals
@@ -64,7 +64,7 @@ class DocumentFiles:
         with self._lock:
             if self._uploads is None:
                 limit = int(self._resources.settings.limits.upload_mb * MIB)
-                self._uploads = UploadService(self._resources.ingest_settings(), max_bytes=limit)
+                self._uploads = UploadService(self._resources.settings, max_bytes=limit)
             return self._uploads
 
     def close(self) -> None:

@@ -34,8 +34,7 @@ def build_scheduler(resources: Resources) -> Scheduler | None:
     settings = resources.settings
     if settings.sources is None:
         return None
-    ingest_settings = resources.ingest_settings().model_copy(update={"sources": settings.sources})
-    return Scheduler(load_sources(settings.sources), SourceRunner(ingest_settings))
+    return Scheduler(load_sources(settings.sources), SourceRunner(settings))
 
 
 @contextlib.asynccontextmanager
