@@ -95,13 +95,16 @@ class SourceRunner:
         *,
         pipeline_factory: PipelineFactory | None = None,
         stop: threading.Event | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
+        """``embedder``: an encoder to share with the rest of the process (the service's);
+        default: one of the runner's own, shared by all its runs."""
         self.settings = settings
         settings.ensure_data_dir()
         self.stop_event = stop or threading.Event()
         self.runs = RunStore(Manifest(settings.manifest_path))
         self._factory = pipeline_factory or self._default_pipeline
-        self._embedder: Embedder | None = None
+        self._embedder = embedder
         self._embedder_lock = threading.Lock()
 
     def _default_pipeline(self) -> IngestPipeline:
