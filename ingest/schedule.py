@@ -25,8 +25,9 @@ from ingest.locks import FileLock, LockBusy
 from ingest.manifest import Manifest
 from ingest.pipeline import IngestPipeline, ProgressListener
 from ingest.report import FileResult
-from ingest.runs import RunProgress, RunRecord, RunStore, sources_status
+from ingest.runs import RunProgress, RunRecord, RunStore
 from ingest.settings import IngestSettings
+from ingest.source_status import SourcesStatus, sources_status
 from ingest.sources import Source, SourcesConfig, SourcesError
 
 log = logging.getLogger(__name__)
@@ -200,10 +201,7 @@ class SourceRunner:
             if not path.exists():
                 raise FileNotFoundError(f"{path}: no such file or folder")
             if path.is_dir() and next(os.scandir(path), None) is None:
-                held = self.runs.manifest.execute(
-                    "SELECT COUNT(*) FROM documents WHERE collection = ? AND root = ?",
-                    (source.collection, str(scan_root(path))),
-                )[0][0]
+                held = self.runs.manifest.count(source.collection, root=str(scan_root(path)))
                 if held:
                     raise SourcesError(
                         f"{path} is empty but {held} documents were indexed from it (is the"
@@ -308,7 +306,7 @@ class Scheduler:
             thread.start()
         return claim.run_id
 
-    def status(self, history: int = 5) -> dict[str, Any]:
+    def status(self, history: int = 5) -> SourcesStatus:
         """``sources_status`` for this scheduler's sources."""
         return sources_status(self.config, self.runner.runs, now=self.clock(), history=history)
 

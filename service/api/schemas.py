@@ -258,7 +258,7 @@ class ReadinessResponse(BaseModel):
 
 class CollectionModel(BaseModel):
     name: str
-    documents: int = Field(description="Indexed documents.")
+    documents: int = Field(description="Indexed documents (what a question can find).")
     chunks: int
     failed: int = Field(description="Documents that could not be indexed.")
     pending: int

@@ -36,8 +36,8 @@ def run_status(args: argparse.Namespace) -> int:
     for coll in status["collections"]:
         failures = ", ".join(f"{k}: {v}" for k, v in sorted(coll["failures_by_reason"].items()))
         out.print(
-            f"[bold]{coll['name']}[/]: {coll['documents']} documents ({coll['indexed']} indexed,"
-            f" {coll['failed']} failed, {coll['pending']} pending), {coll['chunks']} chunks"
+            f"[bold]{coll['name']}[/]: {coll['documents']} documents indexed"
+            f" ({coll['failed']} failed, {coll['pending']} pending), {coll['chunks']} chunks"
             + (f"; failures: {failures}" if failures else "")
         )
     for name, reader in status.get("readers", {}).items():

@@ -28,9 +28,10 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ingest.errors import IngestError
     from ingest.manifest import Manifest
-    from ingest.runs import RunStore, sources_status
+    from ingest.runs import RunStore
     from ingest.schedule import local_now
     from ingest.settings import IngestSettings, load_settings
+    from ingest.source_status import sources_status
     from ingest.sources import sources_from_settings
 
     settings = load_settings(IngestSettings)
@@ -43,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     settings.ensure_data_dir()
     manifest = Manifest(settings.manifest_path)
     try:
-        status = sources_status(config, RunStore(manifest), now=local_now(), history=args.runs)
+        status = sources_status(
+            config, RunStore(manifest), now=local_now(), history=args.runs
+        ).to_dict()
     finally:
         manifest.close()
     if args.json:

@@ -10,7 +10,7 @@ their current file and end ``interrupted``; the next run resumes.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
@@ -126,14 +126,15 @@ async def list_sources(
     """Configured sources the caller may see: progress, last runs, next run."""
     if not (caller.has_scope(SCOPE_INGEST) or caller.has_scope(SCOPE_QUERY)):
         require(caller, SCOPE_INGEST)  # raises the 403
-    status: dict[str, Any] = await run_in_threadpool(scheduler.status)
+    status = await run_in_threadpool(scheduler.status)
+    removed = status.removed if caller.has_scope(SCOPE_ADMIN) else []
     return SourcesResponse(
         sources=[
-            _visible(SourceModel.model_validate(s), caller)
-            for s in status["sources"]
-            if caller.can_read(s["collection"])
+            _visible(SourceModel.model_validate(s, from_attributes=True), caller)
+            for s in status.sources
+            if caller.can_read(s.collection)
         ],
-        removed=status["removed"] if caller.has_scope(SCOPE_ADMIN) else [],
+        removed=[RemovedSourceModel.model_validate(r, from_attributes=True) for r in removed],
     )
 
 
