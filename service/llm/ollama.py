@@ -29,7 +29,6 @@ from typing import Any, TypeVar, cast
 
 import httpx
 from ollama import AsyncClient, ChatResponse, ResponseError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from service.errors import (
     ModelError,
@@ -40,12 +39,10 @@ from service.errors import (
 )
 from service.llm.base import BackendHealth, ChatMessage, GenerationOptions, ModelDelta, ModelDone
 from service.llm.reasoning import ThinkSplitter
-from service.llm.transport import CONNECT_ERRORS, transport_errors
+from service.llm.transport import HEALTH_LIMIT_S, connect_retries, transport_errors
 from service.settings import ServiceSettings, TimeoutSettings
 
 T = TypeVar("T")
-_CONNECT_ATTEMPTS = 3
-_HEALTH_LIMIT_S = 5.0  # a readiness probe must answer quickly
 _TIMING_FIELDS = {
     "total": "total_duration",
     "load": "load_duration",
@@ -85,7 +82,7 @@ class OllamaBackend:
 
     async def health(self) -> BackendHealth:
         """Server reachable (``/api/version``); model pulled, and what it can do (``/api/show``)."""
-        limit = min(_HEALTH_LIMIT_S, self._timeouts.connect_s + self._timeouts.first_token_s)
+        limit = min(HEALTH_LIMIT_S, self._timeouts.connect_s + self._timeouts.first_token_s)
         try:
             async with asyncio.timeout(limit):
                 response = await self._http.get("/api/version")
@@ -188,13 +185,7 @@ class OllamaBackend:
         self, payload: list[dict[str, str]], think: bool | None, options: dict[str, Any]
     ) -> tuple[AsyncGenerator[ChatResponse, None], ChatResponse]:
         """Send the request and read its first line; retry only failed connects."""
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(CONNECT_ERRORS),
-            stop=stop_after_attempt(_CONNECT_ATTEMPTS),
-            wait=wait_exponential(multiplier=0.1, max=1.0),
-            reraise=True,
-        )
-        async for attempt in retrying:
+        async for attempt in connect_retries():
             with attempt:
                 chunks = await self._client.chat(
                     model=self._model, messages=payload, stream=True, think=think, options=options

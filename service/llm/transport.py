@@ -1,4 +1,5 @@
-"""The transport-error guard both model backends (Ollama, OpenAI-compatible) await through.
+"""The transport policy both model backends (Ollama, OpenAI-compatible) share: the error
+guard every call is awaited through, and the retry of failed connects.
 
 ``async with transport_errors(server, model, doing, limit_s):`` runs its body within
 ``limit_s`` and turns what the network did into ``service.errors``:
@@ -7,7 +8,9 @@
 * cannot connect (refused, DNS) -> ``ModelUnavailable`` naming the server;
 * a broken or undecodable response -> ``ModelProtocolError``.
 
-Protocol-specific failures (Ollama's ``ResponseError``, malformed lines) stay with each backend.
+``connect_retries()``: retry a refused connect (nothing was sent yet), a few times with a
+short backoff; once the request is out nothing is retried. Protocol-specific failures
+(Ollama's ``ResponseError``, malformed lines) stay with each backend.
 """
 
 from __future__ import annotations
@@ -17,11 +20,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from service.errors import ModelProtocolError, ModelTimeout, ModelUnavailable
 
 CONNECT_ERRORS = (httpx.ConnectError, ConnectionError)
 """Failures before anything was sent: safe to retry."""
+CONNECT_ATTEMPTS = 3
+HEALTH_LIMIT_S = 5.0  # a readiness probe must answer quickly
+
+
+def connect_retries() -> AsyncRetrying:
+    """``async for attempt in connect_retries(): with attempt: ...``: failed connects only."""
+    return AsyncRetrying(
+        retry=retry_if_exception_type(CONNECT_ERRORS),
+        stop=stop_after_attempt(CONNECT_ATTEMPTS),
+        wait=wait_exponential(multiplier=0.1, max=1.0),
+        reraise=True,
+    )
 
 
 @asynccontextmanager
