@@ -36,8 +36,7 @@ from ingest.index import (
     Hit,
 )
 from ingest.settings import validate_collection_name
-from service.auth.caller import searchable
-from service.caller import Caller
+from service.caller import Caller, searchable
 from service.errors import BadRequest, ModelError, ModelProtocolError, NoAnswer
 from service.grounding import Grounding, Passage, check_answer, extract
 from service.llm.base import ChatBackend, ChatMessage, GenerationOptions, ModelDelta, ModelDone

@@ -37,8 +37,7 @@ from ingest.manifest import DocumentRecord, Manifest
 from ingest.settings import RetrievalSettings
 from ingest.status import CollectionStatus, collection_statuses
 from service.auth import audit
-from service.auth.caller import searchable
-from service.caller import Caller
+from service.caller import Caller, searchable
 from service.errors import NoDocuments
 from service.fusion import diversify, fuse, min_max
 from service.query_encoder import BatchingEncoder

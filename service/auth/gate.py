@@ -97,7 +97,7 @@ class AuthGateMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        from service.auth.caller import require
+        from service.caller import require
 
         upload = is_upload(scope)
         try:

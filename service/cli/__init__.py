@@ -52,13 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ingest.settings import SettingsError
+    from service.cli.common import UsageError
     from service.cli.output import fail_usage
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except SettingsError as exc:  # from ingest.settings.load_settings, in any command
+    except (SettingsError, UsageError) as exc:  # SettingsError: ingest.settings.load_settings
         return fail_usage(str(exc))
 
 

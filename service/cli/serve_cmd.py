@@ -7,8 +7,6 @@ from typing import Any
 
 from service.cli.output import fail_usage
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -33,11 +31,11 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         return fail_usage(f"--port must be between 1 and 65535, not {args.port}")
     from ingest.settings import load_settings
+    from service.cli.common import configure_logging
     from service.settings import ServiceSettings
-    from service.textsafe import configure_logging
 
     settings = load_settings(ServiceSettings)
-    configure_logging(args.log_level.upper(), LOG_FORMAT)  # control characters escaped
+    configure_logging(args.log_level.upper())
 
     import uvicorn
 

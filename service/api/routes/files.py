@@ -23,8 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from ingest.errors import FileRejected
 from service.api.deps import MIB, get_originals, get_uploads, require_caller
 from service.api.schemas import ErrorResponse
-from service.auth.caller import require
-from service.caller import SCOPE_INGEST, Caller
+from service.caller import SCOPE_INGEST, Caller, require
 from service.errors import BadRequest
 from service.originals import Originals
 from service.uploads import UploadResult, UploadService, rejected

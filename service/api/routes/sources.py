@@ -19,8 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from ingest.schedule import Scheduler, SourceBusy, UnknownSource
 from service.api.deps import get_scheduler, require_caller
 from service.api.schemas import ErrorResponse
-from service.auth.caller import require
-from service.caller import SCOPE_ADMIN, SCOPE_INGEST, SCOPE_QUERY, Caller
+from service.caller import SCOPE_ADMIN, SCOPE_INGEST, SCOPE_QUERY, Caller, require
 from service.errors import NotFound, ReindexRunning
 
 log = logging.getLogger(__name__)
