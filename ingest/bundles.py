@@ -51,13 +51,7 @@ def member_records(
     manifest: Manifest, collection: str, root: str, path: str
 ) -> list[DocumentRecord]:
     """Rows of the members of the container at ``root``/``path``."""
-    prefix = path + "/"
-    rows = manifest.execute(
-        """SELECT * FROM documents WHERE collection = ? AND root = ?
-           AND substr(path, 1, ?) = ? ORDER BY path""",
-        (collection, root, len(prefix), prefix),
-    )
-    return [DocumentRecord(**{key: row[key] for key in row.keys()}) for row in rows]
+    return manifest.members(collection, root, path)
 
 
 def emit_unchanged(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import codecs
 import json
 import re
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -124,16 +123,6 @@ def detect_type(path: Path, *, ocr: bool | str = False) -> str:  # noqa: ARG001
     if not text.strip():
         raise EmptyFile("the file holds only whitespace")
     return _text_type(text, path.suffix.lower())
-
-
-def tesseract_available() -> bool:
-    """True when the ``tesseract`` OCR binary is on PATH."""
-    return shutil.which("tesseract") is not None
-
-
-def libreoffice_available() -> bool:
-    """True when LibreOffice (``soffice``), needed for legacy .doc/.ppt, is on PATH."""
-    return shutil.which("soffice") is not None or shutil.which("libreoffice") is not None
 
 
 def decode_text(data: bytes, *, partial: bool = False) -> str | None:

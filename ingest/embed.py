@@ -37,12 +37,19 @@ def default_model_path() -> Path:
 
 
 class Embedder:
-    """Batched, L2-normalised sentence embeddings; thread-safe, loads on first use."""
+    """Batched, L2-normalised sentence embeddings; thread-safe, loads on first use.
+
+    One instance is shared by every thread of a process that encodes (questions, uploads,
+    concurrent scheduled runs). The fast tokenizer keeps its padding and truncation as
+    mutable state that each call resets, so two threads tokenizing at once corrupt each
+    other's batch ("Unable to create tensor ..."): tokenizing and encoding take ``_use``.
+    """
 
     def __init__(self, settings: EmbedSettings | None = None) -> None:
         self._settings = settings or EmbedSettings()
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
+        self._use = threading.Lock()  # the tokenizer is not safe across threads
         self.threads = 1  # torch threads at full speed; set when the model loads
         self.info_is_loaded = self._settings.model_path is None
         # Known without loading for the packaged model, so unchanged re-runs load nothing.
@@ -83,11 +90,15 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Word-pieces of ``text`` without special tokens."""
-        return len(self.model.tokenizer.tokenize(text))
+        model = self.model
+        with self._use:
+            return len(model.tokenizer.tokenize(text))
 
     def tokenize(self, text: str) -> list[str]:
         """Word-pieces of ``text`` (the tokenizer chunking counts with)."""
-        return list(self.model.tokenizer.tokenize(text))
+        model = self.model
+        with self._use:
+            return list(model.tokenizer.tokenize(text))
 
     def encode(self, texts: list[str], *, threads: int | None = None) -> np.ndarray:
         """Embed ``texts`` as float32 unit vectors, shape (len(texts), dimension).
@@ -104,13 +115,14 @@ class Embedder:
             return self._encode(model, texts)
 
     def _encode(self, model: SentenceTransformer, texts: list[str]) -> np.ndarray:
-        vectors = model.encode(
-            texts,
-            batch_size=self._settings.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with self._use:
+            vectors = model.encode(
+                texts,
+                batch_size=self._settings.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -284,15 +284,6 @@ class ChromaIndex:
             for cid, meta in zip(got["ids"], got["metadatas"]):
                 out[cid] = str((meta or {}).get(META_DOCUMENT_ID, ""))
         return out
-
-    def delete_ids(self, collection: str, ids: Iterable[str]) -> None:
-        id_list = list(ids)
-        if not id_list or not self.has_collection(collection):
-            return
-        coll = self.collection(collection)
-        self._mark_writing(collection)
-        for start in range(0, len(id_list), self.max_batch):
-            coll.delete(ids=id_list[start : start + self.max_batch])
 
     def count(self, collection: str) -> int:
         if not self.has_collection(collection):

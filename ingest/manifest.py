@@ -6,6 +6,9 @@ Status values:
     failed    the file could not be indexed (``error_code`` / ``error_message``); no chunks
 A row is written as ``pending`` *before* any chunk reaches Chroma, so a crash at any
 moment leaves a row that the next run repairs (see ``pipeline.recover``).
+
+This module holds every SQL statement on the ``documents`` table and returns typed
+records (``DocumentRecord``, ``DocumentCounts``); the run ledger is ``ingest.runs``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,12 +77,25 @@ class DocumentRecord:
     updated_at: str
     indexed_at: str | None
 
-    @property
-    def absolute_path(self) -> Path:
-        return Path(self.root) / self.path
-
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentCounts:
+    """One collection's rows by status. ``documents``, wherever a count is shown (``inhouse
+    index status``, ``GET /v1/collections``), means ``indexed``: what a question can find."""
+
+    indexed: int = 0
+    failed: int = 0
+    pending: int = 0
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+    last_indexed_at: str | None = None
+
+    @property
+    def total(self) -> int:
+        """Every row, whatever its status."""
+        return self.indexed + self.failed + self.pending
 
 
 class Manifest:
@@ -147,6 +163,66 @@ class Manifest:
 
     def collections(self) -> list[str]:
         return [r[0] for r in self.execute("SELECT DISTINCT collection FROM documents ORDER BY 1")]
+
+    def count(self, collection: str, *, root: str | None = None, status: str | None = None) -> int:
+        """Rows of ``collection`` (under ``root``, with ``status``, when given)."""
+        sql = "SELECT COUNT(*) FROM documents WHERE collection = ?"
+        params: list[Any] = [collection]
+        for column, value in (("root", root), ("status", status)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        return int(self.execute(sql, tuple(params))[0][0])
+
+    def members(self, collection: str, root: str, container: str) -> list[DocumentRecord]:
+        """Rows of the members of the container at ``root``/``container`` (``a.zip/x.pdf``)."""
+        prefix = container + "/"
+        rows = self.execute(
+            """SELECT * FROM documents WHERE collection = ? AND root = ?
+               AND substr(path, 1, ?) = ? ORDER BY path""",
+            (collection, root, len(prefix), prefix),
+        )
+        return [self._record(row) for row in rows]
+
+    def failed(self, collections: list[str]) -> list[DocumentRecord]:
+        """Failed rows of ``collections``, by collection, reason and path."""
+        if not collections:
+            return []
+        marks = ",".join("?" * len(collections))
+        rows = self.execute(
+            f"SELECT * FROM documents WHERE status = 'failed' AND collection IN ({marks})"
+            " ORDER BY collection, error_code, path",
+            tuple(collections),
+        )
+        return [self._record(row) for row in rows]
+
+    def counts(self) -> dict[str, DocumentCounts]:
+        """Every collection's rows by status and failures by reason."""
+        by_status: dict[str, dict[str, int]] = {}
+        last: dict[str, str] = {}
+        for row in self.execute(
+            """SELECT collection, status, COUNT(*) AS n, MAX(indexed_at) AS last
+               FROM documents GROUP BY collection, status"""
+        ):
+            by_status.setdefault(row["collection"], {})[row["status"]] = int(row["n"])
+            if row["last"]:
+                last[row["collection"]] = max(last.get(row["collection"], ""), row["last"])
+        reasons: dict[str, dict[str, int]] = {}
+        for row in self.execute(
+            """SELECT collection, error_code, COUNT(*) AS n FROM documents
+               WHERE error_code IS NOT NULL GROUP BY collection, error_code"""
+        ):
+            reasons.setdefault(row["collection"], {})[row["error_code"]] = int(row["n"])
+        return {
+            name: DocumentCounts(
+                indexed=statuses.get("indexed", 0),
+                failed=statuses.get("failed", 0),
+                pending=statuses.get("pending", 0),
+                failures_by_reason=reasons.get(name, {}),
+                last_indexed_at=last.get(name),
+            )
+            for name, statuses in by_status.items()
+        }
 
     # -- writes -----------------------------------------------------------------------
     def begin_document(

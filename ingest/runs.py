@@ -17,12 +17,10 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from ingest.manifest import Manifest, utc_now
 from ingest.report import OUTCOMES, FileResult, IngestReport
-from ingest.sources import SourcesConfig
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS source_runs (
@@ -105,6 +103,15 @@ class RunRecord:
     error: str | None
     failures: list[dict[str, str | None]] = field(default_factory=list)
 
+    @property
+    def progress(self) -> dict[str, Any]:
+        """Files done and total, and the ETA (seconds, rounded) while running."""
+        return {
+            "files_done": self.files_done,
+            "files_total": self.files_total,
+            "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -117,11 +124,7 @@ class RunRecord:
             "finished_at": self.finished_at,
             "pid": self.pid,
             "host": self.host,
-            "progress": {
-                "files_done": self.files_done,
-                "files_total": self.files_total,
-                "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
-            },
+            "progress": self.progress,
             "counts": self.counts,
             "error": self.error,
             "failures": self.failures,
@@ -393,51 +396,3 @@ class RunProgress:
         eta = (total - done) / rate if rate > 0 else None
         self._store.progress(self._run_id, done=done, total=total, eta_s=eta, counts=self._counts)
         self._written = now
-
-
-def sources_status(
-    config: SourcesConfig, store: RunStore, *, now: datetime, history: int = 5
-) -> dict[str, Any]:
-    """Per source: its config, the running run's progress, the last runs and the next run.
-
-    ``removed`` lists sources with history but no longer configured: their chunks stay
-    until ``inhouse reindex --prune``.
-    """
-    store.mark_abandoned()
-    out = []
-    for source in config.sources:
-        scheduled = store.scheduled(source.name)
-        if scheduled:
-            next_run_at = scheduled["next_run_at"]
-        elif source.enabled:
-            next_run_at = source.next_run(now).isoformat()
-        else:
-            next_run_at = None
-        running = store.running(source.name)
-        out.append(
-            {
-                "name": source.name,
-                "collection": source.collection,
-                "paths": [str(p) for p in source.paths],
-                "schedule": source.schedule,
-                "enabled": source.enabled,
-                "include": list(source.include),
-                "exclude": list(source.exclude),
-                "next_run_at": next_run_at,
-                "scheduler": scheduled and {"host": scheduled["host"], "pid": scheduled["pid"]},
-                "running": running.to_dict() if running else None,
-                "last_runs": [r.to_dict() for r in store.recent(source.name, history)],
-            }
-        )
-    roots = store.roots()
-    removed = [
-        {
-            "name": name,
-            "roots": [
-                {"collection": r.collection, "root": r.root} for r in roots if r.source == name
-            ],
-        }
-        for name in store.history_sources()
-        if config.get(name) is None
-    ]
-    return {"sources": out, "removed": removed}

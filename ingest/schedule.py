@@ -27,9 +27,10 @@ from ingest.manifest import Manifest
 from ingest.observe import IngestObserver
 from ingest.pipeline import IngestPipeline, ProgressListener
 from ingest.report import FileResult
-from ingest.runs import RunProgress, RunRecord, RunStore, sources_status
+from ingest.runs import RunProgress, RunRecord, RunStore
 from ingest.settings import IngestSettings
-from ingest.sources import Source, SourcesConfig, SourcesError, load_sources
+from ingest.source_status import SourcesStatus, sources_status
+from ingest.sources import Source, SourcesConfig, SourcesError
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +99,17 @@ class SourceRunner:
         pipeline_factory: PipelineFactory | None = None,
         stop: threading.Event | None = None,
         observer: IngestObserver | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
+        """``embedder``: an encoder to share with the rest of the process (the service's);
+        default: one of the runner's own, shared by all its runs."""
         self.settings = settings
         self.observer = observer  # metrics: made current around each run (ingest.observe)
         settings.ensure_data_dir()
         self.stop_event = stop or threading.Event()
         self.runs = RunStore(Manifest(settings.manifest_path))
         self._factory = pipeline_factory or self._default_pipeline
-        self._embedder: Embedder | None = None
+        self._embedder = embedder
         self._embedder_lock = threading.Lock()
 
     def _default_pipeline(self) -> IngestPipeline:
@@ -202,10 +206,7 @@ class SourceRunner:
             if not path.exists():
                 raise FileNotFoundError(f"{path}: no such file or folder")
             if path.is_dir() and next(os.scandir(path), None) is None:
-                held = self.runs.manifest.execute(
-                    "SELECT COUNT(*) FROM documents WHERE collection = ? AND root = ?",
-                    (source.collection, str(scan_root(path))),
-                )[0][0]
+                held = self.runs.manifest.count(source.collection, root=str(scan_root(path)))
                 if held:
                     raise SourcesError(
                         f"{path} is empty but {held} documents were indexed from it (is the"
@@ -260,13 +261,6 @@ class Scheduler:
         self._lock = threading.Lock()
         self._loop: threading.Thread | None = None
 
-    @classmethod
-    def from_settings(cls, settings: IngestSettings) -> Scheduler | None:
-        """The scheduler for ``settings.sources`` (None when no sources file is set)."""
-        if settings.sources is None:
-            return None
-        return cls(load_sources(settings.sources), SourceRunner(settings))
-
     @property
     def stop_event(self) -> threading.Event:
         return self.runner.stop_event
@@ -317,7 +311,7 @@ class Scheduler:
             thread.start()
         return claim.run_id
 
-    def status(self, history: int = 5) -> dict[str, Any]:
+    def status(self, history: int = 5) -> SourcesStatus:
         """``sources_status`` for this scheduler's sources."""
         return sources_status(self.config, self.runner.runs, now=self.clock(), history=history)
 

@@ -2,16 +2,19 @@
 
 Examples: ``INHOUSE_DATA_DIR=/srv/inhouse``, ``INHOUSE_PARSE__TIMEOUT_S=60``,
 ``INHOUSE_CHUNK__TOKENS=180``, ``INHOUSE_CHROMA_URL=http://127.0.0.1:8001``.
+The service's settings extend these (``service.settings.ServiceSettings``), so the data dir,
+sources file, encoder and parse limits are declared once. Read them with
+:func:`load_settings`: a value that does not validate raises :class:`SettingsError` naming
+the environment variable.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 COLLECTION_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?")  # fullmatch only
@@ -127,7 +130,9 @@ class IngestSettings(BaseSettings):
         env_prefix="INHOUSE_", env_nested_delimiter="__", extra="ignore"
     )
 
-    data_dir: Path = Field(Path("data"), description="Holds the Chroma store and the manifest.")
+    data_dir: Path = Field(
+        Path("data"), description="Holds the Chroma store, the manifest and the service's logs."
+    )
     chroma_url: str | None = Field(
         None, description="Chroma server URL (http://host:port); unset = embedded store."
     )
@@ -170,7 +175,45 @@ def validate_collection_name(name: str) -> str:
     return name
 
 
-@lru_cache(maxsize=1)
-def get_ingest_settings() -> IngestSettings:
-    """Settings read once from the environment."""
-    return IngestSettings()
+class SettingsError(ValueError):
+    """Settings from the environment that do not validate; the message names the variables."""
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """``cls()`` read from the environment; a validation error becomes :class:`SettingsError`
+    naming each offending variable (``INHOUSE_LIMITS__UPLOAD_MB: Input should be ...``).
+    Values are never echoed: some are secrets."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        problems = [
+            f"{env_name(cls, error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        ]
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+def env_name(cls: type[BaseSettings], loc: tuple[Any, ...]) -> str:
+    """The environment variable behind an error location (nested models joined by ``__``)."""
+    model: type[BaseModel] | None = cls
+    parts: list[str] = []
+    for item in loc:
+        field = model.model_fields.get(item) if model is not None else None
+        if field is None:
+            if not parts and isinstance(item, str) and item.isupper():
+                return item  # a validation alias such as OLLAMA_HOST
+            break
+        alias = field.validation_alias
+        if not parts and isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+            return alias.choices[0]
+        parts.append(str(item))
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            model = None
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    return prefix + "__".join(parts).upper()

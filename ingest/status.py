@@ -1,62 +1,76 @@
-"""What the index holds: per-collection document and chunk counts, failures by reason."""
+"""What the index holds: one typed record per collection, rendered by ``inhouse index
+status`` and ``GET /v1/collections`` alike.
+
+``documents`` means the indexed documents (what a question can find) in both; the record
+keeps the breakdown: ``indexed``, ``failed``, ``pending`` rows and failures by reason.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ingest.embed import Embedder
 from ingest.index import COLL_DIMENSION, COLL_EMBEDDER, ChromaIndex, make_chroma_client
-from ingest.manifest import Manifest
+from ingest.manifest import DocumentCounts, Manifest
 from ingest.readers import readers_status
 from ingest.settings import IngestSettings
 
 
+@dataclass(frozen=True, slots=True)
+class CollectionStatus:
+    name: str
+    documents: int  # indexed documents: what a question can find
+    indexed: int
+    failed: int
+    pending: int
+    chunks: int  # in the index
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+    embedder: str | None = None
+    dimension: int | None = None
+    last_indexed_at: str | None = None
+
+
+def collection_statuses(
+    manifest: Manifest, index: ChromaIndex, names: Iterable[str], in_index: Iterable[str]
+) -> list[CollectionStatus]:
+    """Status of ``names`` (collections in the index, ``in_index``, or only in the manifest)."""
+    counts = manifest.counts()
+    stored = set(in_index)
+    out = []
+    for name in names:
+        meta, chunks = index.describe(name) if name in stored else ({}, 0)
+        rows = counts.get(name, DocumentCounts())
+        out.append(
+            CollectionStatus(
+                name=name,
+                documents=rows.indexed,
+                indexed=rows.indexed,
+                failed=rows.failed,
+                pending=rows.pending,
+                chunks=chunks,
+                failures_by_reason=rows.failures_by_reason,
+                embedder=meta.get(COLL_EMBEDDER),
+                dimension=meta.get(COLL_DIMENSION),
+                last_indexed_at=rows.last_indexed_at,
+            )
+        )
+    return out
+
+
 def index_status(settings: IngestSettings) -> dict[str, Any]:
-    """Summary for ``inhouse index status`` (reads the manifest and Chroma, loads no model)."""
+    """``inhouse index status --json`` (reads the manifest and Chroma, loads no model)."""
     manifest = Manifest(settings.manifest_path)
     try:
         index = ChromaIndex(make_chroma_client(settings), Embedder(settings.embed).info)
-        names = sorted(set(manifest.collections()) | set(index.collections()))
-        collections = []
-        for name in names:
-            rows = manifest.execute(
-                """SELECT status, COUNT(*) AS n, COALESCE(SUM(chunk_count), 0) AS chunks,
-                          MAX(indexed_at) AS last FROM documents WHERE collection = ?
-                   GROUP BY status""",
-                (name,),
-            )
-            by_status = {row["status"]: row for row in rows}
-            failures = {
-                row["error_code"]: row["n"]
-                for row in manifest.execute(
-                    """SELECT error_code, COUNT(*) AS n FROM documents
-                       WHERE collection = ? AND error_code IS NOT NULL GROUP BY error_code""",
-                    (name,),
-                )
-            }
-            coll_meta: dict[str, Any] = {}
-            if index.has_collection(name):
-                coll_meta, chunks_in_index = index.describe(name)
-            else:
-                chunks_in_index = 0
-            collections.append(
-                {
-                    "name": name,
-                    "documents": sum(row["n"] for row in rows),
-                    "indexed": by_status["indexed"]["n"] if "indexed" in by_status else 0,
-                    "failed": by_status["failed"]["n"] if "failed" in by_status else 0,
-                    "pending": by_status["pending"]["n"] if "pending" in by_status else 0,
-                    "chunks": chunks_in_index,
-                    "failures_by_reason": failures,
-                    "embedder": coll_meta.get(COLL_EMBEDDER),
-                    "dimension": coll_meta.get(COLL_DIMENSION),
-                    "last_indexed_at": max((r["last"] or "" for r in rows), default=None) or None,
-                }
-            )
+        in_index = index.collections()
+        names = sorted(set(manifest.collections()) | set(in_index))
+        collections = collection_statuses(manifest, index, names, in_index)
         readers = readers_status(settings.parse.ocr_languages, settings.parse.ocr is not False)
         return {
             "data_dir": str(settings.data_dir.resolve()),
-            "collections": collections,
+            "collections": [asdict(status) for status in collections],
             "readers": readers,
         }
     finally:

@@ -38,8 +38,7 @@ from ingest.index import (
 from ingest.settings import validate_collection_name
 from service import metrics
 from service.auth import audit
-from service.auth.caller import searchable
-from service.caller import Caller
+from service.caller import Caller, searchable
 from service.errors import BadRequest, ModelError, ModelProtocolError, NoAnswer
 from service.grounding import Grounding, Passage, check_answer, extract
 from service.llm.base import ChatBackend, ChatMessage, GenerationOptions, ModelDelta, ModelDone

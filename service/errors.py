@@ -4,6 +4,7 @@
     ├── BadRequest (422 invalid_request)       malformed or out-of-range input
     ├── NoDocuments (404 no_documents)          nothing indexed in the searched collections
     ├── NotFound (404 not_found)
+    ├── PayloadTooLarge (413 payload_too_large)  a request body over its limit
     ├── AuthError (401 unauthorized)            missing, unknown or revoked key
     │   └── Forbidden (403 forbidden)           key lacks the scope or collection
     ├── RateLimited (429 rate_limited)
@@ -53,6 +54,11 @@ class NoDocuments(ServiceError):
 class NotFound(ServiceError):
     code = "not_found"
     status = 404
+
+
+class PayloadTooLarge(ServiceError):
+    code = "payload_too_large"
+    status = 413
 
 
 class AuthError(ServiceError):

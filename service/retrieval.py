@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -31,34 +31,21 @@ from anyio import to_thread
 
 from ingest.embed import Embedder
 from ingest.errors import CollectionNotFound, EmbedderMismatch, IndexUnavailable
-from ingest.index import COLL_EMBEDDER, META_COLLECTION, META_DOCUMENT_ID, ChromaIndex, Hit
+from ingest.index import META_COLLECTION, META_DOCUMENT_ID, ChromaIndex, Hit
 from ingest.lexical import LexicalIndexes
 from ingest.lexical_text import ParsedQuery, body_tokens, contains_phrase, parse_query
-from ingest.manifest import Manifest
+from ingest.manifest import DocumentRecord, Manifest
 from ingest.settings import RetrievalSettings
+from ingest.status import CollectionStatus, collection_statuses
 from service import metrics
 from service.auth import audit
-from service.auth.caller import searchable
-from service.caller import Caller
+from service.caller import Caller, searchable
 from service.errors import NoDocuments
 from service.fusion import diversify, fuse, min_max
 from service.query_encoder import BatchingEncoder
 from service.rerank import Reranker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class CollectionInfo:
-    """What ``GET /v1/collections`` says about one collection."""
-
-    name: str
-    documents: int  # indexed documents
-    chunks: int
-    failed: int
-    pending: int
-    embedder: str | None
-    last_indexed_at: str | None
 
 
 class Retriever:
@@ -292,54 +279,16 @@ class Retriever:
         except Exception as exc:
             raise IndexUnavailable(f"cannot list collections: {exc}") from exc
 
-    async def describe(self, names: Sequence[str]) -> list[CollectionInfo]:
+    async def describe(self, names: Sequence[str]) -> list[CollectionStatus]:
         """Document and chunk counts of ``names`` (collections in the index or the manifest)."""
         return await to_thread.run_sync(self._describe, list(names))
 
-    def _describe(self, names: list[str]) -> list[CollectionInfo]:
-        rows = self._manifest.execute(
-            """SELECT collection, status, COUNT(*) AS n, MAX(indexed_at) AS last
-               FROM documents GROUP BY collection, status"""
-        )
-        counts: dict[str, dict[str, int]] = {}
-        last: dict[str, str] = {}
-        for row in rows:
-            counts.setdefault(row["collection"], {})[row["status"]] = int(row["n"])
-            if row["last"]:
-                last[row["collection"]] = max(last.get(row["collection"], ""), row["last"])
-        in_index = set(self._names())
-        out = []
-        for name in names:
-            meta, chunks = self._index.describe(name) if name in in_index else ({}, 0)
-            by_status = counts.get(name, {})
-            out.append(
-                CollectionInfo(
-                    name=name,
-                    documents=by_status.get("indexed", 0),
-                    chunks=chunks,
-                    failed=by_status.get("failed", 0),
-                    pending=by_status.get("pending", 0),
-                    embedder=meta.get(COLL_EMBEDDER),
-                    last_indexed_at=last.get(name),
-                )
-            )
-        return out
+    def _describe(self, names: list[str]) -> list[CollectionStatus]:
+        return collection_statuses(self._manifest, self._index, names, self._names())
 
-    async def failures(self, names: Sequence[str]) -> list[dict[str, str]]:
-        """Documents of ``names`` that could not be indexed: collection, path, code, message."""
-        wanted = list(names)
-
-        def read() -> list[dict[str, str]]:
-            marks = ",".join("?" * len(wanted))
-            rows = self._manifest.execute(
-                "SELECT collection, path, error_code, error_message, updated_at FROM documents"
-                f" WHERE status = 'failed' AND collection IN ({marks})"
-                " ORDER BY collection, error_code, path",
-                tuple(wanted),
-            )
-            return [{k: str(r[k] or "") for k in r.keys()} for r in rows]
-
-        return await to_thread.run_sync(read) if wanted else []
+    async def failures(self, names: Sequence[str]) -> list[DocumentRecord]:
+        """Documents of ``names`` that could not be indexed, by collection, reason and path."""
+        return await to_thread.run_sync(self._manifest.failed, list(names))
 
     async def known_collections(self) -> list[str]:
         """Collections in the index or the manifest (e.g. all of whose files failed)."""

@@ -1,5 +1,11 @@
 """Service settings (pydantic-settings, env prefix ``INHOUSE_``, nested with ``__``).
 
+``ServiceSettings`` extends ``ingest.settings.IngestSettings``: the data dir, sources file,
+Chroma URL, parse, chunk, embed, retrieval and rerank sections are declared there, once, and
+reach the ingest code the service runs (uploads, the embedded scheduler) as this one object.
+Read through :func:`get_settings` (``ingest.settings.load_settings``: an invalid value raises
+``SettingsError`` naming its variable; the CLI exits 2 with it).
+
 Contract env names: ``INHOUSE_DATA_DIR``, ``INHOUSE_MODEL``, ``OLLAMA_HOST`` (read like
 Ollama's own tools), ``INHOUSE_AUTH``, ``INHOUSE_ADMIN_KEY``, ``INHOUSE_SOURCES``,
 ``INHOUSE_POLICY``, ``INHOUSE_OIDC__ISSUER`` (the rest: ``service.auth.oidc_settings``). Others are
@@ -15,8 +21,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from ingest.settings import IngestSettings, load_settings
 from service.auth.oidc_settings import OIDCSettings
 from service.metrics import MetricsSettings
 
@@ -64,7 +71,7 @@ class SecuritySettings(BaseModel):
     )
     rate_limit: str = Field(
         "120/minute",
-        description="Per-key request limit in slowapi/limits notation, e.g. '60/minute;1000/day'"
+        description="Per-key request limit in `limits` notation, e.g. '60/minute;1000/day'"
         "; empty = unlimited.",
     )
     auth_failure_limit: str = Field(
@@ -174,14 +181,13 @@ class GroundingSettings(BaseModel):
     )
 
 
-class ServiceSettings(BaseSettings):
-    """Everything the query service needs."""
+class ServiceSettings(IngestSettings):
+    """Everything the query service needs: the ingest settings and the service's own."""
 
     model_config = SettingsConfigDict(
         env_prefix="INHOUSE_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
     )
 
-    data_dir: Path = Field(Path("data"), description="Index, manifest and logs live here.")
     model: str = Field("deepseek-r1:8b", description="Model name on the model server.")
     ollama_host: str = Field(
         "http://127.0.0.1:11434",
@@ -204,7 +210,6 @@ class ServiceSettings(BaseSettings):
     policy: Path | None = Field(
         None, description="INHOUSE_POLICY: YAML mapping groups and users to collections and scopes."
     )
-    sources: Path | None = Field(None, description="Sources YAML for scheduled re-indexing.")
     embedded_worker: bool = Field(
         True,
         description="Run the sources' re-index schedules inside the service; false when a"
@@ -279,4 +284,4 @@ class ServiceSettings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> ServiceSettings:
     """Settings read once from the environment (tests clear the cache or override)."""
-    return ServiceSettings()
+    return load_settings(ServiceSettings)

@@ -28,6 +28,7 @@ from service.auth import audit
 from service.errors import BadRequest
 
 if TYPE_CHECKING:
+    from ingest.embed import Embedder
     from ingest.pipeline import IngestPipeline, ParserLike
 
 log = logging.getLogger(__name__)
@@ -124,12 +125,15 @@ class UploadService:
         max_bytes: int,
         pipeline_factory: Callable[[IngestSettings, Any], IngestPipeline] | None = None,
         pool_factory: Callable[[ParseSettings, int], _Pool] = _default_pool,
+        embedder: Embedder | None = None,
     ) -> None:
+        """``embedder``: the process's shared encoder (default: one of its own)."""
         self.settings = ingest_settings
+        self._embedder = embedder
         self.max_bytes = max_bytes
         self.upload_root = ingest_settings.data_dir / "uploads"
         self._parser = SharedParser(pool_factory, PARSER_IDLE_S)
-        self._pipeline_factory = pipeline_factory or _default_pipeline
+        self._pipeline_factory = pipeline_factory or self._default_pipeline
         self._pipeline: IngestPipeline | None = None
         self._run_lock = threading.Lock()
 
@@ -196,17 +200,16 @@ class UploadService:
             self._pipeline = self._pipeline_factory(self.settings, self._parser)
         return self._pipeline
 
+    def _default_pipeline(self, settings: IngestSettings, parser_factory: Any) -> IngestPipeline:
+        from ingest.pipeline import IngestPipeline
+
+        return IngestPipeline(settings, parser_factory=parser_factory, embedder=self._embedder)
+
     def close(self) -> None:
         self._parser.close()
         if self._pipeline is not None:
             self._pipeline.close()
             self._pipeline = None
-
-
-def _default_pipeline(settings: IngestSettings, parser_factory: Any) -> IngestPipeline:
-    from ingest.pipeline import IngestPipeline
-
-    return IngestPipeline(settings, parser_factory=parser_factory)
 
 
 def _result(path: Path, result: FileResult) -> UploadResult:

@@ -1,9 +1,10 @@
 """Dependencies: settings, the one auth dependency, and the service's collaborators.
 
-Long-lived collaborators (encoder + index, model backend, reasoning log) live in one
-``Resources`` object per app, built on first use (or warmed at start-up by
-``inhouse serve``) and closed at shutdown. Handlers receive them through ``Depends``;
-tests replace any of them with ``app.dependency_overrides``.
+Every long-lived collaborator (the encoder, retriever, model backend, reasoning log,
+originals finder, upload service, sources scheduler) lives in one ``Resources`` object per
+app, built on first use (or warmed at start-up by ``inhouse serve``), started and closed by
+the one lifespan in ``service.api.main``. Routes build nothing: handlers receive these
+through ``Depends``; tests replace any of them with ``app.dependency_overrides``.
 """
 
 from __future__ import annotations
@@ -16,69 +17,87 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from ingest.observe import IngestObserver
+from ingest.schedule import Scheduler
 from service.answer import QueryService
 from service.auth.access import AccessControl
 from service.caller import SCOPE_QUERY, SCOPE_REASONING, Caller
-from service.errors import AuthError, Forbidden
+from service.errors import AuthError, Forbidden, NotFound
 from service.llm.base import ChatBackend
 from service.llm.factory import generation_options
+from service.originals import Originals
 from service.reasoning_log import ReasoningLog
 from service.retrieval import Retriever
 from service.settings import ServiceSettings
+from service.uploads import UploadService
 
 if TYPE_CHECKING:
+    from ingest.embed import Embedder
     from ingest.settings import IngestSettings
     from service.rerank import Reranker
 
 
 QUERY_TORCH_THREADS = 1  # unless INHOUSE_EMBED__THREADS says otherwise
+MIB = 1024 * 1024
 
 
 class Resources:
-    """The app's long-lived collaborators, each built once on first use."""
+    """The app's long-lived collaborators, each built once on first use: the one encoder,
+    the retriever, the model backend, the reasoning log, the originals finder, the upload
+    service and the sources scheduler. ``start`` and ``aclose`` are the app's lifespan."""
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
+        self._encoder_lock = threading.Lock()
+        self._encoder: Embedder | None = None
         self._retriever: Retriever | None = None
         self._backend: ChatBackend | None = None
+        self._originals: Originals | None = None
+        self._uploads: UploadService | None = None
+        self.scheduler: Scheduler | None = None
         self.reasoning_log = ReasoningLog(
             settings.reasoning_dir, settings.reasoning_log.retention_days
         )
 
-    def ingest_settings(self) -> IngestSettings:
-        """Index settings (Chroma URL, encoder) from the environment, with our data dir."""
-        from ingest.settings import IngestSettings
-
-        return IngestSettings(data_dir=self.settings.data_dir)
-
-    def retriever(self) -> Retriever:
-        """Encoder + Chroma + manifest (blocking: loads the encoder the first time)."""
-        with self._lock:
-            if self._retriever is None:
+    def encoder(self) -> Embedder:
+        """The process's one encoder: questions, uploads and scheduled runs share its model
+        (built here, loaded on first use; before, each loaded its own copy)."""
+        with self._encoder_lock:
+            if self._encoder is None:
                 from ingest.embed import Embedder
-                from ingest.errors import IndexUnavailable, IngestError
-                from ingest.index import make_chroma_client
-                from ingest.manifest import Manifest
 
-                ingest_settings = self.ingest_settings()
-                embed = ingest_settings.embed
+                embed = self.settings.embed
                 if embed.threads is None:
                     # One question is a tiny forward pass: several intra-op threads only
                     # add synchronisation, and under concurrent requests or a busy CPU they
                     # oversubscribe the cores (measured: 25 ms vs 500+ ms per question on
                     # a loaded 2-core host). Concurrency comes from requests, not torch.
+                    # torch's thread count is process-wide: uploads and scheduled runs in
+                    # the service encode with it too, as they did with separate copies.
                     embed = embed.model_copy(update={"threads": QUERY_TORCH_THREADS})
+                self._encoder = Embedder(embed)
+            return self._encoder
+
+    def retriever(self) -> Retriever:
+        """Encoder + Chroma + manifest (blocking: loads the encoder the first time)."""
+        with self._lock:
+            if self._retriever is None:
+                from ingest.errors import IndexUnavailable, IngestError
+                from ingest.index import make_chroma_client
+                from ingest.manifest import Manifest
+
+                settings = self.settings
                 try:
-                    embedder = Embedder(embed)
+                    embedder = self.encoder()
                     embedder.encode(["warm-up"])  # load now: the index sees the final encoder
                     self._retriever = Retriever(
-                        make_chroma_client(ingest_settings),
+                        make_chroma_client(settings),
                         embedder,
-                        Manifest(ingest_settings.manifest_path),
-                        settings=ingest_settings.retrieval,
-                        lexical_dir=ingest_settings.data_dir / "lexical",
-                        reranker=_reranker(ingest_settings),
+                        Manifest(settings.manifest_path),
+                        settings=settings.retrieval,
+                        lexical_dir=settings.data_dir / "lexical",
+                        reranker=_reranker(settings),
                     )
                 except IngestError:
                     raise
@@ -99,7 +118,55 @@ class Resources:
                 self._backend = build_backend(self.settings)
             return self._backend
 
+    def originals(self) -> Originals:
+        """Finds an indexed document's original file (blocking: opens the manifest)."""
+        with self._lock:
+            if self._originals is None:
+                from ingest.manifest import Manifest
+
+                self.settings.ensure_data_dir()
+                self._originals = Originals(
+                    Manifest(self.settings.manifest_path), self.settings.parse
+                )
+            return self._originals
+
+    def uploads(self) -> UploadService:
+        with self._lock:
+            if self._uploads is None:
+                self._uploads = UploadService(
+                    self.settings,
+                    max_bytes=int(self.settings.limits.upload_mb * MIB),
+                    embedder=self.encoder(),
+                )
+            return self._uploads
+
+    def start_scheduler(self, observer: IngestObserver | None = None) -> None:
+        """Load the sources file (``INHOUSE_SOURCES``; an invalid one raises and stops the
+        app) and, unless ``INHOUSE_EMBEDDED_WORKER=false``, run its schedules in-process.
+        ``observer``: counts the scheduled runs (the app's ``/metrics``)."""
+        if self.settings.sources is None:
+            return
+        from ingest.schedule import SourceRunner
+        from ingest.sources import load_sources
+
+        runner = SourceRunner(self.settings, embedder=self.encoder(), observer=observer)
+        self.scheduler = Scheduler(load_sources(self.settings.sources), runner)
+        if self.settings.embedded_worker:
+            self.scheduler.start()
+
+    def close_ingest(self) -> None:
+        """Blocking part of shutdown: running sources finish their current file and end
+        ``interrupted``; the upload parser pool stops."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+            self.scheduler = None
+        with self._lock:
+            if self._uploads is not None:
+                self._uploads.close()
+                self._uploads = None
+
     async def aclose(self) -> None:
+        await run_in_threadpool(self.close_ingest)
         if self._retriever is not None:
             self._retriever.close()
         if self._backend is not None:
@@ -217,6 +284,21 @@ async def get_backend(resources: ResourcesDep) -> ChatBackend:
 
 async def get_reasoning_log(resources: ResourcesDep) -> ReasoningLog:
     return resources.reasoning_log
+
+
+async def get_originals(resources: ResourcesDep) -> Originals:
+    return await run_in_threadpool(resources.originals)
+
+
+def get_uploads(resources: ResourcesDep) -> UploadService:
+    return resources.uploads()
+
+
+async def get_scheduler(resources: ResourcesDep) -> Scheduler:
+    """The app's scheduler; 404 when no sources file is configured."""
+    if resources.scheduler is None:
+        raise NotFound("no sources file is configured (set INHOUSE_SOURCES)")
+    return resources.scheduler
 
 
 RetrieverDep = Annotated[Retriever, Depends(get_retriever)]

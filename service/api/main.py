@@ -1,8 +1,10 @@
 """``create_app()``: assemble the API. Nothing is built at import time.
 
-Start-up purges the reasoning log and schedules its daily purge; ``warm_up=True``
-(``inhouse serve``) also loads the encoder and opens the index in the background so
-the first question does not pay for it. Shutdown closes the model client.
+The one lifespan: start-up loads the sources file and starts the embedded scheduler,
+purges the reasoning log and schedules its daily purge; ``warm_up=True`` (``inhouse
+serve``) also loads the encoder and opens the index in the background so the first
+question does not pay for it. Shutdown stops the scheduler and the upload parsers, then
+closes the retriever and the model client (``Resources.aclose``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def create_app(settings: ServiceSettings | None = None, *, warm_up: bool = False
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # an invalid sources file: no start; scheduled runs count in the app's /metrics
+        await run_in_threadpool(resources.start_scheduler, getattr(app.state, "metrics", None))
         purge = asyncio.create_task(resources.reasoning_log.purge_daily(), name="reasoning-purge")
         warm = asyncio.create_task(_warm_up(resources)) if warm_up else None
         try:

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from service.answer import Citation, QueryResult
+from service.api.errors import ErrorResponse as ErrorResponse  # owned there, with the mapping
 from service.grounding import Grounding
-
-
-class ErrorDetail(BaseModel):
-    code: str = Field(description="Stable machine-readable code, e.g. model_unavailable.")
-    message: str
-    detail: dict[str, Any] | None = None
-
-
-class ErrorResponse(BaseModel):
-    """Every error has this shape."""
-
-    error: ErrorDetail
 
 
 # -- /v1/query ---------------------------------------------------------------------------
@@ -269,7 +258,7 @@ class ReadinessResponse(BaseModel):
 
 class CollectionModel(BaseModel):
     name: str
-    documents: int = Field(description="Indexed documents.")
+    documents: int = Field(description="Indexed documents (what a question can find).")
     chunks: int
     failed: int = Field(description="Documents that could not be indexed.")
     pending: int

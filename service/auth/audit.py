@@ -96,19 +96,19 @@ def note_caller(caller: Caller) -> None:
         record.key_id, record.key_name = caller.id, caller.name
 
 
-def note_request_id(request_id: str) -> None:
-    """Adopt the id the service gave the request (so audit and reasoning logs join)."""
-    record = _CURRENT.get()
-    if record is not None:
-        record.request_id = request_id
-
-
 def _extend_unique(target: list[str], items: Iterable[str]) -> None:
     seen = set(target)
     for item in items:
         if item and item not in seen:
             seen.add(item)
             target.append(item)
+
+
+def note_request_id(request_id: str) -> None:
+    """Adopt the id the service gave the request (so audit and reasoning logs join)."""
+    record = _CURRENT.get()
+    if record is not None:
+        record.request_id = request_id
 
 
 def note_search(collections: Sequence[str], hits: Iterable[Any] = ()) -> None:

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import threading
 from collections.abc import MutableMapping, Sequence
@@ -23,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from service.caller import SCOPE_INGEST, Caller
-from service.errors import AuthError, RateLimited, ServiceError, TooManyUploads, UploadsBusy
+from service.errors import AuthError, RateLimited, TooManyUploads, UploadsBusy
 
 Scope = MutableMapping[str, Any]
 
@@ -45,22 +44,6 @@ def cached_caller(scope: Scope) -> Caller | None:
     state = scope.get("state")
     caller = state.get(CALLER_STATE) if isinstance(state, dict) else None
     return caller if isinstance(caller, Caller) else None
-
-
-async def send_error(send: Any, exc: ServiceError) -> None:
-    """Answer ``exc`` in the one error shape, with its RFC headers (401, 429, 503)."""
-    body = json.dumps({"error": exc.to_dict()}).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if exc.status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="inhouse"'))
-    if exc.status in (429, 503):
-        retry = int(exc.detail.get("retry_after", RETRY_AFTER_S))
-        headers.append((b"retry-after", str(retry).encode()))
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class UploadSlots:
@@ -114,7 +97,7 @@ class AuthGateMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        from service.auth.caller import require
+        from service.caller import require
 
         upload = is_upload(scope)
         try:
@@ -125,6 +108,8 @@ class AuthGateMiddleware:
                 require(caller, SCOPE_INGEST, unquote(match.group(1)))
                 self.slots.acquire(caller.id)
         except (AuthError, RateLimited, UploadsBusy) as exc:
+            from service.api.errors import send_error
+
             await send_error(send, exc)
             return
         scope.setdefault("state", {})[CALLER_STATE] = caller

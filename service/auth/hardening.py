@@ -14,12 +14,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from service.errors import PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -39,20 +40,6 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 )
 UPLOAD_SLACK_BYTES = 64 * 1024  # multipart boundaries and part headers around the file
-
-
-def _json_error(status: int, code: str, message: str) -> tuple[Message, Message]:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    start = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ],
-    }
-    return start, {"type": "http.response.body", "body": body, "more_body": False}
 
 
 class BodyLimitMiddleware:
@@ -113,9 +100,9 @@ class BodyLimitMiddleware:
 
     @staticmethod
     async def _refuse(send: Any, message: str) -> None:
-        start, body = _json_error(413, "payload_too_large", message)
-        await send(start)
-        await send(body)
+        from service.api.errors import send_error
+
+        await send_error(send, PayloadTooLarge(message), close=True)
 
 
 class SecurityHeadersMiddleware:

@@ -31,8 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.sqlite_wal import connect_wal
-from service.auth.caller import make_caller, parse_collections, parse_scopes
-from service.caller import Caller
+from service.caller import Caller, make_caller, parse_collections, parse_scopes
 from service.errors import AuthError
 
 PREFIX = "ih_"

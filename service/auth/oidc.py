@@ -57,13 +57,6 @@ class Identity:
     groups: tuple[str, ...] | None  # None: the groups claim was absent
 
 
-@dataclass(frozen=True, slots=True)
-class Tokens:
-    id_token: str
-    access_token: str
-    refresh_token: str
-
-
 class OIDCProvider:
     """Discovery, authorization URL, code exchange, ID token checks, userinfo, refresh."""
 

@@ -20,7 +20,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -224,7 +224,3 @@ class SqliteSessionStore:
             return None
         login = PendingLogin(*row)
         return login if now - login.created_at <= PENDING_TTL_S else None
-
-
-def touched(record: SessionRecord, now: float) -> SessionRecord:
-    return replace(record, last_seen=now)

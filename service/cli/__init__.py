@@ -1,6 +1,7 @@
 """``inhouse``: the one command-line entry point; each command group lives in its own module.
 
-Exit codes: 0 success, 1 the work ran but something failed (e.g. some files), 2 usage error.
+Exit codes: 0 success, 1 the work ran but something failed (e.g. some files), 2 usage error
+(an invalid ``INHOUSE_*`` setting included: the message names the variable).
 Heavy libraries are imported inside commands so ``inhouse --help`` stays fast.
 """
 
@@ -50,9 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ingest.settings import SettingsError
+    from service.cli.common import UsageError
+    from service.cli.output import fail_usage
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except (SettingsError, UsageError) as exc:  # SettingsError: ingest.settings.load_settings
+        return fail_usage(str(exc))
 
 
 if __name__ == "__main__":

@@ -21,10 +21,11 @@ def register(subparsers: Any) -> None:
 
 
 def run_tail(args: argparse.Namespace) -> int:
+    from ingest.settings import load_settings
     from service.auth.audit import AuditLog
     from service.settings import ServiceSettings
 
-    entries = AuditLog(ServiceSettings().audit_dir).tail(max(0, args.lines))
+    entries = AuditLog(load_settings(ServiceSettings).audit_dir).tail(max(0, args.lines))
     if args.json:
         for entry in entries:
             sys.stdout.write(json.dumps(entry, ensure_ascii=False) + "\n")

@@ -90,11 +90,12 @@ def default_collection(dataset: str) -> str:
 
 def run_beir(args: argparse.Namespace) -> int:
     from ingest.errors import IngestError
-    from ingest.settings import IngestSettings, validate_collection_name
+    from ingest.settings import load_settings, validate_collection_name
     from service.errors import ServiceError
     from service.evaluation.beir import score_beir
     from service.evaluation.corpus_index import CorpusIndexer
     from service.evaluation.datasets import DatasetError, load_beir
+    from service.settings import ServiceSettings
 
     if args.depth < 1 or (args.limit is not None and args.limit < 1):
         return fail_usage("--depth and --limit must be at least 1")
@@ -107,10 +108,8 @@ def run_beir(args: argparse.Namespace) -> int:
         validate_collection_name(collection)
     except ValueError as exc:
         return fail_usage(str(exc))
-    settings = _service_settings()
-    if settings is None:
-        return 2
-    indexer = CorpusIndexer(IngestSettings(data_dir=settings.data_dir))
+    settings = load_settings(ServiceSettings)
+    indexer = CorpusIndexer(settings)
     progress = EvalProgress()
     try:
         with progress:
@@ -139,17 +138,17 @@ def run_beir(args: argparse.Namespace) -> int:
 
 def run_qa(args: argparse.Namespace) -> int:
     from ingest.errors import IngestError
+    from ingest.settings import load_settings
     from service.errors import ServiceError
     from service.evaluation.datasets import DatasetError, load_qa
     from service.evaluation.qa import DEPTH, score_qa
+    from service.settings import ServiceSettings
 
     try:
         items = load_qa(args.file)
     except DatasetError as exc:
         return fail_usage(str(exc))
-    settings = _service_settings()
-    if settings is None:
-        return 2
+    settings = load_settings(ServiceSettings)
     questions = [(str(item.line), item.question) for item in items]
     progress = EvalProgress()
     try:
@@ -160,18 +159,6 @@ def run_qa(args: argparse.Namespace) -> int:
     dataset = f"{args.file.resolve().parent.name}/{args.file.stem}"
     scored = score_qa(items, results, dataset=dataset, per_query=args.per_query)
     return _emit(args, _record(scored, args.collection, config))
-
-
-def _service_settings() -> Any:
-    from pydantic import ValidationError
-
-    from service.settings import ServiceSettings
-
-    try:
-        return ServiceSettings()
-    except ValidationError as exc:
-        fail_usage(f"invalid settings: {exc}")
-        return None
 
 
 def _search(

@@ -18,10 +18,10 @@ def register(subparsers: Any) -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     from ingest.errors import IngestError
-    from ingest.settings import IngestSettings
+    from ingest.settings import IngestSettings, load_settings
     from ingest.status import index_status
 
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     try:
         status = index_status(settings)
     except IngestError as exc:
@@ -36,8 +36,8 @@ def run_status(args: argparse.Namespace) -> int:
     for coll in status["collections"]:
         failures = ", ".join(f"{k}: {v}" for k, v in sorted(coll["failures_by_reason"].items()))
         out.print(
-            f"[bold]{coll['name']}[/]: {coll['documents']} documents ({coll['indexed']} indexed,"
-            f" {coll['failed']} failed, {coll['pending']} pending), {coll['chunks']} chunks"
+            f"[bold]{coll['name']}[/]: {coll['documents']} documents indexed"
+            f" ({coll['failed']} failed, {coll['pending']} pending), {coll['chunks']} chunks"
             + (f"; failures: {failures}" if failures else "")
         )
     for name, reader in status.get("readers", {}).items():

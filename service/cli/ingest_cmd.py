@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
-from service.cli.output import console, fail_usage, print_json, shown
+from service.cli.common import ProgressBar
+from service.cli.output import console, fail_usage, print_json
 
 
 def register(subparsers: Any) -> None:
@@ -31,9 +31,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ingest.errors import IngestError
     from ingest.pipeline import IngestPipeline
-    from ingest.settings import IngestSettings, validate_collection_name
+    from ingest.settings import IngestSettings, load_settings, validate_collection_name
 
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     collection = args.collection or settings.default_collection
     try:
         validate_collection_name(collection)
@@ -66,61 +66,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_summary(report.to_dict())
     return 1 if report.failed else 0
-
-
-class ProgressBar:
-    """Rich progress: files done/total, chunks per second, ETA."""
-
-    def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("[bold]indexing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[current]}", style="dim"),
-            console=console(),
-            transient=False,
-        )
-        self._task: Any = None
-        self._chunks = 0
-        self._started = time.monotonic()
-
-    def __enter__(self) -> ProgressBar:
-        self._progress.start()
-        self._task = self._progress.add_task("files", total=None, rate="", current="")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def on_start(self, total: int) -> None:
-        self._started = time.monotonic()
-        self._progress.update(self._task, total=total)
-
-    def on_file(self, result: Any, done: int, total: int) -> None:
-        if result.status == "indexed":
-            self._chunks += result.chunks
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        self._progress.update(
-            self._task,
-            completed=done,
-            rate=f"{self._chunks / elapsed:.1f} chunks/s",
-            current=shown(result.path[-50:]),
-        )
-        if result.status == "failed":
-            self._progress.console.print(
-                f"[red]failed[/] {shown(result.path)}: [bold]{result.reason}[/]"
-                f" {shown(result.message)}"
-            )
 
 
 def _print_summary(report: dict[str, Any]) -> None:

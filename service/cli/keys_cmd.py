@@ -44,10 +44,11 @@ def register(subparsers: Any) -> None:
 
 
 def _store() -> Any:
+    from ingest.settings import load_settings
     from service.auth.keys import KeyStore
     from service.settings import ServiceSettings
 
-    return KeyStore(ServiceSettings().data_dir)
+    return KeyStore(load_settings(ServiceSettings).data_dir)
 
 
 def _split(raw: str | None) -> list[str]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from service.cli.common import add_sources_option, load_sources, print_run
 from service.cli.output import console, fail_usage, print_json, shown
 
 
@@ -28,25 +28,16 @@ def register(subparsers: Any) -> None:
         "--no-wait", action="store_true", help="skip a source that is being re-indexed"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON report")
-    parser.add_argument(
-        "--sources", type=Path, default=None, help="sources YAML (default: INHOUSE_SOURCES)"
-    )
+    add_sources_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ingest.errors import IngestError
     from ingest.schedule import SourceBusy, SourceRunner
-    from ingest.settings import IngestSettings
-    from ingest.sources import sources_from_settings
-    from service.cli.ingest_cmd import ProgressBar
-    from service.cli.worker_cmd import install_stop_handlers
+    from service.cli.common import ProgressBar, install_stop_handlers
 
-    settings = IngestSettings()
-    try:
-        config = sources_from_settings(args.sources or settings.sources)
-    except IngestError as exc:
-        return fail_usage(exc.message)
+    settings, config = load_sources(args)
     if args.source is not None:
         source = config.get(args.source)
         if source is None:
@@ -100,17 +91,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_run(run: dict[str, Any]) -> None:
-    out = console()
-    counts = run["counts"]
-    out.print(
-        f"[bold]{run['source']}[/]: {run['outcome']}: {counts['indexed']} indexed,"
-        f" {counts['unchanged']} unchanged, {counts['removed']} removed,"
-        f" {counts['failed']} failed"
-    )
-    if run["error"]:
-        out.print(f"  [red]{shown(run['error'])}[/]")
-    for failure in run["failures"]:
-        out.print(
-            f"  failed {shown(failure['path'])}: [bold]{failure['reason']}[/]"
-            f" {shown(failure['message'])}"
-        )
+    print_run(console(), run, f"[bold]{run['source']}[/]: {run['outcome']}")

@@ -7,8 +7,6 @@ from typing import Any
 
 from service.cli.output import fail_usage
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -32,18 +30,12 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         return fail_usage(f"--port must be between 1 and 65535, not {args.port}")
-    from pydantic import ValidationError
-
-    from service.logjson import LogSettings, configure_logging
+    from ingest.settings import load_settings
+    from service.cli.common import configure_logging
     from service.settings import ServiceSettings
 
-    try:
-        settings = ServiceSettings()
-        log_settings = LogSettings()  # INHOUSE_LOG_FORMAT=text|json
-    except ValidationError as exc:
-        return fail_usage(f"invalid settings: {exc}")
-    # text: control characters escaped; json: one object per line, no question text
-    configure_logging(args.log_level.upper(), LOG_FORMAT, settings=log_settings)
+    settings = load_settings(ServiceSettings)
+    configure_logging(args.log_level.upper())
 
     import uvicorn
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from service.cli.common import add_sources_option, load_sources, print_run
 from service.cli.output import console, fail_usage, print_json, shown
 
 
@@ -19,31 +19,25 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--runs", type=int, default=5, help="last runs shown per source")
-    parser.add_argument(
-        "--sources", type=Path, default=None, help="sources YAML (default: INHOUSE_SOURCES)"
-    )
+    add_sources_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingest.errors import IngestError
     from ingest.manifest import Manifest
-    from ingest.runs import RunStore, sources_status
+    from ingest.runs import RunStore
     from ingest.schedule import local_now
-    from ingest.settings import IngestSettings
-    from ingest.sources import sources_from_settings
+    from ingest.source_status import sources_status
 
-    settings = IngestSettings()
-    try:
-        config = sources_from_settings(args.sources or settings.sources)
-    except IngestError as exc:
-        return fail_usage(exc.message)
+    settings, config = load_sources(args)
     if args.runs < 0:
         return fail_usage("--runs must be 0 or more")
     settings.ensure_data_dir()
     manifest = Manifest(settings.manifest_path)
     try:
-        status = sources_status(config, RunStore(manifest), now=local_now(), history=args.runs)
+        status = sources_status(
+            config, RunStore(manifest), now=local_now(), history=args.runs
+        ).to_dict()
     finally:
         manifest.close()
     if args.json:
@@ -83,19 +77,8 @@ def _print_status(status: dict[str, Any]) -> None:
         for item in source["last_runs"]:
             if item["outcome"] == "running":
                 continue
-            c = item["counts"]
-            out.print(
-                f"  {item['started_at']} {item['outcome']} ({item['trigger']}):"
-                f" {c['indexed']} indexed, {c['unchanged']} unchanged, {c['removed']} removed,"
-                f" {c['failed']} failed"
-            )
-            if item["error"]:
-                out.print(f"    [red]{shown(item['error'])}[/]")
-            for failure in item["failures"]:
-                out.print(
-                    f"    failed {shown(failure['path'])}: {failure['reason']}"
-                    f" {shown(failure['message'])}"
-                )
+            title = f"{item['started_at']} {item['outcome']} ({item['trigger']})"
+            print_run(out, item, title, indent="  ")
     for gone in status["removed"]:
         roots = ", ".join(f"{r['collection']}: {shown(r['root'])}" for r in gone["roots"])
         roots = roots or "no roots"

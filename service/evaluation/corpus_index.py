@@ -186,11 +186,7 @@ class CorpusIndexer:
                 stale.unlink()
 
     def _indexed_count(self, collection: str) -> int:
-        rows = self.pipeline.manifest.execute(
-            "SELECT COUNT(*) FROM documents WHERE collection = ? AND status = 'indexed'",
-            (collection,),
-        )
-        return int(rows[0][0])
+        return self.pipeline.manifest.count(collection, status="indexed")
 
     def _chunks(self, collection: str) -> int:
         index = self.pipeline.index

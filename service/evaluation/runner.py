@@ -55,28 +55,18 @@ async def search_all(
 
 def retrieval_config(settings: ServiceSettings, retriever: Retriever, depth: int) -> dict[str, Any]:
     """What a run's figures depend on: encoder, chunking, retrieval settings, depth."""
-    ingest = _ingest_settings(settings)
     config: dict[str, Any] = {
         "embedder": retriever.index.embedder.name,
         "embedder_dimension": retriever.index.embedder.dimension,
-        "chunk_tokens": ingest.chunk.tokens,
-        "chunk_overlap": ingest.chunk.overlap,
+        "chunk_tokens": settings.chunk.tokens,
+        "chunk_overlap": settings.chunk.overlap,
         "depth": depth,
     }
     # Retrieval options (mode, fusion, weights, reranker), wherever they are configured.
-    for source in (settings, ingest):
-        for name in ("retrieval", "rerank"):
-            section = getattr(source, name, None)
-            if section is not None and hasattr(section, "model_dump"):
-                config[name] = section.model_dump(mode="json")
+    for name in ("retrieval", "rerank"):
+        config[name] = getattr(settings, name).model_dump(mode="json")
     describe = getattr(retriever, "describe_config", None)
     if callable(describe):
         config["retriever"] = describe()
     config.setdefault("retrieval", {"mode": "dense"})
     return config
-
-
-def _ingest_settings(settings: ServiceSettings) -> Any:
-    from ingest.settings import IngestSettings
-
-    return IngestSettings(data_dir=settings.data_dir)

@@ -53,11 +53,6 @@ INSTALL_HINT = (
 Progress = Callable[[str], None]
 
 
-def is_demo_model(name: str) -> bool:
-    """True for the model name the demo model reports (for UIs that flag it)."""
-    return name == DEMO_MODEL_LABEL
-
-
 def engine_installed() -> bool:
     """llama-cpp-python with its server extra is importable."""
     return all(

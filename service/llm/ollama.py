@@ -29,24 +29,20 @@ from typing import Any, TypeVar, cast
 
 import httpx
 from ollama import AsyncClient, ChatResponse, ResponseError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from service.errors import (
     ModelError,
     ModelMissing,
     ModelProtocolError,
-    ModelTimeout,
     ModelUnavailable,
     NoAnswer,
 )
 from service.llm.base import BackendHealth, ChatMessage, GenerationOptions, ModelDelta, ModelDone
 from service.llm.reasoning import ThinkSplitter
+from service.llm.transport import HEALTH_LIMIT_S, connect_retries, transport_errors
 from service.settings import ServiceSettings, TimeoutSettings
 
 T = TypeVar("T")
-_CONNECT_ERRORS = (httpx.ConnectError, ConnectionError)
-_CONNECT_ATTEMPTS = 3
-_HEALTH_LIMIT_S = 5.0  # a readiness probe must answer quickly
 _TIMING_FIELDS = {
     "total": "total_duration",
     "load": "load_duration",
@@ -86,7 +82,7 @@ class OllamaBackend:
 
     async def health(self) -> BackendHealth:
         """Server reachable (``/api/version``); model pulled, and what it can do (``/api/show``)."""
-        limit = min(_HEALTH_LIMIT_S, self._timeouts.connect_s + self._timeouts.first_token_s)
+        limit = min(HEALTH_LIMIT_S, self._timeouts.connect_s + self._timeouts.first_token_s)
         try:
             async with asyncio.timeout(limit):
                 response = await self._http.get("/api/version")
@@ -189,13 +185,7 @@ class OllamaBackend:
         self, payload: list[dict[str, str]], think: bool | None, options: dict[str, Any]
     ) -> tuple[AsyncGenerator[ChatResponse, None], ChatResponse]:
         """Send the request and read its first line; retry only failed connects."""
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(_CONNECT_ERRORS),
-            stop=stop_after_attempt(_CONNECT_ATTEMPTS),
-            wait=wait_exponential(multiplier=0.1, max=1.0),
-            reraise=True,
-        )
-        async for attempt in retrying:
+        async for attempt in connect_retries():
             with attempt:
                 chunks = await self._client.chat(
                     model=self._model, messages=payload, stream=True, think=think, options=options
@@ -223,26 +213,10 @@ class OllamaBackend:
     async def _guard(self, call: Awaitable[T], limit_s: float, doing: str) -> T:
         """Await ``call`` within ``limit_s``, translating client failures to model errors."""
         try:
-            async with asyncio.timeout(limit_s):
+            async with transport_errors(self._host, self._model, doing, limit_s):
                 return await call
-        except TimeoutError:
-            raise ModelTimeout(
-                f"model server timed out {doing} (limit {limit_s:g}s)", model=self._model
-            ) from None
         except ResponseError as exc:
             raise self._response_error(exc) from None
-        except httpx.TimeoutException as exc:
-            raise ModelTimeout(
-                f"model server timed out {doing}: {type(exc).__name__}", model=self._model
-            ) from None
-        except _CONNECT_ERRORS as exc:
-            raise ModelUnavailable(
-                f"cannot connect to the model server at {self._host}", reason=str(exc)
-            ) from None
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            raise ModelProtocolError(
-                f"the model server broke the response while {doing}", reason=repr(exc)
-            ) from None
         except (ValueError, AttributeError, TypeError) as exc:
             # not JSON (JSONDecodeError), JSON but not an object (the client calls .get on it),
             # or an object that is not a chat chunk (pydantic ValidationError)

@@ -34,26 +34,22 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from typing import Any, Literal, TypeVar
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from service.errors import (
     ModelError,
     ModelMissing,
     ModelProtocolError,
-    ModelTimeout,
     ModelUnavailable,
     NoAnswer,
 )
 from service.llm.base import BackendHealth, ChatMessage, GenerationOptions, ModelDelta, ModelDone
 from service.llm.reasoning import ThinkSplitter
+from service.llm.transport import HEALTH_LIMIT_S, connect_retries, transport_errors
 from service.settings import ServiceSettings, TimeoutSettings
 
 T = TypeVar("T")
 ThinkTags = Literal["auto", "prefilled", "answer_first"]
 REASONING_FIELDS = ("reasoning_content", "reasoning")
-_CONNECT_ERRORS = (httpx.ConnectError, ConnectionError)
-_CONNECT_ATTEMPTS = 3
-_HEALTH_LIMIT_S = 5.0
 _DONE = object()  # the ``data: [DONE]`` sentinel
 _PREFILLED: dict[ThinkTags, bool | None] = {
     "auto": None,
@@ -125,7 +121,7 @@ class OpenAIBackend:
 
     async def health(self) -> BackendHealth:
         """Server reachable and the model listed by ``GET /v1/models``."""
-        limit = min(_HEALTH_LIMIT_S, self._timeouts.connect_s + self._timeouts.first_token_s)
+        limit = min(HEALTH_LIMIT_S, self._timeouts.connect_s + self._timeouts.first_token_s)
         try:
             ids = await self._guard(self.list_models(), limit, "listing models")
         except ModelUnavailable as exc:
@@ -237,13 +233,7 @@ class OpenAIBackend:
 
     async def _open(self, payload: dict[str, Any]) -> httpx.Response:
         """Send the request and get the response headers; retry only failed connects."""
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(_CONNECT_ERRORS),
-            stop=stop_after_attempt(_CONNECT_ATTEMPTS),
-            wait=wait_exponential(multiplier=0.1, max=1.0),
-            reraise=True,
-        )
-        async for attempt in retrying:
+        async for attempt in connect_retries():
             with attempt:
                 request = self._http.build_request("POST", "chat/completions", json=payload)
                 response = await self._http.send(request, stream=True)
@@ -258,25 +248,9 @@ class OpenAIBackend:
 
     async def _guard(self, call: Awaitable[T], limit_s: float, doing: str) -> T:
         """Await ``call`` within ``limit_s``, translating transport failures to model errors."""
-        try:
-            async with asyncio.timeout(limit_s):
-                return await call
-        except TimeoutError:
-            raise ModelTimeout(
-                f"model server timed out {doing} (limit {limit_s:.3g}s)", model=self._model
-            ) from None
-        except httpx.TimeoutException as exc:
-            raise ModelTimeout(
-                f"model server timed out {doing}: {type(exc).__name__}", model=self._model
-            ) from None
-        except _CONNECT_ERRORS as exc:
-            raise ModelUnavailable(
-                f"cannot connect to the model server at {self._base_url}", reason=str(exc)
-            ) from None
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            raise ModelProtocolError(
-                f"the model server broke the response while {doing}", reason=repr(exc)
-            ) from None
+        async with transport_errors(self._base_url, self._model, doing, limit_s):
+            return await call
+        raise AssertionError("unreachable: the guard returns or raises")  # pragma: no cover
 
     def _status_error(self, status: int, body: str) -> ModelError:
         message = _error_message(body)

@@ -34,7 +34,7 @@ def test_ingest_json_report_and_status(tmp_path: Path) -> None:
     code, status = run_json(["index", "status"], data)
     assert code == 0
     (ops,) = [c for c in status["collections"] if c["name"] == "ops"]
-    assert ops["indexed"] == 2 and ops["failed"] == 1
+    assert ops["documents"] == ops["indexed"] == 2 and ops["failed"] == 1  # as in the API
     assert ops["chunks"] >= 2 and ops["failures_by_reason"] == {"corrupt": 1}
     assert ops["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
 

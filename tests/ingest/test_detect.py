@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from ingest import detect
 from ingest.detect import decode_text, detect_type
 from ingest.errors import CorruptFile, EmptyFile, EncryptedFile, UnsupportedType
 from tests.ingest.fixtures import EXPECTED_TYPES
@@ -32,11 +31,8 @@ def test_empty_files(corpus: dict[str, Path], name: str) -> None:
         detect_type(corpus[name])
 
 
-def test_png_is_an_image_whatever_readers_exist(
-    corpus: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # the parser, not detection, reports a missing OCR (ocr_unavailable)
-    monkeypatch.setattr(detect, "tesseract_available", lambda: False)
+def test_png_is_an_image_whatever_readers_exist(corpus: dict[str, Path]) -> None:
+    # detection never looks for tesseract: the parser reports a missing OCR (ocr_unavailable)
     assert detect_type(corpus["png"]) == "png"
     assert detect_type(corpus["png"], ocr=False) == "png"
 
@@ -51,11 +47,10 @@ def test_encrypted_office_container(corpus: dict[str, Path]) -> None:
         detect_type(corpus["encrypted_docx"])
 
 
-def test_legacy_word_without_libreoffice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # recognised either way; the parser reports a missing LibreOffice (converter_unavailable)
+def test_legacy_word_is_recognised(tmp_path: Path) -> None:
+    # detection never looks for LibreOffice: the parser reports it missing (converter_unavailable)
     path = tmp_path / "old.doc"
     path.write_bytes(write_cfb({"WordDocument": b"\x00" * 600, "1Table": b"\x00" * 100}))
-    monkeypatch.setattr(detect, "libreoffice_available", lambda: False)
     assert detect_type(path) == "doc"
 
 

@@ -90,7 +90,7 @@ def test_sync_follows_chroma_adds_and_deletes(tmp_path: Path) -> None:
     assert _top_id(indexes, index, "the amount of 7500 euros") == "doc7:00000:0000000000000007"
 
     _write(index, _chunks(5, start=30))
-    index.delete_ids("lex", ["doc17:00000:0000000000000011"])
+    index.delete_document("lex", "doc17")
     index.settle("lex")
 
     assert _top_id(indexes, index, "HR-2032") == "doc32:00000:0000000000000020"

@@ -14,7 +14,8 @@ import pytest
 from ingest import runs as runs_module
 from ingest.manifest import Manifest
 from ingest.report import FileResult, IngestReport
-from ingest.runs import RunProgress, RunStore, sources_status
+from ingest.runs import RunProgress, RunStore
+from ingest.source_status import sources_status
 from ingest.sources import parse_sources
 
 
@@ -155,7 +156,7 @@ def test_status_next_run_running_and_removed(store: RunStore) -> None:
     store.finish(old, "succeeded", report=report(result("a.md", "indexed")))
     store.record_roots("gone", "main", ["/gone"])
     store.record_roots("docs", "main", ["/docs"])
-    status = sources_status(config, store, now=now)
+    status = sources_status(config, store, now=now).to_dict()
     docs, off = status["sources"]
     assert docs["next_run_at"] == now.replace(hour=11, minute=0, second=0).isoformat()
     assert docs["scheduler"] is None and docs["running"] is None and docs["last_runs"] == []
@@ -167,7 +168,7 @@ def test_status_next_run_running_and_removed(store: RunStore) -> None:
     store.set_next_run("docs", "2026-03-01T12:00:00+00:00")  # a live scheduler (this process)
     run_id = store.start("docs", "main", trigger="schedule", full=False)
     store.progress(run_id, done=4, total=8, eta_s=12.0, counts=report().counts())
-    status = sources_status(config, store, now=now)
+    status = sources_status(config, store, now=now).to_dict()
     docs = status["sources"][0]
     assert docs["next_run_at"] == "2026-03-01T12:00:00+00:00"
     assert docs["scheduler"]["pid"] > 0
@@ -176,9 +177,9 @@ def test_status_next_run_running_and_removed(store: RunStore) -> None:
 
     with store.manifest.transaction() as conn:  # the scheduler process died
         conn.execute("UPDATE source_schedule SET pid = ?", (dead_pid(),))
-    docs = sources_status(config, store, now=now)["sources"][0]
+    docs = sources_status(config, store, now=now).to_dict()["sources"][0]
     assert docs["scheduler"] is None
     assert docs["next_run_at"] == now.replace(hour=11, minute=0, second=0).isoformat()
 
     store.forget_source("gone")
-    assert sources_status(config, store, now=now)["removed"] == []
+    assert sources_status(config, store, now=now).to_dict()["removed"] == []

@@ -294,7 +294,7 @@ def test_prune_removes_only_sources_gone_from_the_config(
     old_run = runner.runs.start("old", "main", trigger="schedule", full=False)
     runner.runs.finish(old_run, "succeeded")
     status = Scheduler(config, runner).status()
-    assert [gone["name"] for gone in status["removed"]] == ["old"]
+    assert [gone.name for gone in status.removed] == ["old"]
 
     pruned = runner.prune(config)
     assert stub.removed == [("moved", str(roots["docs"])), ("main", str(tmp_path / "old-root"))]
@@ -304,5 +304,5 @@ def test_prune_removes_only_sources_gone_from_the_config(
         ("old", str(roots["docs"]), 0),  # still covered by 'docs': its documents stay
     }
     assert runner.runs.recent("old") == [] and runner.runs.recent("docs") != []
-    assert Scheduler(config, runner).status()["removed"] == []
+    assert Scheduler(config, runner).status().removed == []
     assert runner.prune(config) == []

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from service.auth.access import AccessControl, bearer_token, open_access
-from service.auth.caller import parse_collections, parse_scopes, require, searchable
 from service.auth.keys import KEY_RE, KeyStore
-from service.caller import Caller
+from service.caller import Caller, parse_collections, parse_scopes, require, searchable
 from service.errors import AuthError, Forbidden, RateLimited
 from service.settings import ServiceSettings
 from tests.concurrent_start import race

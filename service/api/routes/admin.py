@@ -16,10 +16,9 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import RetrieverDep, require_key_caller, require_scope
 from service.api.schemas import ErrorResponse
-from service.auth.caller import SCOPES
 from service.auth.keys import KeyRecord, KeyStore
 from service.auth.signin import SignIn
-from service.caller import SCOPE_ADMIN, Caller
+from service.caller import SCOPE_ADMIN, SCOPES, Caller
 from service.errors import BadRequest, Forbidden, NotFound
 
 router = APIRouter(
@@ -59,15 +58,15 @@ class FailuresResponse(BaseModel):
 @router.get("/v1/admin/failures", response_model=FailuresResponse)
 async def failures(caller: AdminCaller, retriever: RetrieverDep) -> FailuresResponse:
     """Documents that could not be indexed, grouped by reason, with their file names."""
-    rows = await retriever.failures(await retriever.known_collections())
+    records = await retriever.failures(await retriever.known_collections())
     groups: dict[str, list[FailedFile]] = {}
-    for row in rows:
-        groups.setdefault(row["error_code"] or "unknown", []).append(
+    for record in records:
+        groups.setdefault(record.error_code or "unknown", []).append(
             FailedFile(
-                collection=row["collection"],
-                path=row["path"],
-                message=row["error_message"],
-                updated_at=row["updated_at"],
+                collection=record.collection,
+                path=record.path,
+                message=record.error_message or "",
+                updated_at=record.updated_at,
             )
         )
     reasons = [FailureGroup(code=c, count=len(f), files=f) for c, f in groups.items()]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from fastapi import APIRouter
 
 from service.api.deps import QueryCaller, RetrieverDep
@@ -20,4 +18,6 @@ async def list_collections(
     """Collections with indexed documents, chunks, failures and pending documents."""
     names = caller.readable(await retriever.known_collections())
     infos = await retriever.describe(names)
-    return CollectionsResponse(collections=[CollectionModel(**asdict(i)) for i in infos])
+    return CollectionsResponse(
+        collections=[CollectionModel.model_validate(i, from_attributes=True) for i in infos]
+    )

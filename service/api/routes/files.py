@@ -11,28 +11,23 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 from urllib.parse import quote
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ingest.errors import FileRejected
-from service.api.deps import Resources, get_resources, require_caller
+from service.api.deps import MIB, get_originals, get_uploads, require_caller
 from service.api.schemas import ErrorResponse
-from service.auth.caller import require
-from service.caller import SCOPE_INGEST, Caller
+from service.caller import SCOPE_INGEST, Caller, require
 from service.errors import BadRequest
 from service.originals import Originals
 from service.uploads import UploadResult, UploadService, rejected
 
-MIB = 1024 * 1024
 UPLOAD_REQUEST_CEILING = 64 * 1024 * MIB
 """Lifts the app-wide JSON body limit for this one route; the configured upload limit
 (``INHOUSE_LIMITS__UPLOAD_MB``) is enforced per request by the body-limit middleware and
@@ -40,72 +35,7 @@ per file while saving."""
 FILE_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 PDF_CSP = "default-src 'none'; frame-ancestors 'none'"
 
-
-class DocumentFiles:
-    """The app's originals finder and upload service, built on first use."""
-
-    def __init__(self, resources: Resources) -> None:
-        self._resources = resources
-        self._lock = threading.Lock()
-        self._originals: Originals | None = None
-        self._uploads: UploadService | None = None
-
-    def originals(self) -> Originals:
-        with self._lock:
-            if self._originals is None:
-                from ingest.manifest import Manifest
-
-                settings = self._resources.ingest_settings()
-                settings.ensure_data_dir()
-                self._originals = Originals(Manifest(settings.manifest_path), settings.parse)
-            return self._originals
-
-    def uploads(self) -> UploadService:
-        with self._lock:
-            if self._uploads is None:
-                limit = int(self._resources.settings.limits.upload_mb * MIB)
-                self._uploads = UploadService(self._resources.ingest_settings(), max_bytes=limit)
-            return self._uploads
-
-    def close(self) -> None:
-        with self._lock:
-            if self._uploads is not None:
-                self._uploads.close()
-                self._uploads = None
-
-
-@contextlib.asynccontextmanager
-async def files_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        files: DocumentFiles | None = getattr(app.state, "document_files", None)
-        if files is not None:
-            await run_in_threadpool(files.close)
-
-
-router = APIRouter(tags=["documents"], lifespan=files_lifespan)
-_build_lock = threading.Lock()
-
-
-def get_document_files(
-    request: Request, resources: Annotated[Resources, Depends(get_resources)]
-) -> DocumentFiles:
-    with _build_lock:
-        files: DocumentFiles | None = getattr(request.app.state, "document_files", None)
-        if files is None:
-            files = DocumentFiles(resources)
-            request.app.state.document_files = files
-        return files
-
-
-async def get_originals(files: Annotated[DocumentFiles, Depends(get_document_files)]) -> Originals:
-    return await run_in_threadpool(files.originals)
-
-
-def get_uploads(files: Annotated[DocumentFiles, Depends(get_document_files)]) -> UploadService:
-    return files.uploads()
-
+router = APIRouter(tags=["documents"])
 
 CallerDep = Annotated[Caller, Depends(require_caller)]
 OriginalsDep = Annotated[Originals, Depends(get_originals)]

@@ -13,7 +13,8 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from service.api.deps import BackendDep, RetrieverDep
+from ingest.settings import ParseSettings
+from service.api.deps import BackendDep, RetrieverDep, SettingsDep
 from service.api.schemas import HealthResponse, ReaderStatus, ReadinessCheck, ReadinessResponse
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ async def readyz(
     request: Request,
     retriever: RetrieverDep,
     backend: BackendDep,
+    settings: SettingsDep,
 ) -> JSONResponse:
     """Index readable, model server reachable, model present: 200, else 503.
 
@@ -67,7 +69,7 @@ async def readyz(
         log.warning("not ready: %s", failed)
     readers = None
     if _is_admin(request):  # reader versions are detail for operators, like the checks
-        readers = await _readers()
+        readers = await _readers(settings.parse)
     else:
         checks = {name: ReadinessCheck(ok=check.ok) for name, check in checks.items()}
     body = ReadinessResponse(
@@ -96,13 +98,11 @@ def _is_admin(request: Request) -> bool:
     return SCOPE_ADMIN in caller.scopes
 
 
-async def _readers() -> dict[str, ReaderStatus]:
+async def _readers(parse: ParseSettings) -> dict[str, ReaderStatus]:
     """Which optional readers the ingest side has (run once per process, then cached)."""
     from ingest.readers import readers_status
-    from ingest.settings import get_ingest_settings
 
     try:
-        parse = get_ingest_settings().parse
         with anyio.fail_after(CHECK_TIMEOUT_S):
             found = await anyio.to_thread.run_sync(
                 readers_status, parse.ocr_languages, parse.ocr is not False

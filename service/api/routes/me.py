@@ -44,8 +44,6 @@ async def me(
     request: Request, caller: Annotated[Caller, Depends(require_caller)], settings: SettingsDep
 ) -> MeResponse:
     """The caller's identity (key or signed-in user), scopes and collections."""
-    from ingest.settings import IngestSettings
-
     session = getattr(request.state, "session", None) if caller.kind == "session" else None
 
     return MeResponse(
@@ -55,7 +53,7 @@ async def me(
         collections=sorted(caller.collections),
         reasoning=caller.may_read_reasoning,
         ingest=caller.has_scope(SCOPE_INGEST),
-        default_collection=IngestSettings(data_dir=settings.data_dir).default_collection,
+        default_collection=settings.default_collection,
         limits=MeLimits(
             question_chars=settings.limits.question_chars, upload_mb=settings.limits.upload_mb
         ),

@@ -1,70 +1,31 @@
 """``GET /v1/sources`` and ``POST /v1/sources/{name}/reindex``: scheduled re-indexing over HTTP.
 
-The router carries its own lifespan: at start it loads the sources file
-(``INHOUSE_SOURCES``; an invalid file stops the app with the error) and, unless
-``INHOUSE_EMBEDDED_WORKER=false``, runs the schedules inside the service, so ``make run``
-serves and re-indexes in one process. At shutdown running sources finish their current
-file and end ``interrupted``; the next run resumes.
+The scheduler belongs to the app's resources (``service.api.deps.Resources``): at start
+the app loads the sources file (``INHOUSE_SOURCES``; an invalid file stops the app with the
+error) and, unless ``INHOUSE_EMBEDDED_WORKER=false``, runs the schedules inside the service,
+so ``make run`` serves and re-indexes in one process. At shutdown running sources finish
+their current file and end ``interrupted``; the next run resumes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ingest.schedule import Scheduler, SourceBusy, SourceRunner, UnknownSource
-from ingest.sources import load_sources
-from service.api.deps import Resources, require_caller
+from ingest.schedule import Scheduler, SourceBusy, UnknownSource
+from service.api.deps import get_scheduler, require_caller
 from service.api.schemas import ErrorResponse
-from service.auth.caller import require
-from service.caller import SCOPE_ADMIN, SCOPE_INGEST, SCOPE_QUERY, Caller
+from service.caller import SCOPE_ADMIN, SCOPE_INGEST, SCOPE_QUERY, Caller, require
 from service.errors import NotFound, ReindexRunning
 
 log = logging.getLogger(__name__)
 
 
-def build_scheduler(resources: Resources) -> Scheduler | None:
-    """The app's scheduler for its sources file (None when none is configured)."""
-    settings = resources.settings
-    if settings.sources is None:
-        return None
-    ingest_settings = resources.ingest_settings().model_copy(update={"sources": settings.sources})
-    return Scheduler(load_sources(settings.sources), SourceRunner(ingest_settings))
-
-
-@contextlib.asynccontextmanager
-async def sources_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    resources: Resources = app.state.resources
-    scheduler = await run_in_threadpool(build_scheduler, resources)
-    app.state.scheduler = scheduler
-    if scheduler is not None:  # scheduled runs count in the app's /metrics
-        scheduler.runner.observer = getattr(app.state, "metrics", None)
-    if scheduler is not None and resources.settings.embedded_worker:
-        scheduler.start()
-    try:
-        yield
-    finally:
-        if scheduler is not None:
-            await run_in_threadpool(scheduler.shutdown)
-        app.state.scheduler = None
-
-
-router = APIRouter(tags=["sources"], lifespan=sources_lifespan)
-
-
-def get_scheduler(request: Request) -> Scheduler:
-    """The app's scheduler; 404 when no sources file is configured."""
-    scheduler: Scheduler | None = getattr(request.app.state, "scheduler", None)
-    if scheduler is None:
-        raise NotFound("no sources file is configured (set INHOUSE_SOURCES)")
-    return scheduler
-
+router = APIRouter(tags=["sources"])
 
 CallerDep = Annotated[Caller, Depends(require_caller)]
 SchedulerDep = Annotated[Scheduler, Depends(get_scheduler)]
@@ -164,14 +125,15 @@ async def list_sources(
     """Configured sources the caller may see: progress, last runs, next run."""
     if not (caller.has_scope(SCOPE_INGEST) or caller.has_scope(SCOPE_QUERY)):
         require(caller, SCOPE_INGEST)  # raises the 403
-    status: dict[str, Any] = await run_in_threadpool(scheduler.status)
+    status = await run_in_threadpool(scheduler.status)
+    removed = status.removed if caller.has_scope(SCOPE_ADMIN) else []
     return SourcesResponse(
         sources=[
-            _visible(SourceModel.model_validate(s), caller)
-            for s in status["sources"]
-            if caller.can_read(s["collection"])
+            _visible(SourceModel.model_validate(s, from_attributes=True), caller)
+            for s in status.sources
+            if caller.can_read(s.collection)
         ],
-        removed=status["removed"] if caller.has_scope(SCOPE_ADMIN) else [],
+        removed=[RemovedSourceModel.model_validate(r, from_attributes=True) for r in removed],
     )
 
 
