@@ -6,6 +6,7 @@ Real Chroma (embedded, and a ``chroma run`` server), a real second encoder made 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -324,3 +325,58 @@ def test_a_chroma_server_switch_is_seen_by_another_host(
         assert got == direct(host_b, "inhouse-hr.g1", second.encode([question])[0])
     finally:
         server.stop()
+
+
+def test_a_running_service_answers_throughout_a_cli_reembed(
+    indexed: IngestSettings,
+    second: Embedder,
+    second_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``inhouse reindex --reembed --json`` in another process while the service (packaged
+    encoder configured, never restarted) answers /v1/query: every answer is right, and after
+    the switch the scores are the new encoder's against the new generation."""
+    import httpx
+
+    from service.api.main import create_app
+    from tests.ingest.cli_helpers import INHOUSE, inhouse_env
+    from tests.service.api_support import LiveService, service_settings
+
+    monkeypatch.setenv("INHOUSE_RETRIEVAL__MODE", "dense")  # scores: one encoder's cosine
+    question, source = "When does the garage open?", QUESTIONS["When does the garage open?"]
+
+    def ask(url: str) -> list[dict[str, Any]]:
+        body = {"question": question, "collections": [NAME], "mode": "extract", "top_k": 3}
+        response = httpx.post(f"{url}/v1/query", json=body, timeout=120)
+        assert response.status_code == 200, response.text
+        citations: list[dict[str, Any]] = response.json()["citations"]
+        assert citations[0]["source"] == source
+        return citations
+
+    with LiveService(create_app(service_settings(indexed.data_dir))) as live:
+        ask(live.url)
+        env = inhouse_env(
+            indexed.data_dir, INHOUSE_EMBED__MODEL_PATH=str(second_folder), HF_HUB_OFFLINE="1"
+        )
+        proc = subprocess.Popen(
+            [INHOUSE, "reindex", "--reembed", NAME, "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        while proc.poll() is None:  # the service keeps answering during the rebuild
+            ask(live.url)
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+        after = ask(live.url)
+
+    report = json.loads(out)
+    assert report["outcome"] == "switched" and report["to_generation"] == "inhouse-hr.g1"
+    assert report["to_embedder"]["dimension"] == DIMENSION
+    assert report["chunks"] == report["embedded"] == len(QUESTIONS) + 1
+    assert {"load", "lock_wait", "read", "embed", "write", "switch", "drop", "total"} <= set(
+        report["timings_s"]
+    )
+    expected = direct(indexed, "inhouse-hr.g1", second.encode([question])[0])
+    assert [(c["chunk_id"], c["score"]) for c in after] == expected
