@@ -13,21 +13,22 @@ DIMENSION = 256
 def make_projected_encoder(folder: Path, seed: int = 7) -> Path:
     """Save the second encoder in ``folder`` (its name is the folder's name)."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize
 
     from ingest.embed import default_model_path
 
     model = SentenceTransformer(str(default_model_path()), device="cpu", local_files_only=True)
     torch.manual_seed(seed)
     model.append(
-        models.Dense(
+        Dense(
             in_features=384,
             out_features=DIMENSION,
             bias=False,
             activation_function=torch.nn.Identity(),
         )
     )
-    model.append(models.Normalize())
+    model.append(Normalize())
     model.save(str(folder))
     return folder
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import numpy as np
@@ -67,13 +67,13 @@ def ingest(settings: IngestSettings, embedder: Embedder, docs: Path) -> None:
     assert not report.failed
 
 
-def retriever(settings: IngestSettings, mode: str = "hybrid") -> Retriever:
+def retriever(settings: IngestSettings, mode: Literal["hybrid", "dense"] = "hybrid") -> Retriever:
     """What ``inhouse serve`` builds: the configured (packaged) encoder."""
     return Retriever(
         make_chroma_client(settings),
         shared_embedder(),
         Manifest(settings.manifest_path),
-        settings=RetrievalSettings(mode=mode),  # type: ignore[arg-type]
+        settings=RetrievalSettings(mode=mode),
         lexical_dir=settings.data_dir / "lexical",
     )
 
