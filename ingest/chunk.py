@@ -67,6 +67,11 @@ class Chunker:
                 )
         return chunks
 
+    def embedding_text(self, file_name: str, section_title: str | None, passage: str) -> str:
+        """What ``chunk`` gives the encoder for a stored passage (context line + passage):
+        re-embedding from the index (``ingest.reembed``) rebuilds it with this."""
+        return self._join(self._context_line(file_name, section_title), passage)
+
     # -- sections -------------------------------------------------------------------
     def _sections(self, elements: tuple[ParsedElement, ...]) -> Iterator[_Section]:
         running = _running_texts(elements)

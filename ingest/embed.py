@@ -27,6 +27,7 @@ class EmbedderInfo:
 
     name: str
     dimension: int
+    path: str | None = None  # the model folder, for models other than the packaged default
 
 
 def default_model_path() -> Path:
@@ -78,10 +79,17 @@ class Embedder:
         path = self._settings.model_path or default_model_path()
         model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         dimension = model.get_embedding_dimension() or 0
-        name = DEFAULT_MODEL_NAME if self._settings.model_path is None else path.name
-        self.info = EmbedderInfo(name=name, dimension=int(dimension))
+        if self._settings.model_path is None:
+            self.info = EmbedderInfo(name=DEFAULT_MODEL_NAME, dimension=int(dimension))
+        else:
+            self.info = EmbedderInfo(path.name, int(dimension), str(Path(path).resolve()))
         self.info_is_loaded = True
         return model
+
+    def sibling(self, model_path: Path | None) -> Embedder:
+        """Another encoder with these settings (batch size, threads) and another model folder
+        (None: the packaged default)."""
+        return Embedder(self._settings.model_copy(update={"model_path": model_path}))
 
     @property
     def max_tokens(self) -> int:

@@ -3,8 +3,10 @@
 This is the one module that knows how chunks are named and described in Chroma;
 the service reads the index through it. One Chroma collection per Inhouse
 collection (a metadata filter costs ~10x on every query), named
-``inhouse-<collection>``, cosine space, with the embedder's name and dimension
-in its metadata so a mismatch is an error rather than silent mixing.
+``inhouse-<collection>`` (or ``inhouse-<collection>.g<N>`` once re-embedded: the alias
+registry of ``ingest.aliases`` says which one serves), cosine space, with the embedder's
+name, dimension and model folder in its metadata so a mismatch is an error rather than
+silent mixing.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from ingest.aliases import CHROMA_PREFIX, Aliases, parse_physical
 from ingest.embed import EmbedderInfo
 from ingest.errors import CollectionNotFound, EmbedderMismatch, IndexUnavailable
 from ingest.settings import IngestSettings, validate_collection_name
 
 SCHEMA_VERSION = 1
-CHROMA_PREFIX = "inhouse-"
 
 # Chunk metadata keys (the contract with service/).
 META_COLLECTION = "collection"
@@ -43,6 +45,7 @@ META_IS_TABLE = "is_table"
 # Collection metadata keys.
 COLL_EMBEDDER = "inhouse_embedder"
 COLL_DIMENSION = "inhouse_dimension"
+COLL_EMBEDDER_PATH = "inhouse_embedder_path"  # absent for the packaged default model
 COLL_SCHEMA = "inhouse_schema"
 COLL_NAME = "inhouse_collection"
 # Generation marker for derived indexes (``ingest.lexical``): "w:<uuid>" while a run
@@ -68,7 +71,28 @@ def chunk_id(doc_id: str, position: int, text_hash: str) -> str:
 
 
 def chroma_name(collection: str) -> str:
+    """Chroma name of a collection's first generation (``ChromaIndex`` follows the alias)."""
     return CHROMA_PREFIX + validate_collection_name(collection)
+
+
+def recorded_embedder(meta: dict[str, Any]) -> EmbedderInfo:
+    """The encoder a physical collection's metadata records."""
+    path = meta.get(COLL_EMBEDDER_PATH)
+    dimension = int(meta.get(COLL_DIMENSION) or 0)
+    return EmbedderInfo(str(meta.get(COLL_EMBEDDER)), dimension, str(path) if path else None)
+
+
+def collection_metadata(name: str, embedder: EmbedderInfo) -> dict[str, Any]:
+    """Metadata of a new physical collection of ``name`` built with ``embedder``."""
+    meta: dict[str, Any] = {
+        COLL_NAME: name,
+        COLL_EMBEDDER: embedder.name,
+        COLL_DIMENSION: embedder.dimension,
+        COLL_SCHEMA: SCHEMA_VERSION,
+    }
+    if embedder.path:
+        meta[COLL_EMBEDDER_PATH] = embedder.path
+    return meta
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +174,7 @@ class ChromaIndex:
         self._embedder = embedder
         self._collections: dict[str, Any] = {}
         self._writing: set[str] = set()  # collections this instance marked "w:" and not settled
+        self.aliases = Aliases(client)
         self.max_batch = int(getattr(client, "get_max_batch_size", lambda: 5000)())
 
     @property
@@ -157,66 +182,83 @@ class ChromaIndex:
         return self._embedder
 
     def collection(self, name: str, *, create: bool = False) -> Any:
-        """The Chroma collection for ``name``, checked against this embedder."""
-        if name in self._collections:
-            return self._collections[name]
-        cname = chroma_name(name)
-        if create:
-            coll = self._client.get_or_create_collection(
-                cname,
+        """The Chroma collection serving ``name``, checked against this embedder."""
+        if create and name not in self._collections:
+            validate_collection_name(name)
+            self._collections[name] = self._client.get_or_create_collection(
+                self.aliases.resolve(name),
                 embedding_function=None,
-                metadata={
-                    COLL_NAME: name,
-                    COLL_EMBEDDER: self._embedder.name,
-                    COLL_DIMENSION: self._embedder.dimension,
-                    COLL_SCHEMA: SCHEMA_VERSION,
-                },
+                metadata=collection_metadata(name, self._embedder),
                 configuration={"hnsw": {"space": "cosine"}},
             )
-        else:
-            try:
-                coll = self._client.get_collection(cname, embedding_function=None)
-            except Exception as exc:
-                raise CollectionNotFound(f"collection {name!r} does not exist") from exc
-        self._check_embedder(name, coll.metadata or {})
+        coll = self.handle(name)
+        self.check_embedder(name, coll, self._embedder)
+        return coll
+
+    def handle(self, name: str) -> Any:
+        """The Chroma collection serving ``name`` (cached; no embedder check)."""
+        if name in self._collections:
+            return self._collections[name]
+        try:
+            coll = self._client.get_collection(
+                self.aliases.resolve(validate_collection_name(name)), embedding_function=None
+            )
+        except Exception as exc:
+            raise CollectionNotFound(f"collection {name!r} does not exist") from exc
         self._collections[name] = coll
         return coll
 
-    def _check_embedder(self, name: str, meta: dict[str, Any]) -> None:
-        stored = (meta.get(COLL_EMBEDDER), meta.get(COLL_DIMENSION))
-        expected = (self._embedder.name, self._embedder.dimension)
-        if stored != expected:
+    def refresh(self, name: str) -> bool:
+        """Follow a switch made since ``name`` was opened (one registry read): forget the
+        cached collection if another generation serves now. Returns whether it did."""
+        coll = self._collections.get(name)
+        if coll is None or coll.name == self.aliases.resolve(name):
+            return False
+        self._collections.pop(name, None)
+        return True
+
+    @staticmethod
+    def check_embedder(name: str, coll: Any, embedder: EmbedderInfo) -> None:
+        """Raise ``EmbedderMismatch`` unless ``coll`` was built with ``embedder``."""
+        stored = recorded_embedder(dict(coll.metadata or {}))
+        if (stored.name, stored.dimension) != (embedder.name, embedder.dimension):
             raise EmbedderMismatch(
-                f"collection {name!r} was built with embedder {stored[0]!r} ({stored[1]} dims);"
-                f" this run uses {expected[0]!r} ({expected[1]} dims). Re-index it into a new"
-                " collection or delete it first."
+                f"collection {name!r} was built with embedder {stored.name!r}"
+                f" ({stored.dimension} dims); this run uses {embedder.name!r}"
+                f" ({embedder.dimension} dims). Rebuild it with the configured encoder"
+                f" (`inhouse reindex --reembed {name}`), or set INHOUSE_EMBED__MODEL_PATH"
+                " to the encoder it was built with."
             )
 
     def collections(self) -> list[str]:
-        """Names of the Inhouse collections in the store."""
-        names = []
+        """Names of the Inhouse collections in the store (each once, whatever its generation)."""
+        names = set()
         for coll in self._client.list_collections():
-            cname = coll if isinstance(coll, str) else coll.name
-            if cname.startswith(CHROMA_PREFIX):
-                names.append(cname[len(CHROMA_PREFIX) :])
+            parsed = parse_physical(coll if isinstance(coll, str) else coll.name)
+            if parsed is not None:
+                names.add(parsed[0])
         return sorted(names)
 
     def describe(self, name: str) -> tuple[dict[str, Any], int]:
         """Collection metadata and chunk count, without the embedder check (for status)."""
-        coll = self._client.get_collection(chroma_name(name), embedding_function=None)
+        coll = self._client.get_collection(self.aliases.resolve(name), embedding_function=None)
         return dict(coll.metadata or {}), int(coll.count())
 
     def has_collection(self, name: str) -> bool:
         return name in self.collections()
 
     # -- generation marker ------------------------------------------------------------------
+    def _physical(self, name: str) -> str:
+        cached = self._collections.get(name)
+        return str(cached.name) if cached is not None else self.aliases.resolve(name)
+
     def generation(self, name: str) -> str:
         """The collection's generation marker, read fresh (one metadata read, ~0.4 ms)."""
-        coll = self._client.get_collection(chroma_name(name), embedding_function=None)
+        coll = self._client.get_collection(self._physical(name), embedding_function=None)
         return str((coll.metadata or {}).get(COLL_GENERATION) or NO_GENERATION)
 
     def _set_generation(self, name: str, marker: str) -> None:
-        coll = self._client.get_collection(chroma_name(name), embedding_function=None)
+        coll = self._client.get_collection(self._physical(name), embedding_function=None)
         coll.modify(metadata={**(coll.metadata or {}), COLL_GENERATION: marker})
 
     def _mark_writing(self, name: str) -> None:
@@ -296,9 +338,14 @@ class ChromaIndex:
         vector: np.ndarray,
         k: int,
         where: dict[str, Any] | None = None,
+        *,
+        embedder: EmbedderInfo | None = None,
     ) -> list[Hit]:
-        """Nearest chunks of one collection (cosine)."""
-        coll = self.collection(collection)
+        """Nearest chunks of one collection (cosine) to ``vector``, made by ``embedder``
+        (default: this index's); a collection built with another encoder raises
+        ``EmbedderMismatch`` before Chroma sees the vector."""
+        coll = self.handle(collection)
+        self.check_embedder(collection, coll, embedder or self._embedder)
         res = coll.query(
             query_embeddings=[np.asarray(vector, dtype=np.float32)],
             n_results=k,
@@ -313,7 +360,12 @@ class ChromaIndex:
         return hits
 
     def drop_collection(self, collection: str) -> None:
-        if self.has_collection(collection):
-            self._client.delete_collection(chroma_name(collection))
+        """Drop every generation of ``collection`` (the serving one first), then its alias."""
+        live = self.aliases.resolve(collection)
+        found = self.aliases.generations(collection)
+        for cname in sorted(found.values(), key=lambda c: c != live):
+            self._client.delete_collection(cname)
+        if found or live != chroma_name(collection):
+            self.aliases.remove(collection)
         self._collections.pop(collection, None)
         self._writing.discard(collection)

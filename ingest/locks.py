@@ -70,3 +70,8 @@ class FileLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def collection_lock(data_dir: Path, collection: str) -> FileLock:
+    """The lock every writer of ``collection`` holds on this host (ingest runs, re-embeds)."""
+    return FileLock(data_dir / "locks" / f"collection-{collection}.lock")

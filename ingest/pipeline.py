@@ -58,7 +58,7 @@ from ingest.index import (
     make_chroma_client,
 )
 from ingest.lexical import LexicalIndexes
-from ingest.locks import FileLock
+from ingest.locks import FileLock, collection_lock
 from ingest.manifest import DocumentRecord, Manifest, utc_now
 from ingest.prefetch import Prefetcher
 from ingest.report import FileResult, IngestReport
@@ -168,7 +168,7 @@ class IngestPipeline:
         return self._chunker
 
     def collection_lock(self, collection: str) -> FileLock:
-        return FileLock(self.settings.data_dir / "locks" / f"collection-{collection}.lock")
+        return collection_lock(self.settings.data_dir, collection)
 
     # -- the run ------------------------------------------------------------------------
     def run(
@@ -201,6 +201,7 @@ class IngestPipeline:
             started_at=utc_now(),
         )
         with self.collection_lock(collection):
+            self.index.refresh(collection)  # re-embedded since this instance opened it
             self.index.collection(collection, create=True)  # embedder mismatch fails here
             seen_ids = {document_id(collection, str(f.root), f.relative) for f in found + refused}
             seen_paths = {(str(f.root), f.relative) for f in found + refused}

@@ -5,6 +5,11 @@ One worker thread takes the first waiting question, then every other question al
 waiting (up to ``max_batch``), and encodes them in one call. An idle service therefore
 adds no delay (a batch of one starts at once), and a burst of concurrent questions costs
 a few batched passes instead of one pass each fighting for the same cores.
+
+Which encoder: the one the searched collection records (``QueryEncoders``). The configured
+encoder (``INHOUSE_EMBED__MODEL_PATH``) answers for collections built with it; a collection
+rebuilt with another model (``inhouse reindex --reembed``) records that model's folder, which
+is loaded on first use, so a running service follows a switch without a restart.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ingest.embed import Embedder
+from ingest.embed import DEFAULT_MODEL_NAME, Embedder, EmbedderInfo
+from ingest.errors import EmbedderMismatch
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +103,61 @@ class BatchingEncoder:
                 job.loop.call_soon_threadsafe(_settle, job.future, value, error)
             except RuntimeError:  # that event loop is closed: nobody is waiting
                 log.debug("query encoder: dropping a result for a closed event loop")
+
+
+class QueryEncoders:
+    """The question encoder for each collection: the configured one, or the one it records."""
+
+    def __init__(self, configured: Embedder, max_batch: int = 64) -> None:
+        self.configured = configured
+        self.max_batch = max_batch
+        self._lock = threading.Lock()
+        self._encoders: dict[str | None, tuple[Embedder, BatchingEncoder]] = {
+            None: (configured, BatchingEncoder(configured, max_batch))
+        }
+
+    def choose(self, recorded: EmbedderInfo) -> tuple[EmbedderInfo, BatchingEncoder]:
+        """The encoder ``recorded`` names, and what it is (blocking: may load a model).
+
+        The model folder a collection records wins over the configured encoder of the same
+        name; the configured one answers for collections without a folder (the packaged
+        default, collections written before folders were recorded). Raises
+        ``EmbedderMismatch`` when no encoder here can embed for the collection.
+        """
+        if not self.configured.info_is_loaded:
+            self.configured.model  # noqa: B018  (a custom model: load to learn its name)
+        mine = self.configured.info
+        key: str | None
+        if recorded.path and recorded.path != mine.path and Path(recorded.path).is_dir():
+            key, folder = recorded.path, Path(recorded.path)
+        elif (recorded.name, recorded.dimension) == (mine.name, mine.dimension):
+            key, folder = None, None
+        elif recorded.name == DEFAULT_MODEL_NAME and not recorded.path:
+            key, folder = DEFAULT_MODEL_NAME, None
+        else:
+            raise EmbedderMismatch(
+                f"the collection was built with embedder {recorded.name!r}"
+                f" ({recorded.dimension} dims, folder {recorded.path or 'unknown'}), which this"
+                f" service cannot load; it uses {mine.name!r}. Set INHOUSE_EMBED__MODEL_PATH to"
+                " that encoder's folder, or rebuild the collection with `inhouse reindex"
+                " --reembed`."
+            )
+        with self._lock:
+            if key not in self._encoders:
+                embedder = self.configured.sibling(folder)
+                embedder.encode(["warm-up"])  # loads it; its name and dimension are known now
+                log.info("question encoder %s loaded for a collection built with it", key)
+                self._encoders[key] = (embedder, BatchingEncoder(embedder, self.max_batch))
+            embedder, encoder = self._encoders[key]
+        got = embedder.info
+        if (got.name, got.dimension) != (recorded.name, recorded.dimension):
+            raise EmbedderMismatch(
+                f"the encoder in {key} is {got.name!r} ({got.dimension} dims); the collection"
+                f" records {recorded.name!r} ({recorded.dimension} dims)"
+            )
+        return got, encoder
+
+    def close(self) -> None:
+        with self._lock:
+            for _, encoder in self._encoders.values():
+                encoder.close()

@@ -3,8 +3,10 @@ lexical (BM25) mirror, fuse, diversify, merge.
 
 One Chroma collection per Inhouse collection, so selecting collections is selecting
 what to search (no metadata filter, no filtering of results afterwards). The question
-is embedded with the same encoder the collections were built with; a collection built
-with another one raises ``EmbedderMismatch`` instead of returning nonsense. Every call
+is embedded with the encoder each collection records (``QueryEncoders``: the configured
+one, or the model a re-embed switched the collection to), and every Chroma query checks
+that record against the vector's encoder, so a vector never meets a collection built with
+another encoder (or dimension); a collection switched between the two is searched again. Every call
 into the encoder, Chroma or the manifest runs in a worker thread: the event loop
 never blocks on them; questions asked at the same time are embedded in one batch
 (``service.query_encoder``).
@@ -29,9 +31,15 @@ from typing import Any
 import numpy as np
 from anyio import to_thread
 
-from ingest.embed import Embedder
+from ingest.embed import Embedder, EmbedderInfo
 from ingest.errors import CollectionNotFound, EmbedderMismatch, IndexUnavailable
-from ingest.index import META_COLLECTION, META_DOCUMENT_ID, ChromaIndex, Hit
+from ingest.index import (
+    META_COLLECTION,
+    META_DOCUMENT_ID,
+    ChromaIndex,
+    Hit,
+    recorded_embedder,
+)
 from ingest.lexical import LexicalIndexes
 from ingest.lexical_text import ParsedQuery, body_tokens, contains_phrase, parse_query
 from ingest.manifest import DocumentRecord, Manifest
@@ -42,7 +50,7 @@ from service.auth import audit
 from service.caller import Caller, searchable
 from service.errors import NoDocuments
 from service.fusion import diversify, fuse, min_max
-from service.query_encoder import BatchingEncoder
+from service.query_encoder import BatchingEncoder, QueryEncoders
 from service.rerank import Reranker
 
 log = logging.getLogger(__name__)
@@ -70,7 +78,7 @@ class Retriever:
         self._manifest = manifest
         self.settings = settings or RetrievalSettings()
         self._index = ChromaIndex(client, embedder.info)
-        self._encoder = BatchingEncoder(embedder)
+        self._encoders = QueryEncoders(embedder)
         self._lexical = LexicalIndexes(
             lexical_dir or Path(manifest.path).parent / "lexical", self.settings.refresh_s
         )
@@ -108,9 +116,16 @@ class Retriever:
         names = searchable(caller, names, ())
         audit.note_search(names)  # recorded even if the search then fails
         started = perf_counter()
-        vector = await self._encoder.encode(text)
         query = parse_query(text) if self.settings.mode != "dense" else ParsedQuery()
-        hits = await to_thread.run_sync(self._search, vector, query, names, top_k, text)
+        for attempt in (1, 2):
+            plan = await to_thread.run_sync(self._plan, names)
+            vectors = await self._vectors(text, plan)
+            try:
+                hits = await to_thread.run_sync(self._search, vectors, query, names, top_k, text)
+                break
+            except EmbedderMismatch:  # switched to another encoder since the plan: once more
+                if attempt == 2:
+                    raise
         audit.note_search(names, hits)
         recorder = metrics.current()
         if recorder is not None:
@@ -118,16 +133,42 @@ class Retriever:
         return hits
 
     def close(self) -> None:
-        """Stop the question encoder's worker thread."""
-        self._encoder.close()
+        """Stop the question encoders' worker threads."""
+        self._encoders.close()
 
-    def _search(
-        self, vector: np.ndarray, query: ParsedQuery, names: list[str], top_k: int, text: str = ""
-    ) -> list[Hit]:
+    def _plan(self, names: list[str]) -> dict[str, tuple[EmbedderInfo, BatchingEncoder]]:
+        """Each collection's encoder, from its record (a switch since the last search is
+        followed: one alias read per collection)."""
         if self._index.embedder != self._embedder.info:  # the encoder finished loading
             self._reopen()
-        for name in names:  # every collection must exist and match the encoder
-            self._collection(name)
+        plan = {}
+        for name in names:  # every collection must exist and have an encoder here
+            try:
+                self._index.refresh(name)
+            except Exception as exc:
+                raise IndexUnavailable(f"cannot read collection {name!r}: {exc}") from exc
+            coll = self._collection(name)
+            plan[name] = self._encoders.choose(recorded_embedder(dict(coll.metadata or {})))
+        return plan
+
+    async def _vectors(
+        self, text: str, plan: dict[str, tuple[EmbedderInfo, BatchingEncoder]]
+    ) -> dict[str, tuple[EmbedderInfo, np.ndarray]]:
+        """The question embedded once per encoder the collections need."""
+        by_info: dict[EmbedderInfo, np.ndarray] = {}
+        for info, encoder in plan.values():
+            if info not in by_info:
+                by_info[info] = await encoder.encode(text)
+        return {name: (info, by_info[info]) for name, (info, _) in plan.items()}
+
+    def _search(
+        self,
+        vectors: dict[str, tuple[EmbedderInfo, np.ndarray]],
+        query: ParsedQuery,
+        names: list[str],
+        top_k: int,
+        text: str = "",
+    ) -> list[Hit]:
         mode = self.settings.mode
         # enough candidates for top_k after the per-document cap
         wanted = top_k if self.settings.max_per_document <= 0 else 3 * top_k + 10
@@ -136,7 +177,7 @@ class Retriever:
         lexical: list[Hit] = []
         owner: dict[str, str] = {}  # chunk id -> collection
         for name in names:
-            found = self._candidates(name, vector, query, depth)
+            found = self._candidates(name, vectors[name], query, depth)
             for hit in found[0]:
                 dense.append(_in_collection(hit, name))
                 owner[hit.id] = name
@@ -165,7 +206,7 @@ class Retriever:
         return hits
 
     def _candidates(
-        self, name: str, vector: np.ndarray, query: ParsedQuery, depth: int
+        self, name: str, vector: tuple[EmbedderInfo, np.ndarray], query: ParsedQuery, depth: int
     ) -> tuple[list[Hit], list[Hit]]:
         """One collection's dense and lexical candidates (lexical: ids and scores only)."""
         mode = self.settings.mode
@@ -241,23 +282,33 @@ class Retriever:
     def _fetch(self, name: str, ids: list[str]) -> dict[str, Hit]:
         if not ids:
             return {}
-        got = self._collection(name).get(ids=ids, include=["documents", "metadatas"])
+        try:
+            got = self._collection(name).get(ids=ids, include=["documents", "metadatas"])
+        except (CollectionNotFound, EmbedderMismatch):
+            raise
+        except Exception:  # dropped after a re-embed switch: the new generation has the ids
+            self._reopen()
+            got = self._collection(name).get(ids=ids, include=["documents", "metadatas"])
         return {
             cid: Hit(cid, text or "", dict(meta or {}), 0.0)
             for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"])
         }
 
     def _collection(self, name: str) -> Any:
+        """The collection serving ``name`` (the encoder is checked where vectors meet it)."""
         try:
-            return self._index.collection(name)
+            return self._index.handle(name)
         except (CollectionNotFound, EmbedderMismatch):
             raise
         except Exception as exc:  # chroma raises many types; all mean "cannot read the index"
             raise IndexUnavailable(f"cannot read collection {name!r}: {exc}") from exc
 
-    def _query(self, name: str, vector: Any, top_k: int) -> list[Hit]:
+    def _query(self, name: str, vector: tuple[EmbedderInfo, np.ndarray], top_k: int) -> list[Hit]:
+        info, values = vector
         try:
-            return self._index.query(name, vector, top_k)
+            return self._index.query(name, values, top_k, embedder=info)
+        except EmbedderMismatch:
+            raise
         except Exception as first:
             # The collection may have been dropped and re-created by an ingest run in
             # another process: forget the cached handle and look it up once more.
@@ -265,7 +316,9 @@ class Retriever:
             self._reopen()
             self._collection(name)
             try:
-                return self._index.query(name, vector, top_k)
+                return self._index.query(name, values, top_k, embedder=info)
+            except EmbedderMismatch:
+                raise
             except Exception as exc:
                 raise IndexUnavailable(f"cannot search collection {name!r}: {exc}") from exc
 

@@ -1,4 +1,6 @@
-"""``inhouse reindex [SOURCE] [--full] [--prune] [--no-wait] [--json]``: re-index on demand."""
+"""``inhouse reindex [SOURCE] [--full] [--prune] [--no-wait] [--json]``: re-index on demand;
+``inhouse reindex --reembed COLLECTION``: rebuild a collection with a new encoder
+(``service.cli.reembed_cmd``)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ def register(subparsers: Any) -> None:
         description="Run sources of the sources file (INHOUSE_SOURCES) now, in the foreground:"
         " SOURCE, or every enabled source. A run in progress elsewhere is waited for"
         " (--no-wait: skipped). --prune drops the chunks of sources removed from the file"
-        " (alone, it re-indexes nothing). Exit 0: every run succeeded; 1: a run failed,"
-        " was skipped or interrupted, or some files failed; 2: usage or config error.",
+        " (alone, it re-indexes nothing). --reembed COLLECTION rebuilds one collection with"
+        " the configured encoder (INHOUSE_EMBED__MODEL_PATH) from the passages it stores,"
+        " beside the serving one, then switches; search never pauses. Exit 0: every run"
+        " succeeded; 1: a run failed, was skipped or interrupted, or some files failed;"
+        " 2: usage or config error.",
     )
     parser.add_argument("source", nargs="?", default=None, metavar="SOURCE", help="source name")
     parser.add_argument("--full", action="store_true", help="re-parse even unchanged files")
@@ -26,6 +31,15 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--no-wait", action="store_true", help="skip a source that is being re-indexed"
+    )
+    parser.add_argument(
+        "--reembed",
+        default=None,
+        metavar="COLLECTION",
+        help="rebuild COLLECTION with the configured encoder, then switch to it",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="--reembed even if it records this encoder"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON report")
     add_sources_option(parser)
@@ -37,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from ingest.schedule import SourceBusy, SourceRunner
     from service.cli.common import ProgressBar, install_stop_handlers
 
+    if args.reembed is not None:
+        from service.cli import reembed_cmd
+
+        return reembed_cmd.run(args)
     settings, config = load_sources(args)
     if args.source is not None:
         source = config.get(args.source)
