@@ -81,7 +81,7 @@ def generate(args: argparse.Namespace) -> None:
         timeouts={"first_token_s": 1800, "total_s": 3600},  # 2 shared cores: slow, not dead
         reasoning_log={"dir": Path(args.out).parent / "reasoning"},
     )
-    questions = pick_questions(Path(args.questions), args.per_type)
+    questions = pick_questions(Path(args.questions), args.per_type)[args.start :]
     out = Path(args.out)
     records: list[dict[str, Any]] = []
     if args.resume and out.exists():  # keep the model's answers, ask the rest again
@@ -140,7 +140,10 @@ def _flagged(label: Label, spans: list[tuple[int, int]]) -> bool:
 
 
 def score(args: argparse.Namespace) -> None:
-    payload = json.loads(Path(args.answers).read_text())
+    payloads = [json.loads(Path(path).read_text()) for path in args.answers]
+    payload = {"config": payloads[0]["config"], "records": []}
+    for part in payloads:  # runs split over processes, same settings
+        payload["records"] += [r for r in part["records"] if r not in payload["records"]]
     rows: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
     max_tokens = int(payload["config"]["max_tokens"])
@@ -159,11 +162,13 @@ def score(args: argparse.Namespace) -> None:
         capped = (response.get("usage") or {}).get("completion_tokens", 0) >= max_tokens
         for label in labels:
             flagged = _flagged(label, spans)
-            # the last figure of an answer cut at max_tokens may be cut too ("22,23" for 22,234)
-            cut = capped and not answer[label.end :].strip(" \n,.0123456789")
-            counts[f"{label.label} cut at max_tokens"] += cut
-            counts[f"{label.label}"] += 1
-            counts[f"{label.label} flagged"] += flagged
+            # the last figures of an answer cut at max_tokens may be cut too ("22,23" for
+            # 22,234, "July 1, 202"): counted apart, left out of the rates
+            rest = answer[label.end :].rstrip()
+            cut = capped and len(rest) <= 6 and not rest.strip(" \n,.0123456789")
+            kind = f"{label.label} (cut at max_tokens)" if cut else label.label
+            counts[kind] += 1
+            counts[f"{kind} flagged"] += flagged
             rows.append(
                 {
                     "question": record["question"][:80],
@@ -193,11 +198,14 @@ def score(args: argparse.Namespace) -> None:
         "supported wrongly flagged": f"{counts['supported flagged']}/{supported}"
         f" ({counts['supported flagged'] / max(supported, 1):.1%})",
         "uncited flagged": f"{counts['uncited flagged']}/{counts['uncited']}",
+        "page references flagged": f"{counts['reference flagged']}/{counts['reference']}",
     }
     print(json.dumps(summary, indent=1))
     if args.verbose:
         for row in rows:
-            if row["flagged"] != (row["label"] != "supported"):
+            if row["label"] in ("supported", "invented") and row["flagged"] != (
+                row["label"] == "invented"
+            ):
                 print(
                     f"  {row['label']:9s} flagged={row['flagged']!s:5s} {row['figure']!r}"
                     f" ({row['why']}) in ...{row['context']!r}"
@@ -217,9 +225,10 @@ def main() -> None:
     gen.add_argument("--max-tokens", type=int, default=200)
     gen.add_argument("--threads", type=int, default=2)
     gen.add_argument("--out", default="/tmp/measure/answers.json")
+    gen.add_argument("--start", type=int, default=0, help="skip the first N picked questions")
     gen.add_argument("--resume", action="store_true", help="keep the answers already in --out")
     sc = sub.add_parser("score")
-    sc.add_argument("answers")
+    sc.add_argument("answers", nargs="+")
     sc.add_argument("--out", default=None)
     sc.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()

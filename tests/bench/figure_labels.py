@@ -7,8 +7,13 @@ measured). Rules, all of them:
   (``94,836``, ``15.7``, ``2023``), outside citation marks ``[n]``; not when glued to a
   letter (``Q3``, ``10-Q``, ``3rd``, ``401(k)``) nor a list marker at the start of a line
   (``1.`` / ``1)``). Units and signs around it (``$``, ``%``) are ignored.
-* Its value is looked up among the numbers of a text (every digit run there, read the same
-  way, glued or not): *exact* when the same value occurs; *rounded* when a number with more
+* A date written ``Month D, YYYY`` is one figure, found only when a text writes the same
+  date the same way (``July 1, 2023``); a figure followed by ``%`` or ``percent`` is found
+  only among the percentages of a text. Page references (``p. 28``, ``pp. 6-7``, ``page 4``)
+  are labelled ``reference`` and left out of the rates: the issue's figures are amounts,
+  percentages, dates and counts (the check does not look at them either).
+* Other values are looked up among the numbers of a text (every digit run there, read the
+  same way, glued or not): *exact* when the same value occurs; *rounded* when a number with more
   decimals rounds to it (``15.72`` -> ``15.7``); *scaled* when the answer gives a scale word
   (``94.8 billion``) and a number of the text times 1, 10^3, 10^6 or 10^9 rounds to the
   answer's value at the precision stated (``94,836`` read in millions).
@@ -29,6 +34,13 @@ NUMBER_RE = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\d.,])\d+(
 CITE_RE = re.compile(r"\[\s*\d+(?:\s*[,\-–]\s*\d+)*\s*\]")
 SCALE_RE = re.compile(r"\s*(thousand|million|billion|trillion)\b", re.I)
 SCALES = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
+MONTH = (
+    r"(?:January|February|March|April|May|June|July|August|September|October|November"
+    r"|December)"
+)
+DATE_RE = re.compile(rf"\b{MONTH}\s+\d{{1,2}},\s+\d{{4}}\b")
+PERCENT_RE = re.compile(r"\s?(?:%|percent\b)")
+PAGE_RE = re.compile(r"\b(?:p|pp|pages?)\.?\s*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -36,19 +48,32 @@ class Label:
     text: str
     start: int
     end: int
-    label: str  # supported | uncited | invented
-    why: str  # exact | rounded | scaled | question | none
+    label: str  # supported | uncited | invented | reference
+    why: str  # exact | rounded | scaled | heading | question | none
 
 
-def numbers(text: str) -> set[Decimal]:
-    """Every number written in ``text`` (commas as thousands separators)."""
-    return {Decimal(m.group().replace(",", "")) for m in NUMBER_RE.finditer(text)}
+def numbers(text: str, percent: bool = False) -> set[Decimal]:
+    """Every number written in ``text`` (commas as thousands separators); with ``percent``,
+    only those followed by ``%`` or ``percent``."""
+    return {
+        Decimal(m.group().replace(",", ""))
+        for m in NUMBER_RE.finditer(text)
+        if not percent or PERCENT_RE.match(text, m.end())
+    }
+
+
+def dates(text: str) -> set[str]:
+    return {re.sub(r"\s+", " ", m.group()) for m in DATE_RE.finditer(text)}
 
 
 def answer_figures(answer: str) -> list[tuple[str, int, int, int]]:
-    """``(text, start, end, scale exponent)`` of the figures of ``answer``."""
+    """``(text, start, end, scale exponent)`` of the figures of ``answer``; exponent -1 for a
+    date, -2 for a percentage, -3 for a page reference."""
     blanked = CITE_RE.sub(lambda m: " " * len(m.group()), answer)
     out = []
+    for m in DATE_RE.finditer(blanked):
+        out.append((m.group(), m.start(), m.end(), -1))
+        blanked = blanked[: m.start()] + " " * len(m.group()) + blanked[m.end() :]
     for m in NUMBER_RE.finditer(blanked):
         before = blanked[max(0, m.start() - 1) : m.start()]
         after = blanked[m.end() : m.end() + 3]
@@ -59,8 +84,14 @@ def answer_figures(answer: str) -> list[tuple[str, int, int, int]]:
             continue  # a list marker
         scale = SCALE_RE.match(blanked, m.end())
         exponent = SCALES[scale.group(1).lower()] if scale else 0
+        if PERCENT_RE.match(blanked, m.end()):
+            exponent = -2
+        elif PAGE_RE.search(blanked[max(0, m.start() - 8) : m.start()]) or re.search(
+            r"\bpp\.?\s*\d+[-–]$", blanked[max(0, m.start() - 14) : m.start()]
+        ):
+            exponent = -3
         out.append((m.group(), m.start(), m.end(), exponent))
-    return out
+    return sorted(out, key=lambda f: f[1])
 
 
 def _decimals(value: Decimal) -> int:
@@ -70,6 +101,8 @@ def _decimals(value: Decimal) -> int:
 
 def how_found(text: str, exponent: int, pool: Iterable[Decimal]) -> str | None:
     """``exact``, ``rounded`` or ``scaled`` when the figure is among ``pool``, else None."""
+    if exponent == -1:
+        return None
     value = Decimal(text.replace(",", ""))
     pool = set(pool)
     if value in pool:
@@ -78,7 +111,7 @@ def how_found(text: str, exponent: int, pool: Iterable[Decimal]) -> str | None:
     for number in pool:
         if _decimals(number) > _decimals(value) and number.quantize(step, ROUND_HALF_UP) == value:
             return "rounded"
-    if exponent:
+    if exponent > 0:
         wanted = value.scaleb(exponent)
         unit = step.scaleb(exponent)
         for number in pool:
@@ -103,21 +136,32 @@ def label_answer(
     """Every figure of ``answer`` labelled against its passages (numbered from 1)."""
     valid = [n for n in cited(answer, max(passages, default=0)) if n in passages]
     chosen = valid or sorted(passages)
-    in_cited = numbers("\n".join(passages[n] for n in chosen))
-    in_headings = numbers("\n".join((headings or {}).get(n, "") for n in chosen))
-    in_any = numbers("\n".join([*passages.values(), *(headings or {}).values()]))
-    in_question = numbers(question)
+    heads = headings or {}
+    texts = {
+        "cited": "\n".join(passages[n] for n in chosen),
+        "heading": "\n".join(heads.get(n, "") for n in chosen),
+        "question": question,
+        "any": "\n".join([*passages.values(), *heads.values()]),
+    }
     labels = []
     for text, start, end, exponent in answer_figures(answer):
-        why = how_found(text, exponent, in_cited)
-        if why:
+        if exponent == -3:
+            labels.append(Label(text, start, end, "reference", "page"))
+            continue
+        found = {where: _found(text, exponent, body) for where, body in texts.items()}
+        if found["cited"]:
+            labels.append(Label(text, start, end, "supported", found["cited"]))
+        elif found["heading"] or found["question"]:
+            why = "heading" if found["heading"] else "question"
             labels.append(Label(text, start, end, "supported", why))
-        elif how_found(text, exponent, in_headings):
-            labels.append(Label(text, start, end, "supported", "heading"))
-        elif how_found(text, exponent, in_question):
-            labels.append(Label(text, start, end, "supported", "question"))
-        elif why := how_found(text, exponent, in_any):
-            labels.append(Label(text, start, end, "uncited", why))
+        elif found["any"]:
+            labels.append(Label(text, start, end, "uncited", found["any"]))
         else:
             labels.append(Label(text, start, end, "invented", "none"))
     return labels
+
+
+def _found(text: str, exponent: int, body: str) -> str | None:
+    if exponent == -1:
+        return "exact" if re.sub(r"\s+", " ", text) in dates(body) else None
+    return how_found(text, exponent, numbers(body, percent=exponent == -2))
