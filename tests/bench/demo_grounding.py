@@ -154,7 +154,10 @@ def score(args: argparse.Namespace) -> None:
             continue
         answer = response["answer"]
         passages = {int(n): text for n, text in record.get("passages", {}).items()}
-        result = check_answer(answer, passages, record["question"])
+        titles = {c["n"]: c["title"] for c in response.get("citations", [])}
+        # as the service checks (service.answer): each passage under its document's title
+        shown = {n: f"{titles.get(n, '')}\n{text}" for n, text in passages.items()}
+        result = check_answer(answer, shown, record["question"])
         spans = [u.span for u in result.unsupported if u.kind == "figure"]
         headings = {c["n"]: _heading(c) for c in response.get("citations", [])}
         labels = label_answer(answer, passages, record["question"], headings)
@@ -207,7 +210,8 @@ def score(args: argparse.Namespace) -> None:
                 row["label"] == "invented"
             ):
                 print(
-                    f"  {row['label']:9s} flagged={row['flagged']!s:5s} {row['figure']!r}"
+                    f"  {row['label']:9s} cut={row['cut']!s:5s} flagged={row['flagged']!s:5s}"
+                    f" {row['figure']!r}"
                     f" ({row['why']}) in ...{row['context']!r}"
                 )
     if args.out:

@@ -9,9 +9,9 @@ measured). Rules, all of them:
   (``1.`` / ``1)``). Units and signs around it (``$``, ``%``) are ignored.
 * A date written ``Month D, YYYY`` is one figure, found only when a text writes the same
   date the same way (``July 1, 2023``); a figure followed by ``%`` or ``percent`` is found
-  only among the percentages of a text. Page references (``p. 28``, ``pp. 6-7``, ``page 4``)
-  are labelled ``reference`` and left out of the rates: the issue's figures are amounts,
-  percentages, dates and counts (the check does not look at them either).
+  only among the percentages of a text. References (``p. 28``, ``pp. 6-7``, ``page 4``,
+  ``Note 4``, ``Item 2``) are labelled ``reference`` and left out of the rates: the
+  issue's figures are amounts, percentages, dates and counts (the check skips them too).
 * Other values are looked up among the numbers of a text (every digit run there, read the
   same way, glued or not): *exact* when the same value occurs; *rounded* when a number with more
   decimals rounds to it (``15.72`` -> ``15.7``); *scaled* when the answer gives a scale word
@@ -40,7 +40,7 @@ MONTH = (
 )
 DATE_RE = re.compile(rf"\b{MONTH}\s+\d{{1,2}},\s+\d{{4}}\b")
 PERCENT_RE = re.compile(r"\s?(?:%|percent\b)")
-PAGE_RE = re.compile(r"\b(?:p|pp|pages?)\.?\s*$", re.I)
+PAGE_RE = re.compile(r"\b(?:p|pp|pages?|notes?|items?|part)\.?\s*$", re.I)
 
 
 @dataclass(frozen=True)
