@@ -9,9 +9,10 @@ measured). Rules, all of them:
   (``1.`` / ``1)``). Units and signs around it (``$``, ``%``) are ignored.
 * A date written ``Month D, YYYY`` is one figure, found only when a text writes the same
   date the same way (``July 1, 2023``); a figure followed by ``%`` or ``percent`` is found
-  only among the percentages of a text. References (``p. 28``, ``pp. 6-7``, ``page 4``,
-  ``Note 4``, ``Item 2``) are labelled ``reference`` and left out of the rates: the
-  issue's figures are amounts, percentages, dates and counts (the check skips them too).
+  only among the percentages of a text, any other only among its other numbers.
+  References (``p. 28``, ``pp. 6-7``, ``page 4``, ``Note 4``, ``Item 2``) are labelled
+  ``reference`` and left out of the rates: the issue's figures are amounts, percentages,
+  dates and counts (the check skips references too).
 * Other values are looked up among the numbers of a text (every digit run there, read the
   same way, glued or not): *exact* when the same value occurs; *rounded* when a number with more
   decimals rounds to it (``15.72`` -> ``15.7``); *scaled* when the answer gives a scale word
@@ -53,12 +54,12 @@ class Label:
 
 
 def numbers(text: str, percent: bool = False) -> set[Decimal]:
-    """Every number written in ``text`` (commas as thousands separators); with ``percent``,
-    only those followed by ``%`` or ``percent``."""
+    """The numbers written in ``text`` (commas as thousands separators): with ``percent``
+    those followed by ``%`` or ``percent``, else the others."""
     return {
         Decimal(m.group().replace(",", ""))
         for m in NUMBER_RE.finditer(text)
-        if not percent or PERCENT_RE.match(text, m.end())
+        if percent == bool(PERCENT_RE.match(text, m.end()))
     }
 
 
