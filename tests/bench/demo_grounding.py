@@ -12,10 +12,16 @@ then ``check_answer`` is run again on the saved answer and its passages (so a ch
 is re-scored without regenerating). Flag rate on invented figures, false-flag rate on
 supported ones.
 
+    cp -a /work/evaldata-sec10q-v2 /tmp/measure-sec10q   # the service may write: a copy
     INHOUSE_DATA_DIR=/tmp/measure-sec10q python -m tests.bench.demo_grounding generate \\
-        --out /tmp/measure/answers.json
+        --per-type 7 --top-k 3 --max-tokens 100 --out /tmp/measure/answers.json
     python -m tests.bench.demo_grounding score /tmp/measure/answers.json \\
-        --out /tmp/measure/scores.json
+        --out /tmp/measure/scores.json -v
+
+A run is slow on 2 shared cores (1.5-7 min per answer): ``--start N`` skips the first N
+questions, so a second process can take the other half; ``score`` takes several files.
+Measured 2026-12-01 (21 questions, 7 per type): 16/16 invented figures flagged, 2/48
+supported ones flagged; figures cut at max_tokens (5) and page/note references (22) apart.
 """
 
 from __future__ import annotations
@@ -33,8 +39,6 @@ from typing import Any
 import ingest  # noqa: F401  (zero-egress environment first)
 from service.grounding import check_answer
 from tests.bench.figure_labels import Label, label_answer
-
-TYPES = ("Multi-Doc RAG", "Single-Doc Multi-Chunk RAG", "Single-Doc Single-Chunk RAG")
 
 
 def pick_questions(path: Path, per_type: int) -> list[dict[str, str]]:
