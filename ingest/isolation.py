@@ -91,7 +91,7 @@ class _Worker:
         self.ready = False
         self.job: _Job | None = None
         self.files_done = 0
-        self.spawned = time.monotonic()
+        self.spawned = 0.0  # on the pool's clock, set by the pool
         self.doom: FileRejected | None = None  # why the monitor killed it, for the busy file
         self.exitcode: int | None = None  # known once reaped
         self.reaped = False
@@ -144,8 +144,15 @@ class _Worker:
 class ParserPool:
     """Parses files in isolated, reusable worker processes; see the module docstring."""
 
-    def __init__(self, settings: ParseSettings, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: ParseSettings,
+        workers: int | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._settings = settings
+        self._clock = clock  # times starts and parses (tests inject one they advance)
         self._size = workers or settings.workers
         self._context = multiprocessing.get_context("forkserver")
         # Effective only if this process has not started its fork server yet. The parsers
@@ -258,6 +265,7 @@ class ParserPool:
             raise RuntimeError(f"parser workers fail to start: {self._last_start_error}")
         while len(self._workers) < self._size:
             worker = _Worker(self._context, self._settings, self._tmp_root)
+            worker.spawned = self._clock()
             with self._lock:
                 self._workers.append(worker)
 
@@ -268,7 +276,7 @@ class ParserPool:
             if not worker.ready or worker.job is not None:
                 continue
             key, path = queue.popleft()
-            job = _Job(next(self._job_ids), key, Path(path), time.monotonic())
+            job = _Job(next(self._job_ids), key, Path(path), self._clock())
             try:
                 worker.conn.send((job.id, str(job.path)))
             except OSError:  # died while idle: requeue; its sentinel reports the death
@@ -357,7 +365,7 @@ class ParserPool:
         cap = self._settings.memory_mb * MIB
         next_memory_check = 0.0
         while not self._stop.wait(MONITOR_INTERVAL_S):
-            now = time.monotonic()
+            now = self._clock()
             check_memory = now >= next_memory_check
             if check_memory:
                 next_memory_check = now + MEMORY_INTERVAL_S

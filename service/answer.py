@@ -395,7 +395,9 @@ class QueryService:
         """The model's answer with its grounding; the extract instead in strict mode."""
         result = self._result(prepared, run)
         started = time.perf_counter()
-        passages = {p.n: p.text for p in prepared.passages}
+        # each passage as the prompt showed it: under its heading, the document's title
+        titles = {c.n: c.title for c in prepared.citations}
+        passages = {p.n: f"{titles.get(p.n, '')}\n{p.text}" for p in prepared.passages}
         grounding = check_answer(result.answer, passages, prepared.question)
         grounding_ms = round((time.perf_counter() - started) * 1000, 2)
         timings = {**result.timings, "grounding_ms": grounding_ms}

@@ -7,7 +7,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -15,7 +15,7 @@ import pytest
 
 from ingest.documents import ParsedDocument
 from ingest.errors import FileRejected
-from ingest.isolation import ParserPool
+from ingest.isolation import ParserPool, _Worker
 from ingest.settings import ParseSettings
 from tests.ingest.fixtures import BAD_FILES, MARKERS, write_big_text, write_long_docx
 
@@ -148,9 +148,11 @@ def test_stopping_early_then_reusing(corpus: dict[str, Path], big_text: Path) ->
 
 
 def test_close_leaves_no_workers(corpus: dict[str, Path]) -> None:
-    temp_dirs = set(Path(tempfile.gettempdir()).glob("inhouse-parse-*"))
     pool = ParserPool(ParseSettings(), workers=2)
-    assert len(set(Path(tempfile.gettempdir()).glob("inhouse-parse-*")) - temp_dirs) == 1
+    # its own folder only: other processes on the machine create and remove theirs meanwhile
+    own = pool._tmp_root
+    assert own.parent == Path(tempfile.gettempdir()) and own.name.startswith("inhouse-parse-")
+    assert own.is_dir()
     assert _code(dict(pool.parse_many([("epub", corpus["epub"])]))["epub"]) == "ok"
     pids = pool.worker_pids
     assert len(pids) == 2
@@ -159,28 +161,108 @@ def test_close_leaves_no_workers(corpus: dict[str, Path]) -> None:
     helpers = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
     for child in psutil.Process().children(recursive=True):
         assert any(h in " ".join(child.cmdline()) for h in helpers), child.cmdline()
-    assert set(Path(tempfile.gettempdir()).glob("inhouse-parse-*")) == temp_dirs
+    assert not own.exists()
     with pytest.raises(RuntimeError, match="closed"):
         next(pool.parse_many([("x", corpus["txt"])]))
+
+
+class FakeClock:
+    """The pool's clock, advanced by the test; counts how often the pool reads it."""
+
+    def __init__(self) -> None:
+        self._now = 1000.0
+        self._reads = 0
+        self._changed = threading.Condition()
+
+    def __call__(self) -> float:
+        with self._changed:
+            self._reads += 1
+            self._changed.notify_all()
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._changed:
+            self._now += seconds
+
+    def wait_reads(self, count: int) -> None:
+        """Wait until the pool has read the clock ``count`` more times."""
+        with self._changed:
+            target = self._reads + count
+            # hang guard only (the monitor reads the clock every 50 ms): wide for loaded CI
+            assert self._changed.wait_for(lambda: self._reads >= target, timeout=120)
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 300  # hang guard only, not a measurement: wide on purpose
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.01)
+
+
+def _worker_on(pool: ParserPool, path: Path) -> _Worker | None:
+    with pool._lock:
+        return next((w for w in pool._workers if w.job and w.job.path == path), None)
+
+
+def _all_ready(pool: ParserPool, path: Path) -> bool:
+    """Parse ``path`` once (the pool reads its workers' ready messages while it collects)."""
+    list(pool.parse_many([(0, path)]))
+    with pool._lock:
+        return len(pool._workers) == pool._size and all(w.ready for w in pool._workers)
+
+
+def test_injected_clock_times_out_a_parse(big_text: Path) -> None:
+    """The clock the slow-consumer test advances is the one that times parses."""
+    clock = FakeClock()
+    with ParserPool(ParseSettings(timeout_s=60), workers=1, clock=clock) as pool:
+        results = pool.parse_many([("big", big_text)])
+        box: list[tuple[str, Result]] = []
+        consumer = threading.Thread(target=lambda: box.append(next(results)))
+        consumer.start()  # drives dispatch and collection
+
+        def parsing() -> bool:
+            worker = _worker_on(pool, big_text)
+            job = worker.job if worker is not None else None
+            return worker is not None and job is not None and worker.parsing.value == job.id
+
+        _wait_until(parsing, "the worker parses the big text")  # a minute or more of NLP
+        clock.advance(61)
+        consumer.join(timeout=300)  # hang guard only
+    assert box and _code(box[0][1]) == "timeout"
 
 
 def test_slow_consumer_does_not_time_out_finished_files(
     tmp_path: Path, corpus: dict[str, Path]
 ) -> None:
-    """A result too big for the pipe waits for the reader without counting as parse time."""
-    table = tmp_path / "wide.csv"
+    """A result too big for the pipe waits for the reader without counting as parse time.
+
+    Two wide tables on two workers: whichever comes second is still pending when the
+    consumer pauses after the first. Once its worker is blocked handing the result over
+    (bytes waiting in the pipe), the pool's clock jumps past the timeout and the monitor
+    runs; the result must still arrive whole. Order and causality, no sleeping.
+    """
     row = "alpha,beta,gamma,delta,12345,67890,a longer text cell to widen the table\n"
-    # ~1 MiB of cells: parses in seconds; its result outgrows the socket buffer (~200 KiB)
-    table.write_text("a,b,c,d,e,f,g\n" + row * 14_000, encoding="utf-8")
-    with ParserPool(ParseSettings(timeout_s=8), workers=2) as pool:
-        list(pool.parse_many([(1, corpus["txt"]), (2, corpus["md"])]))  # both workers ready
-        results = {}
-        for key, result in pool.parse_many([("small", corpus["txt"]), ("table", table)]):
+    tables = {}
+    for name in ("one", "two"):
+        tables[name] = tmp_path / f"{name}.csv"
+        # ~1 MiB of cells: parses in seconds; its result outgrows the socket buffer (~200 KiB)
+        tables[name].write_text("a,b,c,d,e,f,g\n" + row * 14_000, encoding="utf-8")
+    clock = FakeClock()
+    with ParserPool(ParseSettings(timeout_s=60), workers=2, clock=clock) as pool:
+        _wait_until(lambda: _all_ready(pool, corpus["txt"]), "both workers ready")
+        results = {}  # both tables dispatched at once, one to each idle worker
+        for key, result in pool.parse_many(tables.items()):
             results[key] = result
-            if len(results) == 1:
-                assert key == "small"  # dispatched together, the table is still parsing
-                time.sleep(12)  # e.g. embedding the first document
-    assert _code(results["small"]) == "ok"
-    assert _code(results["table"]) == "ok", results["table"]
-    assert isinstance(results["table"], ParsedDocument)
-    assert sum(len(e.text) for e in results["table"].elements) > 900_000
+            if len(results) == 1:  # the consumer is busy (e.g. embedding the first file)
+                pending = tables["two" if key == "one" else "one"]
+                worker = _worker_on(pool, pending)
+                assert worker is not None
+                _wait_until(worker.conn.poll, "the pending table's result waits in the pipe")
+                clock.advance(600)  # ten times the parse timeout
+                clock.wait_reads(2)  # the monitor has looked at least once since
+                assert worker.doom is None and worker.process.is_alive()
+    for key in tables:
+        assert _code(results[key]) == "ok", results[key]
+        document = results[key]
+        assert isinstance(document, ParsedDocument)
+        assert sum(len(e.text) for e in document.elements) > 900_000

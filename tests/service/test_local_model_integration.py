@@ -65,6 +65,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Ite
         ollama_host=f"127.0.0.1:{_dead_port()}",
         auth="disabled",
         demo_model={"use": "auto", "max_tokens": 48, "threads": min(2, os.cpu_count() or 1)},
+        temperature=0.0,  # greedy: the same real answer every run, so asserts on it are stable
         reasoning_log={"dir": root / "reasoning"},
     )
     with LiveService(create_app(settings)) as live:
@@ -118,6 +119,28 @@ def test_non_streamed_answer_is_labelled(service: str) -> None:
     assert body["model"] == local_model.DEMO_MODEL_LABEL
     assert [c["n"] for c in body["citations"]] == [1]
     assert set(body["cited"]) <= {1}
+
+
+@pytest.mark.xfail(
+    strict=True,  # greedy decoding: the day the demo model cites, this XPASSes: drop the mark
+    reason="Gemma 3 270M continues the numbered source list instead of citing: with the"
+    " product prompt it writes '[3] parking.txt ...' after 2 sources (an invalid citation)."
+    " Measured 2026-12-01: greedy 0/7 over top_k 1-2, question wordings, extra instructions"
+    " and a one-shot history turn; sampled at 0.6, 4/53 answers held a valid [n].",
+)
+def test_answer_cites_a_valid_source(service: str) -> None:
+    """A real model answer that cites at least one passage it was given."""
+    response = httpx.post(
+        f"{service}/v1/query",
+        json={"question": QUESTION, "top_k": 2, "fallback": "none"},
+        timeout=300,
+    )
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["model"] == local_model.DEMO_MODEL_LABEL
+    numbers = {c["n"] for c in body["citations"]}
+    assert body["cited"] and set(body["cited"]) <= numbers, body["answer"]
+    assert body["grounding"]["invalid_citations"] == [], body["answer"]
 
 
 def test_gguf_is_assembled_once(service: str, tmp_path: Path) -> None:
