@@ -6,8 +6,9 @@ pdfium (C++) instead, then rebuilds what unstructured would: words, lines, text 
 by pdfminer's own rules (a line joins the box above it when it is within half a line height,
 of the same height, and left-, right- or centre-aligned with it), one element per box through
 unstructured's ``element_from_text`` (headers and footers by position, list items, narrative
-text, titles), list items merged with their continuation lines, and the page's elements ordered
-by the same basic then XY-cut sort. Page numbers, coordinates (points, y downwards) and element
+text, titles), and the page's elements ordered by the same basic then XY-cut sort. (Its merging
+of a list item with the boxes below it is left out: on pdfium's tighter boxes it swallowed the
+next item.) Page numbers, coordinates (points, y downwards) and element
 categories are kept, so tables (``ingest.pdf_tables``, fed the same words: each page is read
 once) and the OCR of textless pages work as before.
 """
@@ -97,7 +98,6 @@ def page_elements(
     (text boxes inside one of ``tables`` are not classified: the table replaces them)."""
     from unstructured.documents.coordinates import PixelSpace
     from unstructured.documents.elements import CoordinatesMetadata, ElementMetadata, Text
-    from unstructured.partition.pdf import _combine_list_elements
     from unstructured.partition.text import element_from_text
     from unstructured.partition.utils.constants import SORT_MODE_BASIC, SORT_MODE_XY_CUT
     from unstructured.partition.utils.sorting import sort_page_elements
@@ -125,7 +125,6 @@ def page_elements(
         )
         element.metadata.detection_origin = "pdfium"
         elements.append(element)
-    elements = _combine_list_elements(elements, system)
     ordered: list[Any] = sort_page_elements(elements, SORT_MODE_BASIC)
     return list(sort_page_elements(ordered, SORT_MODE_XY_CUT))
 
@@ -235,12 +234,12 @@ def text_lines(words: list[Word]) -> list[Line]:
 
 
 def _runs(line: Line) -> list[list[Word]]:
-    """A line cut where the gap between words exceeds pdfminer's ``char_margin`` (2 ems)."""
+    """A line cut where the gap between words exceeds pdfminer's ``char_margin`` (2 ems; the
+    line's height, ascenders to descenders, stands for the em)."""
     runs: list[list[Word]] = [[line.words[0]]]
     for word in line.words[1:]:
         previous = runs[-1][-1]
-        size = max(1.0, previous.bottom - previous.top, word.bottom - word.top)
-        if word.x0 - previous.x1 > CHAR_MARGIN * size:
+        if word.x0 - previous.x1 > CHAR_MARGIN * line.height:
             runs.append([word])
         else:
             runs[-1].append(word)
