@@ -311,7 +311,11 @@ def main() -> None:
             li_file = work / "li.json"
             command = [*me, "--phase", "llamaindex", "--files", str(files_json)]
             size_args = ["--chunk-size", str(size)] if size else []
+            li_file.unlink(missing_ok=True)
             wall, rss, _ = run_measured([*command, *size_args, "--out", str(li_file)], env)
+            if not li_file.exists():
+                print(f"{name}: the llama-index phase failed (installed? `make bench`)")
+                continue
             li = json.loads(li_file.read_text())
             rows[name] = {
                 "wall": wall,
