@@ -331,9 +331,7 @@ def main() -> None:
     parse_cpu = json.loads(cpu_file.read_text())
     small = None if args.skip_small else run_small(args, work, me, env)
     print_table(rows, len(copied), pages, megabytes, report)
-    print(
-        f"e2e peak RSS, process tree summed (shared pages counted twice): {e2e_rss_sum:.0f} MB"
-    )
+    print(f"e2e peak RSS, process tree summed (shared pages counted twice): {e2e_rss_sum:.0f} MB")
     print_parse_cpu(parse_cpu)
     if small is not None:
         print_small(small)
