@@ -3,7 +3,8 @@
 With one encode call per file, a folder of small files (abstracts, notes, e-mails of a few
 paragraphs) keeps the encoder at batches of one or two texts and leaves it idle between
 files. ``BatchWriter`` collects parsed documents (chunked at once) until they hold
-``BATCH_CHUNKS`` chunks or ``BATCH_DOCS`` documents, encodes all their chunks in one call,
+``BATCH_CHUNKS`` chunks or ``BATCH_DOCS`` documents, or until no parsed file is waiting (the
+encoder never idles for a batch to fill), encodes all their chunks in one call,
 then writes the documents one by one, in order, each by the pipeline's numbered rules
 (manifest ``pending``, upsert, other versions deleted, ``indexed``). Crash safety is per
 document exactly as before: a document waiting in a batch has had nothing written, so a
@@ -51,8 +52,13 @@ class BatchWriter:
         self._waiting: list[Prepared | FileResult] = []
         self._chunks = 0
 
-    def add(self, job: Any, parsed: ParsedDocument | FileRejected) -> Iterator[FileResult]:
-        """Store ``parsed`` now or later; yield the results of the files stored meanwhile."""
+    def add(
+        self, job: Any, parsed: ParsedDocument | FileRejected, *, more_waiting: bool
+    ) -> Iterator[FileResult]:
+        """Store ``parsed`` now or later; yield the results of the files stored meanwhile.
+
+        ``more_waiting``: another parsed file is ready; without one the batch is encoded now
+        (waiting for the parser would leave the encoder idle)."""
         if not self._batchable(job, parsed):
             yield from self.flush()
             yield from bundles.store_with_members(
@@ -68,7 +74,7 @@ class BatchWriter:
         self._waiting.append(prepared)
         if not isinstance(prepared, FileResult):
             self._chunks += len(prepared.chunks)
-        if self._chunks >= BATCH_CHUNKS or len(self._waiting) >= BATCH_DOCS:
+        if not more_waiting or self._chunks >= BATCH_CHUNKS or len(self._waiting) >= BATCH_DOCS:
             yield from self.flush()
 
     def flush(self) -> Iterator[FileResult]:

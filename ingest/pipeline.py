@@ -271,7 +271,7 @@ class IngestPipeline:
                     writer = BatchWriter(self, collection, full=full, busy_cores=busy_cores)
                     with closing(ahead):
                         for job, parsed in ahead:
-                            for result in writer.add(job, parsed):
+                            for result in writer.add(job, parsed, more_waiting=ahead.ready):
                                 emit(result)
                             if stop is not None and stop.is_set():
                                 break
