@@ -45,7 +45,14 @@ ROOT = Path(__file__).resolve().parents[2]
 INHOUSE = str(Path(sys.executable).parent / "inhouse")
 WINDOW = 254  # 256 minus [CLS] and [SEP]
 PEAK_RSS = [0.0]  # MiB, summed resident sets of the last measured process tree (upper bound)
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
+SCIFACT = next(
+    (
+        folder / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
+        for folder in (ROOT.parent, ROOT.parent.parent)  # main checkout or a worktree
+        if (folder / "shared").is_dir()
+    ),
+    Path("../shared/data/scifact/corpus.jsonl.gz"),
+)
 
 
 # -- measuring ---------------------------------------------------------------------------
@@ -329,12 +336,12 @@ def main() -> None:
         [*me, "--phase", "parse-cpu", "--files", str(files_json), "--out", str(cpu_file)], env
     )
     parse_cpu = json.loads(cpu_file.read_text())
-    small = None if args.skip_small else run_small(args, work, me, env)
     print_table(rows, len(copied), pages, megabytes, report)
     print(f"e2e peak RSS, process tree summed (shared pages counted twice): {e2e_rss_sum:.0f} MB")
     print_parse_cpu(parse_cpu)
-    if small is not None:
-        print_small(small)
+    sys.stdout.flush()
+    if not args.skip_small:
+        print_small(run_small(args, work, me, env))
     shutil.rmtree(work, ignore_errors=True)
 
 
