@@ -341,18 +341,32 @@ def _utf8_file(text: str | None) -> io.BytesIO:
 
 
 def _pdf(path: Path, _text: str | None, settings: ParseSettings) -> list[Element]:
-    from unstructured.partition.pdf import partition_pdf
+    elements: list[Element] = []
+    tables: Sequence[PdfTable] | None = None
+    if settings.pdf_text == "pdfium":
+        from ingest.pdf_text import read_text_layer
 
-    common: dict[str, Any] = {"filename": str(path), "languages": ["eng"]}
-    elements = partition_pdf(strategy="fast", infer_table_structure=False, **common)
+        try:
+            layer = read_text_layer(path, tables=settings.tables)
+            elements, tables = layer.elements, layer.tables
+        except Exception:  # noqa: S110  (pdfminer gets its turn and reports what is wrong)
+            pass
+    if not any((e.text or "").strip() for e in elements):
+        from unstructured.partition.pdf import partition_pdf
+
+        common: dict[str, Any] = {"filename": str(path), "languages": ["eng"]}
+        elements = partition_pdf(strategy="fast", infer_table_structure=False, **common)
+        tables = None
     if not any((e.text or "").strip() for e in elements):
         # unstructured skips PDFs it deems too complex (vector drawings) and hides pdfminer
         # failures; pypdf may still read a text layer
         elements = _pdf_text_layer(path)
     if elements and settings.tables:
-        from ingest.pdf_tables import find_tables
+        if tables is None:
+            from ingest.pdf_tables import find_tables
 
-        elements = place_tables(elements, find_tables(path))
+            tables = find_tables(path)
+        elements = place_tables(elements, tables)
     from ingest.ocr import fill_textless_pages
 
     return fill_textless_pages(path, elements, settings)  # OCR of pages without a text layer

@@ -32,6 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from ingest import bundles, observe
+from ingest.batching import BATCH_DOCS, BatchWriter
 from ingest.chunk import Chunker
 from ingest.discover import DiscoveredFile, discover, still_inside
 from ingest.documents import Chunk, ParsedDocument
@@ -66,6 +67,7 @@ from ingest.settings import IngestSettings, ParseSettings, validate_collection_n
 
 HASH_BLOCK = 1 << 20
 ENCODE_SLICE = 128  # texts per encode call; the thread count is chosen per slice
+PARSE_AHEAD = BATCH_DOCS  # parsed files waiting for the encoder: a batch's worth
 
 
 class ParserLike(Protocol):
@@ -93,6 +95,20 @@ class _Job:
     doc_id: str
     content_hash: str
     record: DocumentRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A parsed document chunked and ready to embed and write."""
+
+    job: _Job
+    parsed: ParsedDocument
+    title: str
+    chunks: list[Chunk]
+
+    @property
+    def texts(self) -> list[str]:
+        return [c.text for c in self.chunks]
 
 
 def file_hash(path: Path) -> str:
@@ -251,19 +267,20 @@ class IngestPipeline:
 
                 try:
                     # the parser works on the next files while this thread embeds and stores
-                    ahead = Prefetcher(parse_ahead, depth=1, name="parse-ahead")
+                    ahead = Prefetcher(parse_ahead, depth=PARSE_AHEAD, name="parse-ahead")
 
                     def busy_cores() -> int:
                         return pool_size if ahead.producing else 0
 
+                    writer = BatchWriter(self, collection, full=full, busy_cores=busy_cores)
                     with closing(ahead):
                         for job, parsed in ahead:
-                            for result in bundles.store_with_members(
-                                self, collection, job, parsed, full=full, busy_cores=busy_cores
-                            ):
+                            for result in writer.add(job, parsed, more_waiting=ahead.ready):
                                 emit(result)
                             if stop is not None and stop.is_set():
                                 break
+                        for result in writer.flush():  # parsed already: stored, even on stop
+                            emit(result)
                 finally:
                     parser.close()
             if stop is not None and stop.is_set():
@@ -328,15 +345,29 @@ class IngestPipeline:
         busy_cores: Callable[[], int] = lambda: 0,
     ) -> FileResult:
         """Chunk, embed and store one parsed file (``busy_cores()``: cores parsers use now)."""
+        prepared = self._prepare(collection, job, parsed)
+        if isinstance(prepared, FileResult):
+            return prepared
+        return self._write(collection, prepared, self._embed(prepared.texts, busy_cores))
+
+    def _prepare(
+        self, collection: str, job: _Job, parsed: ParsedDocument | FileRejected
+    ) -> Prepared | FileResult:
+        """The chunks of a parsed file, ready to embed; or the failure's result."""
         if isinstance(parsed, FileRejected):
             return self._fail(collection, job, parsed)
-        file = job.file
-        title = display_title(parsed.title, Path(file.relative).name)
-        chunks = self.chunker.chunk(parsed, Path(file.relative).name)
+        title = display_title(parsed.title, Path(job.file.relative).name)
+        chunks = self.chunker.chunk(parsed, Path(job.file.relative).name)
         if not chunks:
             return self._fail(collection, job, EmptyFile("the document contains no text"))
-        vectors = self._embed([c.text for c in chunks], busy_cores)
-        stored = [self._stored_chunk(collection, job, parsed, title, c) for c in chunks]
+        return Prepared(job, parsed, title, chunks)
+
+    def _write(self, collection: str, prepared: Prepared, vectors: np.ndarray) -> FileResult:
+        """Store one document's embedded chunks by the numbered rules (module docstring)."""
+        job, parsed, file = prepared.job, prepared.parsed, prepared.job.file
+        stored = [
+            self._stored_chunk(collection, job, parsed, prepared.title, c) for c in prepared.chunks
+        ]
         self.manifest.begin_document(
             doc_id=job.doc_id,
             collection=collection,
@@ -348,13 +379,14 @@ class IngestPipeline:
             embedder=self.embedder.info.name,
         )
         self.index.upsert(collection, stored, vectors)
-        self.index.delete_document(collection, job.doc_id, keep_doc_hash=job.content_hash)
+        if job.record is not None:  # no row before this run: no chunks of another version
+            self.index.delete_document(collection, job.doc_id, keep_doc_hash=job.content_hash)
         self.manifest.finish_indexed(
             job.doc_id,
             content_hash=job.content_hash,
             chunk_count=len(stored),
             file_type=parsed.file_type,
-            title=title,
+            title=prepared.title,
             page_count=parsed.page_count,
         )
         result = self._result(file, job.doc_id, "indexed", file_type=parsed.file_type)

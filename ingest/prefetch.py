@@ -41,6 +41,11 @@ class Prefetcher(Generic[T]):
         """Whether the producer is at work now: not finished, not waiting for room."""
         return self._thread.is_alive() and not self._waiting
 
+    @property
+    def ready(self) -> bool:
+        """Whether the next item (or the end) is already waiting for the consumer."""
+        return not self._queue.empty()
+
     def _put(self, message: tuple[str, object]) -> bool:
         self._waiting = True
         try:

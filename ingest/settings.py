@@ -60,6 +60,11 @@ class ParseSettings(BaseModel):
     tables: bool = Field(
         True, description="Find borderless tables in PDF text layers (rows with column headers)."
     )
+    pdf_text: Literal["pdfium", "pdfminer"] = Field(
+        "pdfium",
+        description="PDF text layer reader: pdfium (fast) or pdfminer (unstructured's own,"
+        " several times slower); the elements, page numbers and tables are the same kind.",
+    )
 
 
 class ChunkSettings(BaseModel):

@@ -12,6 +12,13 @@ the whole process tree sampled as PSS, shared pages counted once), on the same f
   encode     SentenceTransformer.encode alone over the final chunk texts (the model's floor)
   llamaindex llama-index's default pipeline: SimpleDirectoryReader + SentenceSplitter
              defaults + HuggingFaceEmbedding(all-MiniLM-L6-v2) + Chroma
+  li-200     the same with SentenceSplitter(chunk_size=200): all of the text embedded, as
+             `inhouse ingest` does (the fair comparison: same work)
+  parse-cpu  PDF parse CPU time per page in one process, pdfium text layer vs pdfminer
+             (unstructured's fast strategy), and the share of pdfminer's words pdfium keeps
+  small      `inhouse ingest` of SciFact's abstracts written as one .txt each (generated
+             into a temporary folder from --scifact at bench time), files/s, beside the
+             encoder alone over the same chunks (--small-limit N: the first N files)
 Coverage = share of the parsed words that fall inside some embedding window (the encoder
 reads at most 256 word-pieces per text and silently drops the rest).
 Needs the bench extra: `make bench`.
@@ -37,6 +44,15 @@ import ingest  # noqa: F401  (zero-egress environment)
 ROOT = Path(__file__).resolve().parents[2]
 INHOUSE = str(Path(sys.executable).parent / "inhouse")
 WINDOW = 254  # 256 minus [CLS] and [SEP]
+PEAK_RSS = [0.0]  # MiB, summed resident sets of the last measured process tree (upper bound)
+SCIFACT = next(
+    (
+        folder / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
+        for folder in (ROOT.parent, ROOT.parent.parent)  # main checkout or a worktree
+        if (folder / "shared").is_dir()
+    ),
+    Path("../shared/data/scifact/corpus.jsonl.gz"),
+)
 
 
 # -- measuring ---------------------------------------------------------------------------
@@ -58,11 +74,14 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str
                 # PSS: shared pages (fork server and its forked workers) counted once
                 pss = sum(p.memory_full_info().pss for p in procs if p.is_running())
                 peak = max(peak, pss / 2**20)
+                rss = sum(p.memory_info().rss for p in procs if p.is_running())
+                PEAK_RSS[0] = max(PEAK_RSS[0], rss / 2**20)
             except psutil.Error:
                 pass
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
+    PEAK_RSS[0] = 0.0
     sampler.start()
     out, err = proc.communicate()
     stop.set()
@@ -114,6 +133,62 @@ def phase_parse(files: list[Path], out: Path) -> None:
     out.write_text(json.dumps({"texts": texts, "pages": pages}))
 
 
+def phase_parse_cpu(files: list[Path], out: Path) -> None:
+    """PDF parse CPU per page, pdfium vs pdfminer, in this process (workers warmed up)."""
+    from ingest.parse import parse_file, warm_up
+    from ingest.parser_env import keep_torch_out
+    from ingest.settings import ParseSettings
+
+    keep_torch_out()
+    warm_up()
+    result: dict[str, Any] = {}
+    for mode in ("pdfminer", "pdfium"):
+        settings = ParseSettings(pdf_text=mode)
+        cpu, pages, words = 0.0, 0, Counter[str]()
+        for path in files:
+            if path.suffix.lower() != ".pdf":
+                continue
+            started = time.process_time()
+            doc = parse_file(path, settings)
+            cpu += time.process_time() - started
+            pages += doc.page_count or 0
+            for element in doc.elements:
+                words.update(element.text.lower().split())
+        result[mode] = {"cpu": cpu, "pages": pages, "words": dict(words)}
+    out.write_text(json.dumps(result))
+
+
+def write_scifact_texts(corpus: Path, target: Path, limit: int | None) -> int:
+    """SciFact's abstracts as one .txt file each (title, blank line, text); returns the count."""
+    import gzip
+
+    target.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with gzip.open(corpus, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            if limit is not None and count >= limit:
+                break
+            record = json.loads(line)
+            text = f"{record.get('title', '').strip()}\n\n{record.get('text', '').strip()}"
+            if text.strip():
+                (target / f"{record['_id']}.txt").write_text(text.strip() + "\n")
+                count += 1
+    return count
+
+
+def stored_chunk_texts(data_dir: Path, collection: str) -> list[str]:
+    """What the pipeline embedded for every chunk of ``collection`` in ``data_dir``."""
+    from ingest.embed import Embedder
+    from ingest.index import ChromaIndex, make_chroma_client
+    from ingest.settings import IngestSettings
+
+    index = ChromaIndex(make_chroma_client(IngestSettings(data_dir=data_dir)), Embedder().info)
+    stored = index.collection(collection).get(include=["documents", "metadatas"])
+    return [
+        embedded_text(text, meta) for text, meta in zip(stored["documents"], stored["metadatas"])
+    ]
+
+
 def phase_encode(chunks_file: Path) -> None:
     from ingest.embed import Embedder
 
@@ -121,7 +196,7 @@ def phase_encode(chunks_file: Path) -> None:
     Embedder().encode(texts)
 
 
-def phase_llamaindex(folder: Path, files: list[Path], out: Path) -> None:
+def phase_llamaindex(files: list[Path], out: Path, chunk_size: int | None) -> None:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
     from llama_index.core import Settings, SimpleDirectoryReader, StorageContext, VectorStoreIndex
@@ -141,7 +216,7 @@ def phase_llamaindex(folder: Path, files: list[Path], out: Path) -> None:
         store_dir, settings=ChromaSettings(anonymized_telemetry=False)
     )
     store = ChromaVectorStore(chroma_collection=client.get_or_create_collection("bench"))
-    splitter = SentenceSplitter()
+    splitter = SentenceSplitter(chunk_size=chunk_size) if chunk_size else SentenceSplitter()
     nodes = splitter.get_nodes_from_documents(documents)
     VectorStoreIndex(
         nodes, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=embed
@@ -166,6 +241,11 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--limit", type=int, default=None, help="first N files only")
     parser.add_argument("--skip-llamaindex", action="store_true")
+    parser.add_argument("--skip-small", action="store_true", help="no small-files run")
+    parser.add_argument("--skip-1t", action="store_true", help="no one-thread encoder run")
+    parser.add_argument("--small-limit", type=int, default=None, help="first N abstracts")
+    parser.add_argument("--scifact", type=Path, default=SCIFACT, help="BEIR corpus.jsonl.gz")
+    parser.add_argument("--chunk-size", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--files", type=Path, help=argparse.SUPPRESS)
@@ -176,7 +256,8 @@ def main() -> None:
         {
             "parse": lambda: phase_parse(files, args.out),
             "encode": lambda: phase_encode(args.out),
-            "llamaindex": lambda: phase_llamaindex(args.folder, files, args.out),
+            "llamaindex": lambda: phase_llamaindex(files, args.out, args.chunk_size),
+            "parse-cpu": lambda: phase_parse_cpu(files, args.out),
         }[args.phase]()
         return
 
@@ -204,12 +285,14 @@ def main() -> None:
     wall, rss, out = run_measured([INHOUSE, "ingest", str(corpus), "--json"], env)
     report = json.loads(out)
     rows["e2e"] = {"wall": wall, "rss": rss, "chunks": report["chunks_written"]}
+    e2e_rss_sum = PEAK_RSS[0]
     wall, rss, out = run_measured([INHOUSE, "ingest", str(corpus), "--json"], env)
     rows["rerun"] = {"wall": wall, "rss": rss, "unchanged": json.loads(out)["counts"]["unchanged"]}
 
-    env_1t = dict(env, INHOUSE_DATA_DIR=str(work / "data-1t"), INHOUSE_EMBED__THREADS="1")
-    wall, rss, out = run_measured([INHOUSE, "ingest", str(corpus), "--json"], env_1t)
-    rows["e2e-1t"] = {"wall": wall, "rss": rss, "chunks": json.loads(out)["chunks_written"]}
+    if not args.skip_1t:
+        env_1t = dict(env, INHOUSE_DATA_DIR=str(work / "data-1t"), INHOUSE_EMBED__THREADS="1")
+        wall, rss, out = run_measured([INHOUSE, "ingest", str(corpus), "--json"], env_1t)
+        rows["e2e-1t"] = {"wall": wall, "rss": rss, "chunks": json.loads(out)["chunks_written"]}
 
     parsed_file = work / "parsed.json"
     wall, rss, _ = run_measured(
@@ -219,17 +302,9 @@ def main() -> None:
     rows["parse"] = {"wall": wall, "rss": rss}
 
     from ingest.embed import Embedder
-    from ingest.index import ChromaIndex, make_chroma_client
-    from ingest.settings import IngestSettings
 
     embedder = Embedder()
-    index = ChromaIndex(
-        make_chroma_client(IngestSettings(data_dir=work / "data")), embedder.model and embedder.info
-    )
-    stored = index.collection("main").get(include=["documents", "metadatas"])
-    chunk_texts = [
-        embedded_text(text, meta) for text, meta in zip(stored["documents"], stored["metadatas"])
-    ]
+    chunk_texts = stored_chunk_texts(work / "data", "main")
     chunks_file = work / "chunks.json"
     chunks_file.write_text(json.dumps(chunk_texts))
     wall, rss, _ = run_measured([*me, "--phase", "encode", "--out", str(chunks_file)], env)
@@ -239,20 +314,86 @@ def main() -> None:
     pages = report["pages_indexed"] or parsed["pages"]
 
     if not args.skip_llamaindex:
-        li_file = work / "li.json"
-        wall, rss, _ = run_measured(
-            [*me, "--phase", "llamaindex", "--files", str(files_json), "--out", str(li_file)], env
-        )
-        li = json.loads(li_file.read_text())
-        rows["llamaindex"] = {
-            "wall": wall,
-            "rss": rss,
-            "chunks": len(li["embedded"]),
-            "coverage": coverage(li["parsed"], li["embedded"], tokenizer),
-        }
+        for name, size in (("llamaindex", None), ("li-200", 200)):
+            li_file = work / "li.json"
+            command = [*me, "--phase", "llamaindex", "--files", str(files_json)]
+            size_args = ["--chunk-size", str(size)] if size else []
+            li_file.unlink(missing_ok=True)
+            wall, rss, _ = run_measured([*command, *size_args, "--out", str(li_file)], env)
+            if not li_file.exists():
+                print(f"{name}: the llama-index phase failed (installed? `make bench`)")
+                continue
+            li = json.loads(li_file.read_text())
+            rows[name] = {
+                "wall": wall,
+                "rss": rss,
+                "chunks": len(li["embedded"]),
+                "coverage": coverage(li["parsed"], li["embedded"], tokenizer),
+            }
 
+    cpu_file = work / "parse-cpu.json"
+    wall, rss, _ = run_measured(
+        [*me, "--phase", "parse-cpu", "--files", str(files_json), "--out", str(cpu_file)], env
+    )
+    parse_cpu = json.loads(cpu_file.read_text())
     print_table(rows, len(copied), pages, megabytes, report)
+    print(f"e2e peak RSS, process tree summed (shared pages counted twice): {e2e_rss_sum:.0f} MB")
+    print_parse_cpu(parse_cpu)
+    sys.stdout.flush()
+    if not args.skip_small:
+        print_small(run_small(args, work, me, env))
     shutil.rmtree(work, ignore_errors=True)
+
+
+def run_small(
+    args: argparse.Namespace, work: Path, me: list[str], env: dict[str, str]
+) -> dict[str, Any]:
+    """The small-files set: ingest, then the encoder alone over the same chunks."""
+    folder = work / "scifact-txt"
+    files = write_scifact_texts(args.scifact, folder, args.small_limit)
+    small_env = dict(env, INHOUSE_DATA_DIR=str(work / "data-small"))
+    wall, pss, out = run_measured(
+        [INHOUSE, "ingest", str(folder), "--collection", "small", "--json"], small_env
+    )
+    rss = PEAK_RSS[0]
+    report = json.loads(out)
+    texts = stored_chunk_texts(work / "data-small", "small")
+    chunks_file = work / "small-chunks.json"
+    chunks_file.write_text(json.dumps(texts))
+    encode_wall, _, _ = run_measured([*me, "--phase", "encode", "--out", str(chunks_file)], env)
+    return {
+        "files": files,
+        "wall": wall,
+        "pss": pss,
+        "rss": rss,
+        "chunks": report["chunks_written"],
+        "failed": report["counts"].get("failed", 0),
+        "encode_wall": encode_wall,
+    }
+
+
+def print_parse_cpu(result: dict[str, Any]) -> None:
+    old, new = result["pdfminer"], result["pdfium"]
+    if not old["pages"]:
+        return
+    per_old = old["cpu"] / old["pages"] * 1000
+    per_new = new["cpu"] / max(1, new["pages"]) * 1000
+    base, kept = Counter(old["words"]), Counter(new["words"])
+    covered = sum(min(n, kept[w]) for w, n in base.items()) / max(1, sum(base.values()))
+    print(
+        f"PDF parse CPU per page: pdfminer {per_old:.0f} ms, pdfium {per_new:.0f} ms"
+        f" ({per_old / max(per_new, 1e-9):.1f}x less); pdfminer's words kept: {covered:.2%}"
+    )
+
+
+def print_small(small: dict[str, Any]) -> None:
+    files, wall, encode = small["files"], small["wall"], small["encode_wall"]
+    print(
+        f"small files: {files} .txt, {small['chunks']} chunks, {small['failed']} failed;"
+        f" ingest {wall:.1f} s = {files / wall:.1f} files/s; encoder alone {encode:.1f} s ="
+        f" {files / encode:.1f} files/s; peak PSS {small['pss']:.0f} MB, RSS sum"
+        f" {small['rss']:.0f} MB"
+    )
 
 
 def print_table(
@@ -278,10 +419,13 @@ def print_table(
         f"e2e / (parse + encode) = {e2e:.1f} / ({parse:.1f} + {encode:.1f})"
         f" = {e2e / (parse + encode):.2f}"
     )
-    print(f"e2e-1t / (parse + encode) = {rows['e2e-1t']['wall'] / (parse + encode):.2f}")
+    if "e2e-1t" in rows:
+        print(f"e2e-1t / (parse + encode) = {rows['e2e-1t']['wall'] / (parse + encode):.2f}")
     print(f"unchanged re-run / first run = {rows['rerun']['wall'] / e2e:.1%}")
     if "llamaindex" in rows:
         print(f"e2e wall / llama-index default wall = {e2e / rows['llamaindex']['wall']:.2f}")
+    if "li-200" in rows:
+        print(f"e2e wall / llama-index chunk_size=200 wall = {e2e / rows['li-200']['wall']:.2f}")
 
 
 if __name__ == "__main__":

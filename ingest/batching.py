@@ -1,0 +1,99 @@
+"""Embedding many small documents together, while writing each one on its own.
+
+With one encode call per file, a folder of small files (abstracts, notes, e-mails of a few
+paragraphs) keeps the encoder at batches of one or two texts and leaves it idle between
+files. ``BatchWriter`` collects parsed documents (chunked at once) until they hold
+``BATCH_CHUNKS`` chunks or ``BATCH_DOCS`` documents, or until no parsed file is waiting (the
+encoder never idles for a batch to fill), encodes all their chunks in one call,
+then writes the documents one by one, in order, each by the pipeline's numbered rules
+(manifest ``pending``, upsert, other versions deleted, ``indexed``). Crash safety is per
+document exactly as before: a document waiting in a batch has had nothing written, so a
+``kill -9`` leaves at most the document being written ``pending``, and a rerun redoes it.
+Containers (archives, e-mails with attachments) and big documents go through unbatched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ingest import bundles
+from ingest.containers import CONTAINER_TYPES
+from ingest.documents import ParsedDocument
+from ingest.errors import FileRejected
+from ingest.report import FileResult
+
+if TYPE_CHECKING:
+    from ingest.pipeline import IngestPipeline, Prepared
+
+BATCH_CHUNKS = 64
+"""Chunks that trigger a batch's encode (a document with more is encoded on its own)."""
+BATCH_DOCS = 32
+"""Documents that trigger a batch's encode however few chunks they hold."""
+
+
+class BatchWriter:
+    """Stores parsed files for one run: small documents batched, the rest one at a time."""
+
+    def __init__(
+        self,
+        pipeline: IngestPipeline,
+        collection: str,
+        *,
+        full: bool,
+        busy_cores: Callable[[], int],
+    ) -> None:
+        self._pipeline = pipeline
+        self._collection = collection
+        self._full = full
+        self._busy_cores = busy_cores
+        self._waiting: list[Prepared | FileResult] = []
+        self._chunks = 0
+
+    def add(
+        self, job: Any, parsed: ParsedDocument | FileRejected, *, more_waiting: bool
+    ) -> Iterator[FileResult]:
+        """Store ``parsed`` now or later; yield the results of the files stored meanwhile.
+
+        ``more_waiting``: another parsed file is ready; without one the batch is encoded now
+        (waiting for the parser would leave the encoder idle)."""
+        if not self._batchable(job, parsed):
+            yield from self.flush()
+            yield from bundles.store_with_members(
+                self._pipeline,
+                self._collection,
+                job,
+                parsed,
+                full=self._full,
+                busy_cores=self._busy_cores,
+            )
+            return
+        prepared = self._pipeline._prepare(self._collection, job, parsed)
+        self._waiting.append(prepared)
+        if not isinstance(prepared, FileResult):
+            self._chunks += len(prepared.chunks)
+        if not more_waiting or self._chunks >= BATCH_CHUNKS or len(self._waiting) >= BATCH_DOCS:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[FileResult]:
+        """Encode the waiting documents' chunks in one call and write them, in order."""
+        waiting, self._waiting, self._chunks = self._waiting, [], 0
+        texts = [t for item in waiting if not isinstance(item, FileResult) for t in item.texts]
+        vectors = self._pipeline._embed(texts, self._busy_cores) if texts else np.zeros((0, 0))
+        start = 0
+        for item in waiting:
+            if isinstance(item, FileResult):  # a failure, already recorded in order
+                yield item
+                continue
+            end = start + len(item.chunks)
+            yield self._pipeline._write(self._collection, item, vectors[start:end])
+            start = end
+
+    @staticmethod
+    def _batchable(job: Any, parsed: ParsedDocument | FileRejected) -> bool:
+        """A document without members whose previous version had none either."""
+        if isinstance(parsed, ParsedDocument) and parsed.members:
+            return False
+        return not (job.record is not None and job.record.file_type in CONTAINER_TYPES)
