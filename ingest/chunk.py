@@ -273,17 +273,14 @@ def _furniture_key(text: str) -> str:
 
 def _content(elements: tuple[ParsedElement, ...]) -> list[ParsedElement]:
     """The elements that carry content: no page numbers, breaks, images or running text."""
-    kept = [
-        e for e in elements if e.text.strip() and e.category not in DROPPED_CATEGORIES
-    ]
+    kept = [e for e in elements if e.text.strip() and e.category not in DROPPED_CATEGORIES]
     running = _running_texts(kept)
     edges = _page_edges(kept)
     return [
         e
         for i, e in enumerate(kept)
         if not (
-            (e.category in RUNNING_CATEGORIES or i in edges)
-            and _furniture_key(e.text) in running
+            (e.category in RUNNING_CATEGORIES or i in edges) and _furniture_key(e.text) in running
         )
     ]
 

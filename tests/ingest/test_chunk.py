@@ -74,8 +74,12 @@ def test_running_headers_dropped_one_off_header_kept(embedder: Embedder) -> None
 def test_page_edge_furniture_of_any_category_is_dropped(embedder: Embedder) -> None:
     elements = []
     for page in range(1, 6):
-        elements.append(ParsedElement(f"Body text of page {page} about revenue.", "NarrativeText", page))
-        elements.append(ParsedElement(f"ACME Inc. | Q3 2023 Form 10-Q | {page}", "NarrativeText", page))
+        elements.append(
+            ParsedElement(f"Body text of page {page} about revenue.", "NarrativeText", page)
+        )
+        elements.append(
+            ParsedElement(f"ACME Inc. | Q3 2023 Form 10-Q | {page}", "NarrativeText", page)
+        )
     elements.append(ParsedElement("ACME Inc. | Q3 2023 Form 10-Q summary", "Title", 5))
     chunks = chunker(embedder).chunk(ParsedDocument("pdf", tuple(elements), 5), "q.pdf")
     text = " ".join(c.body for c in chunks)
