@@ -2,10 +2,16 @@
 
 Rules:
 - Page numbers, page breaks and running headers/footers (the same text, digits aside,
-  on 3+ pages) are dropped; a one-off "header" is kept as text.
+  on 3+ pages) are dropped; a one-off "header" is kept as text. Short lines at the top or
+  bottom of 3+ pages count as running text whatever their category (PDF footers such as
+  "ACME Inc. | Q3 2023 Form 10-Q | 7" often arrive as plain text).
 - A Title starts a new section once the current one holds enough text (tiny sections
-  from over-eager title detection are merged into the next one).
-- Tables stay whole where they fit the window; bigger ones split on row boundaries.
+  from over-eager title detection are merged into the next one). Column-header fragments
+  just before a table ("Three Months Ended", "July 1, 2023") do not start one.
+- Tables stay whole where they fit the window; bigger ones split on row boundaries. The
+  short text just before a table (its caption, units, column-header fragments) travels
+  with the table and is repeated in every piece of it, so a table chunk always says what
+  its figures are.
 - Every chunk is embedded with a context line (file name - section) in front of its
   passage, and the whole, context included, fits the embedder's window: 100% of the text
   is embedded. Chroma stores the passage (``Chunk.body``); title and section are metadata.
@@ -13,6 +19,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -29,6 +36,11 @@ RUNNING_MIN_REPEATS = 3  # a header/footer seen this often is page furniture, no
 TITLE_CATEGORIES = frozenset({"Title"})
 TABLE_CATEGORIES = frozenset({"Table"})
 MIN_SECTION_TOKENS = 48
+LEAD_ELEMENT_TOKENS = 48  # a caption or header fragment before a table is at most this long
+MAX_LEAD_TOKENS = 96
+FRAGMENT_WORDS = 8  # a column-header fragment: this many words at most, no sentence end
+EDGE_ELEMENTS = 2  # elements at each end of a page that may be running text
+EDGE_MAX_WORDS = 16
 MAX_CONTEXT_TOKENS = 48
 SPECIAL_TOKENS = 2  # [CLS] and [SEP]
 
@@ -74,18 +86,15 @@ class Chunker:
 
     # -- sections -------------------------------------------------------------------
     def _sections(self, elements: tuple[ParsedElement, ...]) -> Iterator[_Section]:
-        running = _running_texts(elements)
+        kept = _content(elements)
         current = _Section(title=None)
-        for element in elements:
+        for i, element in enumerate(kept):
             text = element.text.strip()
-            if not text or element.category in DROPPED_CATEGORIES:
-                continue
-            if element.category in RUNNING_CATEGORIES and _furniture_key(text) in running:
-                continue
-            if element.category in TITLE_CATEGORIES and current.tokens >= MIN_SECTION_TOKENS:
+            starts_section = element.category in TITLE_CATEGORIES and not _table_fragment(kept, i)
+            if starts_section and current.tokens >= MIN_SECTION_TOKENS:
                 yield current
                 current = _Section(title=None)
-            if element.category in TITLE_CATEGORIES and current.title is None:
+            if starts_section and current.title is None:
                 current.title = _one_line(text)
             current.parts.append(element)
             current.tokens += len(self._tokenize(text))
@@ -100,13 +109,31 @@ class Chunker:
         run: list[ParsedElement] = []
         for element in section.parts:
             if element.category in TABLE_CATEGORIES:
+                run, lead = self._split_lead(run, section.title, budget)
                 yield from self._prose(run, context, budget)
                 run = []
-                for table_text in self._table_pieces(element.text.strip(), budget):
-                    yield self._join(context, table_text), _pages([element]), True
+                lead_text = " ".join(" ".join(e.text.split()) for e in lead)
+                for table_text in self._table_pieces(element.text.strip(), budget, lead_text):
+                    yield self._join(context, table_text), _pages([*lead, element]), True
             else:
                 run.append(element)
         yield from self._prose(run, context, budget)
+
+    def _split_lead(
+        self, run: list[ParsedElement], section_title: str | None, budget: int
+    ) -> tuple[list[ParsedElement], list[ParsedElement]]:
+        """``run`` split into the prose before a table and the short text leading into it."""
+        limit = min(MAX_LEAD_TOKENS, budget // 3)
+        total, start = 0, len(run)
+        while start > 0:
+            element = run[start - 1]
+            tokens = len(self._tokenize(element.text))
+            if tokens > LEAD_ELEMENT_TOKENS or total + tokens > limit:
+                break
+            total += tokens
+            start -= 1
+        lead = [e for e in run[start:] if _one_line(e.text) != section_title]
+        return run[:start], lead
 
     def _context_line(self, doc_title: str, section_title: str | None) -> str:
         line = (
@@ -189,13 +216,16 @@ class Chunker:
         return final
 
     # -- tables -------------------------------------------------------------------------
-    def _table_pieces(self, text: str, budget: int) -> Iterator[str]:
+    def _table_pieces(self, text: str, budget: int, lead: str = "") -> Iterator[str]:
         """A table whole where it fits; else groups of whole rows, each under the header line.
 
         Tables arrive as a header line (caption or units, then the column headers) and one
         line per row (``ingest.tables.render``); every group repeats the header, so a chunk
-        of rows from a long table still says what its figures are.
+        of rows from a long table still says what its figures are. ``lead`` (the text just
+        before the table) goes first, as part of the header.
         """
+        if lead:
+            text = f"{lead}\n{text}"
         if len(self._tokenize(text)) <= budget:
             yield text
             return
@@ -204,6 +234,9 @@ class Chunker:
             yield from self._split(text, budget)
             return
         header = rows[0]
+        if lead and len(rows) > 2 and _header_like(rows[1]):  # the lead, then column headers
+            header = f"{rows[0]}\n{rows[1]}"
+            rows = [header, *rows[2:]]
         if len(self._tokenize(header)) > budget // 2:  # a runaway header: rows on their own
             yield from self._split(header, budget)
             header = ""
@@ -243,13 +276,69 @@ def _furniture_key(text: str) -> str:
     return "".join("#" if ch.isdigit() else ch for ch in " ".join(text.lower().split()))
 
 
-def _running_texts(elements: tuple[ParsedElement, ...]) -> set[str]:
-    """Header/footer texts repeated on several pages (page furniture)."""
+def _content(elements: tuple[ParsedElement, ...]) -> list[ParsedElement]:
+    """The elements that carry content: no page numbers, breaks, images or running text."""
+    kept = [e for e in elements if e.text.strip() and e.category not in DROPPED_CATEGORIES]
+    running = _running_texts(kept)
+    edges = _page_edges(kept)
+    return [
+        e
+        for i, e in enumerate(kept)
+        if not (
+            (e.category in RUNNING_CATEGORIES or i in edges) and _furniture_key(e.text) in running
+        )
+    ]
+
+
+def _page_edges(elements: list[ParsedElement]) -> set[int]:
+    """Indexes of short, non-sentence elements among the first or last few of their page."""
+    by_page: dict[int, list[int]] = {}
+    for i, element in enumerate(elements):
+        if element.page_number is not None:
+            by_page.setdefault(element.page_number, []).append(i)
+    edges: set[int] = set()
+    for indexes in by_page.values():
+        edges.update(indexes[:EDGE_ELEMENTS])
+        edges.update(indexes[-EDGE_ELEMENTS:])
+    return {
+        i
+        for i in edges
+        if len(elements[i].text.split()) <= EDGE_MAX_WORDS
+        and not elements[i].text.strip().endswith((".", "?", "!"))
+    }
+
+
+def _running_texts(elements: list[ParsedElement]) -> set[str]:
+    """Texts repeated on several pages as headers/footers or at page edges (page furniture)."""
+    edges = _page_edges(elements)
     pages: dict[str, set[int | None]] = {}
-    for element in elements:
-        if element.category in RUNNING_CATEGORIES:
+    for i, element in enumerate(elements):
+        if element.category in RUNNING_CATEGORIES or i in edges:
             pages.setdefault(_furniture_key(element.text), set()).add(element.page_number)
     return {key for key, seen in pages.items() if len(seen) >= RUNNING_MIN_REPEATS}
+
+
+def _table_fragment(elements: list[ParsedElement], i: int) -> bool:
+    """Whether element ``i`` and all after it up to a table are column-header fragments."""
+    for element in elements[i:]:
+        if element.category in TABLE_CATEGORIES:
+            return True
+        text = element.text.strip()
+        if len(text.split()) > FRAGMENT_WORDS or text.endswith((".", ":", "?", "!")):
+            return False
+    return False
+
+
+_HEADER_NUMBER = re.compile(r"\d[\d,.]*")
+
+
+def _header_like(row: str) -> bool:
+    """A row of column headers: no figure but years and small numbers ("July 1, 2023")."""
+    for number in _HEADER_NUMBER.findall(row):
+        digits = number.replace(",", "").replace(".", "")
+        if len(digits) >= 3 and not (len(digits) == 4 and digits[:2] in ("19", "20")):
+            return False
+    return True
 
 
 def _pages(elements: list[ParsedElement]) -> tuple[int, ...]:

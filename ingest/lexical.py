@@ -40,12 +40,13 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ingest import observe
+from ingest.index import META_SOURCE, META_TITLE
 from ingest.lexical_text import ParsedQuery, body_tokens, identifiers
 from ingest.locks import FileLock
 
@@ -53,9 +54,10 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCH = 5000
 WRITER_HEAP = 50_000_000
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the document's title and path are indexed beside the body
 IDENT_BOOST = 2.0  # a compacted identifier ("hr2231") match counts double
 PHRASE_BOOST = 1.5
+TITLE_BOOST = 0.5  # a question word in the document's title or path (e.g. "Q3 2023 ACME")
 
 
 def chunk_key(chunk_id: str) -> int:
@@ -71,7 +73,15 @@ def _schema() -> Any:
     builder.add_unsigned_field("key", indexed=True, fast=True)
     builder.add_text_field("body", tokenizer_name="whitespace", index_option="position")
     builder.add_text_field("ident", tokenizer_name="whitespace", index_option="freq")
+    builder.add_text_field("title", tokenizer_name="whitespace", index_option="basic")
     return builder.build()
+
+
+def title_text(metadata: Mapping[str, Any] | None) -> str:
+    """The document words of a chunk: its title and its path, as one text to tokenise."""
+    meta = metadata or {}
+    parts = [str(meta.get(name) or "") for name in (META_TITLE, META_SOURCE)]
+    return " ".join(dict.fromkeys(part for part in parts if part))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +137,21 @@ class LexicalIndex:
             self.root.mkdir(parents=True, exist_ok=True)
             self._schema = _schema()
             tantivy_dir = self.root / "tantivy"
+            if self._stale_schema():
+                log.info("lexical index %s: older format; rebuilding it from Chroma", self.root)
+                shutil.rmtree(tantivy_dir, ignore_errors=True)
+                self._state_path.unlink(missing_ok=True)
             tantivy_dir.mkdir(exist_ok=True)
             self._index = tantivy.Index(self._schema, path=str(tantivy_dir))
         return self._index
+
+    def _stale_schema(self) -> bool:
+        """Whether the files on disk were written with another schema version."""
+        try:
+            state = json.loads(self._state_path.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(state, dict) and state.get("schema") != SCHEMA_VERSION
 
     def reset(self, reason: str = "reset") -> None:
         """Forget the mirror's files (the next query or sync rebuilds it from Chroma)."""
@@ -221,9 +243,11 @@ class LexicalIndex:
                 writer.delete_documents_by_query(tantivy.Query.term_query(self._schema, "key", key))
             added = 0
             for start in range(0, len(missing), FETCH_BATCH):
-                got = coll.get(ids=missing[start : start + FETCH_BATCH], include=["documents"])
-                for cid, text in zip(got["ids"], got["documents"]):
-                    writer.add_document(self._document(cid, text or ""))
+                got = coll.get(
+                    ids=missing[start : start + FETCH_BATCH], include=["documents", "metadatas"]
+                )
+                for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+                    writer.add_document(self._document(cid, text or "", title_text(meta)))
                     added += 1
             writer.commit()
         except BaseException:
@@ -246,7 +270,7 @@ class LexicalIndex:
         hits = searcher.search(tantivy.Query.all_query(), searcher.num_docs, count=False).hits
         return set(searcher.fast_field_values("key", [addr for _, addr in hits]))
 
-    def _document(self, cid: str, text: str) -> Any:
+    def _document(self, cid: str, text: str, title: str = "") -> Any:
         import tantivy
 
         doc = tantivy.Document()
@@ -254,6 +278,7 @@ class LexicalIndex:
         doc.add_unsigned("key", chunk_key(cid))
         doc.add_text("body", " ".join(body_tokens(text)))
         doc.add_text("ident", " ".join(identifiers(text)))
+        doc.add_text("title", " ".join(dict.fromkeys(body_tokens(title))))
         return doc
 
     # -- searching ------------------------------------------------------------------------
@@ -277,6 +302,16 @@ class LexicalIndex:
             )
             for ident in query.identifiers
         ]
+        if TITLE_BOOST > 0:
+            should += [
+                (
+                    tantivy.Occur.Should,
+                    tantivy.Query.boost_query(
+                        tantivy.Query.term_query(schema, "title", term), TITLE_BOOST
+                    ),
+                )
+                for term in query.terms
+            ]
         must = [
             (
                 tantivy.Occur.Must,

@@ -39,9 +39,11 @@ def test_titles_start_sections_and_tables_stay_whole(embedder: Embedder) -> None
         ParsedElement(table, "Table", 2),
     )
     chunks = chunker(embedder).chunk(ParsedDocument("docx", elements), "plan.docx")
-    assert [c.section_title for c in chunks] == ["Overview", "Figures", "Figures"]
+    # the one-line lead-in travels with its table instead of making a chunk of its own
+    assert [c.section_title for c in chunks] == ["Overview", "Figures"]
     table_chunks = [c for c in chunks if c.is_table]
     assert len(table_chunks) == 1 and table in table_chunks[0].text
+    assert table_chunks[0].body == f"Sales by region follow.\n{table}"
 
 
 def test_big_table_splits_on_rows_with_header(embedder: Embedder) -> None:
@@ -67,3 +69,47 @@ def test_running_headers_dropped_one_off_header_kept(embedder: Embedder) -> None
     text = " ".join(c.text for c in chunks)
     assert "Unique opening line." in text
     assert "confidential" not in text
+
+
+def test_page_edge_furniture_of_any_category_is_dropped(embedder: Embedder) -> None:
+    elements = []
+    for page in range(1, 6):
+        elements.append(
+            ParsedElement(f"Body text of page {page} about revenue.", "NarrativeText", page)
+        )
+        elements.append(
+            ParsedElement(f"ACME Inc. | Q3 2023 Form 10-Q | {page}", "NarrativeText", page)
+        )
+    elements.append(ParsedElement("ACME Inc. | Q3 2023 Form 10-Q summary", "Title", 5))
+    chunks = chunker(embedder).chunk(ParsedDocument("pdf", tuple(elements), 5), "q.pdf")
+    text = " ".join(c.body for c in chunks)
+    assert "Form 10-Q | " not in text  # the footer, on every page
+    assert all(f"Body text of page {p} about revenue." in text for p in range(1, 6))
+
+
+def test_short_lead_in_and_header_fragments_travel_with_the_table(embedder: Embedder) -> None:
+    intro = " ".join(["Revenue grew in every region this year."] * 10)
+    rows = [f"Product {i} | ${i * 1013:,} | ${i * 977:,}" for i in range(1, 60)]
+    elements = (
+        ParsedElement("Note 2 - Revenue", "Title", 4),
+        ParsedElement(intro, "NarrativeText", 4),
+        ParsedElement("Net sales by product were as follows (in millions):", "NarrativeText", 4),
+        ParsedElement("Three Months Ended", "Title", 4),
+        ParsedElement("July 1, 2023", "UncategorizedText", 4),
+        ParsedElement("June 25, 2022", "UncategorizedText", 4),
+        ParsedElement("\n".join(rows), "Table", 5),
+    )
+    chunks = chunker(embedder).chunk(ParsedDocument("pdf", elements, 5), "q.pdf")
+    assert {c.section_title for c in chunks} == {"Note 2 - Revenue"}  # fragments start none
+    tables = [c for c in chunks if c.is_table]
+    assert len(tables) > 1  # split on rows
+    for chunk in tables:
+        assert chunk.body.startswith(
+            "Net sales by product were as follows (in millions): Three Months Ended"
+            " July 1, 2023 June 25, 2022\n"
+        )
+        assert chunk.pages == (4, 5)
+    prose = [c for c in chunks if not c.is_table]
+    assert prose and all("as follows" not in c.body for c in prose)  # no caption-only chunk
+    joined = "\n".join(c.body for c in tables)
+    assert all(row in joined for row in rows)
