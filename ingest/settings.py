@@ -99,7 +99,10 @@ class RetrievalSettings(BaseModel):
         description="convex: min-max normalised scores, weighted; rrf: reciprocal rank fusion.",
     )
     weight: float = Field(
-        0.4, ge=0, le=1, description="Lexical share of the fusion (tuned on SciFact train)."
+        0.3,
+        ge=0,
+        le=1,
+        description="Lexical share of the fusion (tuned on SciFact train and sec10q dev).",
     )
     rrf_k: int = Field(60, ge=1, description="RRF constant (rank + k).")
     depth: int = Field(
