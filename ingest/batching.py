@@ -91,6 +91,12 @@ class BatchWriter:
             yield self._pipeline._write(self._collection, item, vectors[start:end])
             start = end
 
+    def abandon(self) -> Iterator[FileResult]:
+        """On a stop: drop the documents waiting to be encoded (nothing of theirs is written
+        yet, so the next run indexes them); yield the failures already recorded."""
+        waiting, self._waiting, self._chunks = self._waiting, [], 0
+        yield from (item for item in waiting if isinstance(item, FileResult))
+
     @staticmethod
     def _batchable(job: Any, parsed: ParsedDocument | FileRejected) -> bool:
         """A document without members whose previous version had none either."""

@@ -279,7 +279,10 @@ class IngestPipeline:
                                 emit(result)
                             if stop is not None and stop.is_set():
                                 break
-                        for result in writer.flush():  # parsed already: stored, even on stop
+                        # a stop ends the run promptly: files still waiting for the encoder
+                        # have nothing written and are indexed by the next run
+                        stopped = stop is not None and stop.is_set()
+                        for result in writer.abandon() if stopped else writer.flush():
                             emit(result)
                 finally:
                     parser.close()

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from service.cli.output import console, shown
 
@@ -90,10 +90,11 @@ def print_run(out: Any, run: dict[str, Any], title: str, indent: str = "") -> No
         )
 
 
-class ProgressBar:
-    """Rich progress: files done/total, chunks per second, ETA."""
+class RichProgress:
+    """A rich progress bar on stderr's console: ``label``, done/total, a rate, ETA, and a
+    dim "current item" column; a context manager (start/stop)."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -103,7 +104,7 @@ class ProgressBar:
         )
 
         self._progress = Progress(
-            TextColumn("[bold]indexing"),
+            TextColumn(f"[bold]{label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
@@ -113,12 +114,11 @@ class ProgressBar:
             transient=False,
         )
         self._task: Any = None
-        self._chunks = 0
         self._started = time.monotonic()
 
-    def __enter__(self) -> ProgressBar:
+    def __enter__(self) -> Self:
         self._progress.start()
-        self._task = self._progress.add_task("files", total=None, rate="", current="")
+        self._task = self._progress.add_task("work", total=None, rate="", current="")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -128,16 +128,26 @@ class ProgressBar:
         self._started = time.monotonic()
         self._progress.update(self._task, total=total)
 
+    def _advance(self, done: int, per_second: float, unit: str, current: str = "") -> None:
+        self._progress.update(
+            self._task, completed=done, rate=f"{per_second:.1f} {unit}/s", current=current
+        )
+
+    def _elapsed(self) -> float:
+        return max(time.monotonic() - self._started, 1e-6)
+
+
+class ProgressBar(RichProgress):
+    """Ingest progress: files done/total, chunks per second, ETA, the current file."""
+
+    def __init__(self) -> None:
+        super().__init__("indexing")
+        self._chunks = 0
+
     def on_file(self, result: Any, done: int, total: int) -> None:
         if result.status == "indexed":
             self._chunks += result.chunks
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        self._progress.update(
-            self._task,
-            completed=done,
-            rate=f"{self._chunks / elapsed:.1f} chunks/s",
-            current=shown(result.path[-50:]),
-        )
+        self._advance(done, self._chunks / self._elapsed(), "chunks", shown(result.path[-50:]))
         if result.status == "failed":
             self._progress.console.print(
                 f"[red]failed[/] {shown(result.path)}: [bold]{result.reason}[/]"

@@ -5,50 +5,19 @@ with the configured encoder (``INHOUSE_EMBED__MODEL_PATH``) beside the serving o
 from __future__ import annotations
 
 import argparse
-import time
-from typing import Any
 
+from service.cli.common import RichProgress
 from service.cli.output import console, fail_usage, print_json, shown
 
 
-class ReembedProgress:
-    """Rich progress: chunks embedded/total, chunks per second, ETA; then the stages."""
+class ReembedProgress(RichProgress):
+    """Re-embed progress: chunks embedded/total, chunks per second, ETA; then the stages."""
 
     def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("[bold]re-embedding"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=console(),
-        )
-        self._task: Any = None
-        self._started = time.monotonic()
-
-    def __enter__(self) -> ReembedProgress:
-        self._progress.start()
-        self._task = self._progress.add_task("chunks", total=None, rate="")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def on_start(self, total: int) -> None:
-        self._started = time.monotonic()
-        self._progress.update(self._task, total=total)
+        super().__init__("re-embedding")
 
     def on_progress(self, done: int, total: int) -> None:
-        rate = done / max(time.monotonic() - self._started, 1e-6)
-        self._progress.update(self._task, completed=done, rate=f"{rate:.0f} chunks/s")
+        self._advance(done, done / self._elapsed(), "chunks")
 
     def on_stage(self, stage: str) -> None:
         self._progress.console.print(f"  {stage}")

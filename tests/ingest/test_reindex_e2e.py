@@ -211,12 +211,19 @@ def progress(data: Path) -> int:
     return int(rows[-1]["files_done"]) if rows else 0
 
 
+FILES_LONG = 40
+
+
 @pytest.mark.timeout(900)
 def test_sigterm_then_kill9_mid_run_converge(
     runner: SourceRunner, data_dir: Path, tmp_path: Path
 ) -> None:
     data, docs = data_dir, tmp_path / "docs"
-    write_corpus(docs, files=24)
+    # ~9 chunks a file: small files are encoded in batches (ingest.batching), so files of a
+    # few chunks would all land in one batch and the run would show no progress mid-way
+    docs.mkdir()
+    for i in range(FILES_LONG):
+        write_doc(docs, i, 0, paragraphs=24)
     sources = write_sources(tmp_path / "sources.yaml", {"name": "docs", "path": str(docs)})
 
     proc = reindex(data, sources)
@@ -226,7 +233,7 @@ def test_sigterm_then_kill9_mid_run_converge(
     assert proc.returncode == 1, err
     (stopped,) = json.loads(out)["runs"]
     assert stopped["outcome"] == "interrupted"
-    assert 4 <= stopped["progress"]["files_done"] < 24
+    assert 4 <= stopped["progress"]["files_done"] < FILES_LONG
     conn = sqlite3.connect(data / "manifest.sqlite3")
     states = dict(conn.execute("SELECT status, COUNT(*) FROM documents GROUP BY status"))
     conn.close()
@@ -241,7 +248,7 @@ def test_sigterm_then_kill9_mid_run_converge(
     final = runner.run(source("docs", docs, "main"))  # the next run, in this process
     assert final.outcome == "succeeded", final
     assert final.counts["unchanged"] >= done_before + 2
-    assert final.counts["indexed"] + final.counts["unchanged"] == 24
+    assert final.counts["indexed"] + final.counts["unchanged"] == FILES_LONG
     assert_index_matches_files(data, "main", docs)
     code, status = run_json(["sources"], data, INHOUSE_SOURCES=str(sources))
     assert code == 0

@@ -42,6 +42,10 @@ def _row_line(chunk: Chunk, label: str) -> str | None:
     return next((line for line in chunk.body.split("\n") if line.startswith(label + " |")), None)
 
 
+def _is_row(line: str) -> bool:
+    return any(line.startswith(label + " |") for label, _, _ in ROWS)
+
+
 def _assert_rows_with_headers(chunks: list[Chunk]) -> None:
     """Each row: label and both figures on one line, in a table chunk that names both periods."""
     for label, first, second in ROWS:
@@ -50,7 +54,10 @@ def _assert_rows_with_headers(chunks: list[Chunk]) -> None:
         for chunk in holding:
             line = _row_line(chunk, label)
             assert line == f"{label} | {_figure(first)} | {_figure(second)}"
-            header = chunk.body.split("\n", 1)[0]
+            # the header: the lines above the first row (a caption or title may lead them)
+            lines = chunk.body.split("\n")
+            first_row = next(i for i, text in enumerate(lines) if _is_row(text))
+            header = "\n".join(lines[:first_row])
             assert all(period in header for period in PERIODS), header
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.service.log_support import capture_all_logs
 from tests.service.ollama_server import OllamaTestServer, Script, start_server
 
 
@@ -44,20 +45,4 @@ class FormattedLog(logging.Handler):
 @pytest.fixture
 def service_log() -> Iterator[FormattedLog]:
     """Fully formatted log output of every logger (those that do not propagate included)."""
-    handler = FormattedLog()
-    root = logging.getLogger()
-    loggers = [root] + [
-        logger
-        for logger in logging.root.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger) and not logger.propagate
-    ]
-    level = root.level
-    root.setLevel(logging.DEBUG)
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
-        root.setLevel(level)
+    yield from capture_all_logs(FormattedLog())

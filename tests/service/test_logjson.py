@@ -22,6 +22,7 @@ from service.logjson import JsonFormatter, LogSettings
 from service.retrieval import Retriever
 from tests.ingest.cli_helpers import INHOUSE, inhouse_env, run_inhouse
 from tests.service.api_support import LiveService, build_index, make_retriever, service_settings
+from tests.service.log_support import capture_all_logs
 from tests.service.ollama_server import OllamaTestServer, Reply
 
 QUESTION = "How many vacation days do new employees get, asks OKAPI-QUESTION-5521?"
@@ -42,23 +43,7 @@ class Captured(logging.Handler):
 
 
 def capture(formatter: JsonFormatter) -> Iterator[Captured]:
-    handler = Captured(formatter)
-    root = logging.getLogger()
-    loggers = [root] + [
-        logger
-        for logger in logging.root.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger) and not logger.propagate
-    ]
-    level = root.level
-    root.setLevel(logging.DEBUG)
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
-        root.setLevel(level)
+    yield from capture_all_logs(Captured(formatter))
 
 
 @pytest.fixture

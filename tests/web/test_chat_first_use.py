@@ -90,6 +90,7 @@ def test_no_reasoning_panel_on_an_answer_without_reasoning(
     chat.page.reload()
     chat.page.wait_for_selector("#app-view:not([hidden])")
     titles = chat.page.locator(".conv-open")
+    titles.nth(2).wait_for()  # the stored list is drawn after the page shows (count() waits not)
     assert titles.count() == 3
     panels = []
     for n in range(3):  # newest first: reasoned, plain, extract
