@@ -223,6 +223,9 @@ def test_one_run_per_source_in_process(runner: SourceRunner, stub: Stub, roots) 
     assert running is not None and running.id == run_id and running.full
     assert running.files_total == 3 and running.files_done == 0
     wiki = scheduler.trigger("wiki")  # another source may run alongside
+    deadline = time.monotonic() + 60  # a hang guard only: wiki's thread starts in ms
+    while stub.active < 2 and time.monotonic() < deadline:  # both held: they overlap
+        time.sleep(0.01)
     stub.release.set()
     settle(scheduler)
     assert stub.max_active == 2
