@@ -122,14 +122,14 @@ class Chunker:
     def _split_lead(
         self, run: list[ParsedElement], section_title: str | None, budget: int
     ) -> tuple[list[ParsedElement], list[ParsedElement]]:
-        """``run`` split into the prose before a table and the short text leading into it:
-        captions and header fragments, not finished sentences."""
+        """``run`` split into the prose before a table and the short text leading into it
+        (a caption, units, column-header fragments, a one-line introduction)."""
         limit = min(MAX_LEAD_TOKENS, budget // 3)
         total, start = 0, len(run)
         while start > 0:
             element = run[start - 1]
             tokens = len(self._tokenize(element.text))
-            if tokens > LEAD_ELEMENT_TOKENS or total + tokens > limit or _sentence(element.text):
+            if tokens > LEAD_ELEMENT_TOKENS or total + tokens > limit:
                 break
             total += tokens
             start -= 1
@@ -317,12 +317,6 @@ def _running_texts(elements: list[ParsedElement]) -> set[str]:
         if element.category in RUNNING_CATEGORIES or i in edges:
             pages.setdefault(_furniture_key(element.text), set()).add(element.page_number)
     return {key for key, seen in pages.items() if len(seen) >= RUNNING_MIN_REPEATS}
-
-
-def _sentence(text: str) -> bool:
-    """A finished sentence (prose), unlike a caption ("... as follows (in millions):") or a
-    column-header fragment ("Three Months Ended")."""
-    return text.strip().endswith((".", "!", "?"))
 
 
 def _table_fragment(elements: list[ParsedElement], i: int) -> bool:
