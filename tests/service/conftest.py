@@ -7,8 +7,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from service.retrieval import Retriever
+from tests.service.api_support import build_index, make_retriever
 from tests.service.log_support import capture_all_logs
 from tests.service.ollama_server import OllamaTestServer, Script, start_server
+
+
+@pytest.fixture(scope="module")
+def retriever(tmp_path_factory: pytest.TempPathFactory) -> Retriever:
+    """The generated handbook corpus, indexed once per test module (a module may override)."""
+    data_dir = tmp_path_factory.mktemp("index")
+    build_index(data_dir)
+    return make_retriever(data_dir)
 
 
 @pytest.fixture

@@ -15,20 +15,13 @@ from service.api.deps import get_retriever
 from service.api.main import create_app
 from service.reasoning_log import ReasoningLog
 from service.retrieval import Retriever
-from tests.service.api_support import LiveService, build_index, make_retriever, service_settings
+from tests.service.api_support import LiveService, service_settings
 from tests.service.conftest import FormattedLog
 from tests.service.ollama_server import OllamaTestServer, Reply
 
 SECRET = "OKAPI-THOUGHT-4410"
 OLD_SECRET = "EARLIER-THOUGHT-9921"
 ANSWER = "Train travel is reimbursed in second class [1]."
-
-
-@pytest.fixture(scope="module")
-def retriever(tmp_path_factory: pytest.TempPathFactory) -> Retriever:
-    data_dir = tmp_path_factory.mktemp("index")
-    build_index(data_dir)
-    return make_retriever(data_dir)
 
 
 @pytest.fixture

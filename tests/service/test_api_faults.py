@@ -18,8 +18,6 @@ from service.reasoning_log import ReasoningLog
 from service.retrieval import Retriever
 from tests.service.api_support import (
     LiveService,
-    build_index,
-    make_retriever,
     parse_sse,
     service_settings,
 )
@@ -29,13 +27,6 @@ from tests.service.ollama_server import OllamaTestServer, Reply
 QUESTION = "How many vacation days do new employees get?"
 SECRET = "PANGOLIN-THOUGHT-5150"
 Start = Callable[..., LiveService]
-
-
-@pytest.fixture(scope="module")
-def retriever(tmp_path_factory: pytest.TempPathFactory) -> Retriever:
-    data_dir = tmp_path_factory.mktemp("index")
-    build_index(data_dir)
-    return make_retriever(data_dir)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from service.api.main import create_app
 from service.logjson import JsonFormatter, LogSettings
 from service.retrieval import Retriever
 from tests.ingest.cli_helpers import INHOUSE, inhouse_env, run_inhouse
-from tests.service.api_support import LiveService, build_index, make_retriever, service_settings
+from tests.service.api_support import LiveService, service_settings
 from tests.service.log_support import capture_all_logs
 from tests.service.ollama_server import OllamaTestServer, Reply
 
@@ -54,13 +54,6 @@ def json_log() -> Iterator[Captured]:
 @pytest.fixture
 def json_log_with_content() -> Iterator[Captured]:
     yield from capture(JsonFormatter(content=True))
-
-
-@pytest.fixture(scope="module")
-def retriever(tmp_path_factory: pytest.TempPathFactory) -> Retriever:
-    data_dir = tmp_path_factory.mktemp("index")
-    build_index(data_dir)
-    return make_retriever(data_dir)
 
 
 @pytest.fixture
