@@ -1,7 +1,7 @@
 """Legacy Office files (.doc, .ppt, .xls, RTF pandoc cannot read) through LibreOffice headless.
 
 ``converted`` turns the file into its Office Open XML sibling (docx, pptx, xlsx) for
-unstructured's partitioners. It runs in the parser worker (``ingest.isolation``), whose
+unstructured's partitioners. It runs in the parser worker (``ingest.parser_worker``), whose
 timeout and memory cap cover it too, and adds its own: one ``soffice`` at a time on the
 machine (a lock file), in its own session with its own throw-away profile and working
 folder (a copy of the input under a neutral name), killed with its children past

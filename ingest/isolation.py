@@ -8,7 +8,8 @@ monitor thread watches busy workers even while the caller is not iterating: past
 pandoc) the worker is killed with its children and replaced, and the file gets a
 ``ParseTimeout`` or ``TooLarge``. The clock and the cap apply only while a worker parses, so a
 caller slow to read big results never causes a timeout. A worker that dies mid-file yields a
-``ParseError``. Each worker has its own TMPDIR, removed with it.
+``ParseError``. Each worker has its own TMPDIR, removed with it (the worker process and
+the parent's handle on it: ``ingest.parser_worker``).
 
 Like any forkserver/spawn user, a script that creates a pool must guard its entry point with
 ``if __name__ == "__main__":`` (workers re-import the main module).
@@ -17,23 +18,17 @@ Like any forkserver/spawn user, a script that creates a pool must guard its entr
 from __future__ import annotations
 
 import itertools
-import logging
 import multiprocessing
-import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
-
-import psutil
 
 from ingest.documents import ParsedDocument
 from ingest.errors import (
@@ -43,6 +38,7 @@ from ingest.errors import (
     TooLarge,
     rejection_from_code,
 )
+from ingest.parser_worker import Job, Worker, describe_exit
 from ingest.settings import ParseSettings
 
 K = TypeVar("K")
@@ -58,87 +54,6 @@ MAX_START_FAILURES = 3
 """Consecutive workers dying before ready, after which parse_many raises instead of retrying."""
 RECYCLE_AFTER_FILES = 500
 """A worker is retired after this many files, bounding slow leaks in parser libraries."""
-QUIET_LOGGERS = ("unstructured", "pdfminer", "pypdf", "langdetect", "PIL", "pikepdf")
-
-
-@dataclass(slots=True)
-class _Job:
-    id: int
-    key: Any
-    path: Path
-    started: float
-
-
-class _Worker:
-    """One worker process, the pipe to it, and the file it is parsing (if any)."""
-
-    def __init__(self, context: Any, settings: ParseSettings, tmp_root: Path) -> None:
-        parent_end, child_end = context.Pipe(duplex=True)
-        # the worker's TMPDIR: what a killed parser (or its pandoc) leaves behind goes with it
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="worker-", dir=tmp_root))
-        # id of the job the worker is parsing right now, -1 between files (set by the worker)
-        self.parsing = context.RawValue("q", -1)
-        self.process = context.Process(
-            target=_worker_main,
-            args=(child_end, settings, self.parsing, str(self.tmpdir)),
-            name="inhouse-parser",
-            daemon=True,
-        )
-        self.process.start()
-        child_end.close()
-        self.conn: Connection = parent_end
-        self.pid: int = self.process.pid
-        self.ready = False
-        self.job: _Job | None = None
-        self.files_done = 0
-        self.spawned = 0.0  # on the pool's clock, set by the pool
-        self.doom: FileRejected | None = None  # why the monitor killed it, for the busy file
-        self.exitcode: int | None = None  # known once reaped
-        self.reaped = False
-        self._ps: psutil.Process | None = None
-
-    def rss(self) -> int:
-        """Resident bytes of the worker and all its descendants (0 once gone)."""
-        try:
-            if self._ps is None:
-                self._ps = psutil.Process(self.pid)
-            total = self._ps.memory_info().rss
-            for child in self._ps.children(recursive=True):
-                try:
-                    total += child.memory_info().rss
-                except psutil.Error:
-                    continue
-            return total
-        except psutil.Error:
-            return 0
-
-    def kill(self) -> None:
-        """SIGKILL the worker and every process it started."""
-        if self.reaped:
-            return
-        try:
-            children = psutil.Process(self.pid).children(recursive=True)
-        except psutil.Error:
-            children = []
-        if self.process.exitcode is None:
-            self.process.kill()
-        for child in children:
-            try:
-                child.kill()
-            except psutil.Error:
-                continue
-
-    def reap(self) -> None:
-        """Wait for the (killed or exiting) process and release its handles."""
-        if self.reaped:
-            return
-        self.reaped = True
-        self.process.join(timeout=10)
-        self.conn.close()
-        self.exitcode = self.process.exitcode
-        if self.exitcode is not None:
-            self.process.close()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 class ParserPool:
@@ -159,10 +74,12 @@ class ParserPool:
         # themselves are imported by each worker, not preloaded: a forked worker touches
         # (copies) most of what it inherits anyway, so preloading them cost ~110 MB more
         # in all, to save ~2.5 s when a worker is replaced.
-        self._context.set_forkserver_preload(["ingest.parser_env", "ingest", "ingest.isolation"])
+        self._context.set_forkserver_preload(
+            ["ingest.parser_env", "ingest", "ingest.parser_worker"]
+        )
         self._tmp_root = Path(tempfile.mkdtemp(prefix="inhouse-parse-"))
         self._lock = threading.Lock()
-        self._workers: list[_Worker] = []
+        self._workers: list[Worker] = []
         self._job_ids = itertools.count()
         self._start_failures = 0
         self._last_start_error = ""
@@ -264,7 +181,7 @@ class ParserPool:
         if self._start_failures >= MAX_START_FAILURES:
             raise RuntimeError(f"parser workers fail to start: {self._last_start_error}")
         while len(self._workers) < self._size:
-            worker = _Worker(self._context, self._settings, self._tmp_root)
+            worker = Worker(self._context, self._settings, self._tmp_root)
             worker.spawned = self._clock()
             with self._lock:
                 self._workers.append(worker)
@@ -276,7 +193,7 @@ class ParserPool:
             if not worker.ready or worker.job is not None:
                 continue
             key, path = queue.popleft()
-            job = _Job(next(self._job_ids), key, Path(path), self._clock())
+            job = Job(next(self._job_ids), key, Path(path), self._clock())
             try:
                 worker.conn.send((job.id, str(job.path)))
             except OSError:  # died while idle: requeue; its sentinel reports the death
@@ -287,7 +204,7 @@ class ParserPool:
 
     def _collect(self) -> Iterator[tuple[Any, ParsedDocument | FileRejected]]:
         """Wait briefly for replies or exits; yield the results that arrived."""
-        by_handle: dict[Any, _Worker] = {}
+        by_handle: dict[Any, Worker] = {}
         for worker in self._workers:
             by_handle[worker.conn] = worker
             by_handle[worker.process.sentinel] = worker
@@ -302,14 +219,14 @@ class ParserPool:
             if result is not None:
                 yield result
 
-    def _receive(self, worker: _Worker) -> tuple[Any, ParsedDocument | FileRejected] | None:
+    def _receive(self, worker: Worker) -> tuple[Any, ParsedDocument | FileRejected] | None:
         try:
             message = worker.conn.recv()
         except (EOFError, OSError):
             return self._on_exit(worker)
         return self._handle(worker, message)
 
-    def _handle(self, worker: _Worker, message: Any) -> tuple[Any, Any] | None:
+    def _handle(self, worker: Worker, message: Any) -> tuple[Any, Any] | None:
         tag = message[0]
         if tag == "ready":
             worker.ready = True
@@ -332,7 +249,7 @@ class ParserPool:
             return job.key, rejection_from_code(code, text)
         return job.key, document
 
-    def _on_exit(self, worker: _Worker) -> tuple[Any, FileRejected] | None:
+    def _on_exit(self, worker: Worker) -> tuple[Any, FileRejected] | None:
         """A worker died: salvage a reply already sent, else blame the file it was on."""
         result = None
         try:
@@ -345,15 +262,15 @@ class ParserPool:
         self._remove(worker)  # out of the monitor's sight before its pid can be reused
         if not worker.ready:
             self._start_failures += 1
-            self._last_start_error = self._last_start_error or _describe_exit(worker)
+            self._last_start_error = self._last_start_error or describe_exit(worker)
         if job is None:
             return result
         rejection = worker.doom or ParseError(
-            f"the parser process crashed on this file ({_describe_exit(worker)})"
+            f"the parser process crashed on this file ({describe_exit(worker)})"
         )
         return job.key, rejection
 
-    def _remove(self, worker: _Worker) -> None:
+    def _remove(self, worker: Worker) -> None:
         with self._lock:
             if worker in self._workers:
                 self._workers.remove(worker)
@@ -393,54 +310,3 @@ class ParserPool:
                             f" {self._settings.memory_mb:,} MiB)"
                         )
                         worker.kill()
-
-
-def _describe_exit(worker: _Worker) -> str:
-    code = worker.exitcode
-    if code is None:
-        return "no exit status"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit status {code}"
-
-
-def _worker_main(conn: Connection, settings: ParseSettings, parsing: Any, tmpdir: str) -> None:
-    """Worker process: warm up once, then parse paths sent by the parent until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    os.environ["TMPDIR"] = tempfile.tempdir = tmpdir  # for this process and its children
-    os.dup2(2, 1)  # stray prints from parser libraries must not reach the caller's stdout
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    from ingest.parser_env import keep_torch_out
-
-    keep_torch_out()  # already done where the fork server preloaded the parsers
-    from ingest.parse import parse_file, rejection_for, warm_up
-
-    try:
-        warm_up()
-    except Exception as exc:
-        conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
-        return
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request is None:
-            return
-        job_id, path = request
-        parsing.value = job_id  # the parent's clock and memory cap apply from here...
-        reply: tuple[int, ParsedDocument | None, str | None, str | None]
-        try:
-            reply = (job_id, parse_file(Path(path), settings), None, None)
-        except FileRejected as exc:
-            reply = (job_id, None, exc.code, exc.message)
-        except BaseException as exc:  # e.g. MemoryError escaping a C extension
-            rejection = rejection_for(exc)
-            reply = (job_id, None, rejection.code, rejection.message)
-        parsing.value = -1  # ...to here: a slow reader of big results is not a slow parse
-        conn.send(reply)

@@ -13,189 +13,58 @@ passages it cites (``service.grounding``): the result travels in ``Done``; in st
 an answer with unsupported figures is replaced by the extract. Whatever happens (success, failure,
 cancellation by a client that went away), one record goes to the reasoning log, and
 the application log gets ids, counts and timings, never reasoning text.
+
+The types (query, citations, result, events) live in ``service.answer_types``; turning a
+model run into a result (usage, timings, extract, grounding) in ``service.answer_result``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 
-from ingest.index import (
-    META_COLLECTION,
-    META_DOCUMENT_ID,
-    META_PAGE_END,
-    META_PAGE_START,
-    META_SOURCE,
-    Hit,
-)
+from ingest.index import META_COLLECTION
 from ingest.settings import validate_collection_name
 from service import metrics
+from service.answer_result import (
+    ModelRun,
+    checked_result,
+    extract_result,
+    failure_notice,
+    model_result,
+    run_timings,
+)
+from service.answer_types import (
+    Done,
+    KeepAlive,
+    PreparedQuery,
+    QueryEvent,
+    QueryInput,
+    QueryResult,
+    Reasoning,
+    Sources,
+    Token,
+    citation,
+    validate_question,
+)
 from service.auth import audit
 from service.caller import Caller, searchable
 from service.errors import BadRequest, ModelError, ModelProtocolError, NoAnswer
-from service.grounding import Grounding, Passage, check_answer, extract
-from service.llm.base import ChatBackend, ChatMessage, GenerationOptions, ModelDelta, ModelDone
-from service.prompt import build_messages, cited_numbers, document_title
+from service.grounding import Passage
+from service.llm.base import ChatBackend, GenerationOptions, ModelDelta, ModelDone
+from service.prompt import build_messages
 from service.reasoning_log import ReasoningLog, ReasoningRecord, new_request_id
 from service.retrieval import Retriever
 from service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-SNIPPET_CHARS = 1200
 KEEPALIVE_S = 10.0  # while reasoning is hidden, tell streaming clients we are still here
-Fallback = Literal["extract", "sources", "none"]
-Mode = Literal["model", "extract", "sources"]
-
-
-@dataclass(frozen=True, slots=True)
-class QueryInput:
-    """A question as the API received it."""
-
-    question: str
-    collections: tuple[str, ...] | None = None
-    top_k: int | None = None
-    include_reasoning: bool = False
-    fallback: Fallback = "extract"
-    mode: Literal["model", "extract"] = "model"  # "extract": no model call at all
-    history: tuple[ChatMessage, ...] = ()  # earlier turns of a conversation
-    extra_instructions: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Citation:
-    """A numbered source passage, as the prompt showed it to the model."""
-
-    n: int
-    document_id: str
-    source: str
-    title: str
-    page: int | None
-    page_end: int | None
-    snippet: str
-    score: float
-    collection: str
-    chunk_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedQuery:
-    """Everything decided before the model is asked."""
-
-    request_id: str
-    caller: Caller
-    query: QueryInput
-    question: str
-    collections: list[str]
-    citations: list[Citation]
-    messages: list[ChatMessage]
-    send_reasoning: bool
-    started: float  # perf_counter at arrival
-    started_at: str  # ISO time at arrival
-    retrieval_ms: float
-    passages: tuple[Passage, ...] = ()  # full passage texts, numbered like the citations
-
-
-@dataclass(frozen=True, slots=True)
-class QueryResult:
-    request_id: str
-    answer: str
-    citations: list[Citation]
-    cited: list[int]
-    model: str
-    usage: dict[str, int]
-    timings: dict[str, float]
-    notice: dict[str, str] | None = None
-    reasoning: str | None = None  # only for callers who may read it and asked
-    mode: Mode = "model"
-    grounding: Grounding | None = None  # generated answers only
-
-
-@dataclass(frozen=True, slots=True)
-class Sources:
-    request_id: str
-    citations: list[Citation]
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reasoning:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class KeepAlive:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Done:
-    result: QueryResult
-
-
-QueryEvent = Sources | Token | Reasoning | KeepAlive | Done
-
-
-def validate_question(question: str, max_chars: int) -> str:
-    """The question stripped; ``BadRequest`` when empty, too long or not plain text."""
-    text = question.strip()
-    if not text:
-        raise BadRequest("the question is empty")
-    if len(text) > max_chars:
-        raise BadRequest(
-            f"the question is too long ({len(text)} characters; at most {max_chars})",
-            max_chars=max_chars,
-        )
-    if any(unicodedata.category(c) in {"Cc", "Cs"} and c not in "\t\n\r" for c in text):
-        raise BadRequest("the question must be plain text (control characters found)")
-    return text
-
-
-def citation(n: int, hit: Hit, collection: str) -> Citation:
-    meta = hit.metadata
-    text = hit.text.strip()
-    snippet = text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rstrip() + "…"
-    page, page_end = meta.get(META_PAGE_START), meta.get(META_PAGE_END)
-    return Citation(
-        n=n,
-        document_id=str(meta.get(META_DOCUMENT_ID, "")),
-        source=str(meta.get(META_SOURCE, "")),
-        title=document_title(hit),
-        page=int(page) if page is not None else None,
-        page_end=int(page_end) if page_end is not None else None,
-        snippet=snippet,
-        score=round(float(hit.score), 4),
-        collection=collection,
-        chunk_id=hit.id,
-    )
-
-
-@dataclass(slots=True)
-class _Run:
-    """What one model request produced so far."""
-
-    answer: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    done: ModelDone | None = None
-    model_started: float = 0.0
-    first_delta: float | None = None
-    first_answer: float | None = None
-    output: bool = False  # anything (reasoning or answer) arrived
-
-
-def _ms(start: float, end: float | None) -> float | None:
-    return None if end is None else round((end - start) * 1000, 1)
 
 
 class QueryService:
@@ -279,9 +148,9 @@ class QueryService:
     async def stream(self, prepared: PreparedQuery) -> AsyncIterator[QueryEvent]:
         """``Sources``, then deltas, then ``Done``; raises ``ModelError`` on model faults."""
         yield Sources(prepared.request_id, prepared.citations)
-        run = _Run(model_started=time.perf_counter())
+        run = ModelRun(model_started=time.perf_counter())
         if prepared.query.mode == "extract":
-            quoted = self._extract_result(prepared, run, None)
+            quoted = self._extract(prepared, run, None)
             if quoted.answer:
                 yield Token(quoted.answer)
             self._record(prepared, run, "extract", quoted)
@@ -314,12 +183,13 @@ class QueryService:
                 if fallback == "none" or run.output:
                     raise
                 if fallback == "extract":
-                    result = self._extract_result(prepared, run, _notice(exc, extracted=True))
+                    notice = failure_notice(exc, extracted=True)
+                    result = self._extract(prepared, run, notice)
                 else:
-                    result = self._result(prepared, run, notice=exc)
+                    result = model_result(prepared, run, self.model, notice=exc)
             else:
                 status = "ok"
-                result = self._checked(prepared, run)
+                result = checked_result(prepared, run, self.model, self._settings.grounding)
         finally:
             await _close(deltas)
             self._record(prepared, run, status, result)
@@ -329,7 +199,7 @@ class QueryService:
             yield Done(result)
 
     @staticmethod
-    def _take(run: _Run, item: ModelDelta, send_reasoning: bool) -> Token | Reasoning | None:
+    def _take(run: ModelRun, item: ModelDelta, send_reasoning: bool) -> Token | Reasoning | None:
         now = time.perf_counter()
         if run.first_delta is None:
             run.first_delta = now
@@ -352,111 +222,18 @@ class QueryService:
                 return event.result
         raise ModelProtocolError("the answer stream ended without a result")  # pragma: no cover
 
-    # -- extracts and the grounding check ------------------------------------------------
-    def _extract_result(
-        self,
-        prepared: PreparedQuery,
-        run: _Run,
-        notice: dict[str, str] | None,
-        grounding: Grounding | None = None,
+    def _extract(
+        self, prepared: PreparedQuery, run: ModelRun, notice: dict[str, str] | None
     ) -> QueryResult:
-        """The extract as the answer (``mode="extract"``)."""
-        started = time.perf_counter()
-        settings = self._settings.grounding
-        quoted = extract(
-            prepared.question,
-            prepared.passages,
-            max_quotes=settings.extract_sentences,
-            max_chars=settings.extract_chars,
-        )
-        extract_ms = round((time.perf_counter() - started) * 1000, 2)
-        base = self._result(prepared, run)
-        if notice is None:
-            notice = {
-                "code": "extract",
-                "message": "Extract as asked: sentences quoted from the documents, no model"
-                " answer.",
-            }
-        return QueryResult(
-            request_id=base.request_id,
-            answer=quoted.text,
-            citations=base.citations,
-            cited=quoted.cited,
-            model="",
-            usage=base.usage,
-            timings={**base.timings, "extract_ms": extract_ms},
-            notice=notice,
-            reasoning=base.reasoning,
-            mode="extract",
-            grounding=grounding,
-        )
+        return extract_result(prepared, run, self.model, self._settings.grounding, notice)
 
-    def _checked(self, prepared: PreparedQuery, run: _Run) -> QueryResult:
-        """The model's answer with its grounding; the extract instead in strict mode."""
-        result = self._result(prepared, run)
-        started = time.perf_counter()
-        # each passage as the prompt showed it: under its heading, the document's title
-        titles = {c.n: c.title for c in prepared.citations}
-        passages = {p.n: f"{titles.get(p.n, '')}\n{p.text}" for p in prepared.passages}
-        grounding = check_answer(result.answer, passages, prepared.question)
-        grounding_ms = round((time.perf_counter() - started) * 1000, 2)
-        timings = {**result.timings, "grounding_ms": grounding_ms}
-        if self._settings.grounding.strict and any(
-            u.kind == "figure" for u in grounding.unsupported
-        ):
-            notice = {
-                "code": "grounding_failed",
-                "message": f"The model's answer stated {_figures(grounding)} found in none of"
-                " its sources; showing sentences quoted from the documents instead.",
-            }
-            replaced = self._extract_result(prepared, run, notice, grounding)
-            return _with(replaced, timings={**replaced.timings, **timings})
-        return _with(result, grounding=grounding, timings=timings)
-
-    # -- results and records ---------------------------------------------------------
-    def _result(
-        self, prepared: PreparedQuery, run: _Run, notice: ModelError | None = None
-    ) -> QueryResult:
-        answer = "" if notice else "".join(run.answer).strip()
-        done = run.done
-        usage = {
-            "prompt_tokens": done.prompt_tokens if done else 0,
-            "completion_tokens": done.completion_tokens if done else 0,
-            "reasoning_chars": sum(len(t) for t in run.reasoning),
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        return QueryResult(
-            request_id=prepared.request_id,
-            answer=answer,
-            citations=prepared.citations,
-            cited=cited_numbers(answer, len(prepared.citations)),
-            model=done.model if done else self._backend.model,
-            usage=usage,
-            timings=self._timings(prepared, run),
-            notice=_notice(notice) if notice else None,
-            reasoning="".join(run.reasoning) if prepared.send_reasoning else None,
-            mode="sources" if notice else "model",
-        )
-
-    @staticmethod
-    def _timings(prepared: PreparedQuery, run: _Run) -> dict[str, float]:
-        now = time.perf_counter()
-        timings = {
-            "retrieval_ms": prepared.retrieval_ms,
-            "first_token_ms": _ms(prepared.started, run.first_delta),
-            "reasoning_ms": _ms(run.first_delta or run.model_started, run.first_answer),
-            "first_answer_token_ms": _ms(prepared.started, run.first_answer),
-            "model_ms": _ms(run.model_started, now),
-            "total_ms": _ms(prepared.started, now),
-        }
-        return {name: value for name, value in timings.items() if value is not None}
-
+    # -- records ------------------------------------------------------------------------
     def _record(
-        self, prepared: PreparedQuery, run: _Run, status: str, result: QueryResult | None
+        self, prepared: PreparedQuery, run: ModelRun, status: str, result: QueryResult | None
     ) -> None:
         """One reasoning-log record per model request; ids and numbers to the app log and
         the metrics (``result``: what the caller got; None when it got an error)."""
-        timings = self._timings(prepared, run)
+        timings = run_timings(prepared, run)
         metrics.note_answer(
             status,
             result,
@@ -507,24 +284,6 @@ class QueryService:
                 "question": prepared.question,
             },
         )
-
-
-def _notice(exc: ModelError, extracted: bool = False) -> dict[str, str]:
-    shown = "sentences quoted from the documents" if extracted else "the retrieved passages"
-    return {
-        "code": exc.code,
-        "message": f"No model answered ({exc.message}); showing {shown} instead.",
-    }
-
-
-def _figures(grounding: Grounding) -> str:
-    figures = [u.text for u in grounding.unsupported if u.kind == "figure"]
-    shown = ", ".join(figures[:3]) + (", ..." if len(figures) > 3 else "")
-    return f"{len(figures)} figure(s) ({shown})"
-
-
-def _with(result: QueryResult, **changes: Any) -> QueryResult:
-    return replace(result, **changes)
 
 
 async def _close(stream: Any) -> None:

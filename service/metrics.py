@@ -52,7 +52,7 @@ from ingest import observe
 if TYPE_CHECKING:
     from ingest.lexical import SyncResult
     from ingest.report import FileResult
-    from service.answer import QueryResult
+    from service.answer_types import QueryResult
     from service.llm.base import ModelDone
 
 Scope = MutableMapping[str, Any]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from service.answer import Citation, QueryResult
+from service.answer_types import Citation, QueryResult
 from service.api.errors import ErrorResponse as ErrorResponse  # owned there, with the mapping
 from service.grounding import Grounding
 

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import ingest  # noqa: F401  (zero-egress environment first)
-from service.answer import Done, QueryInput, QueryService
+from service.answer import QueryService
+from service.answer_types import Done, QueryInput
 from service.caller import ANONYMOUS
 from service.grounding.check import FigureIndex
 from service.grounding.extract import extract, units

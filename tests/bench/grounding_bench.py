@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 import ingest  # noqa: F401  (zero-egress environment first)
-from service.answer import QueryInput, QueryService
+from service.answer import QueryService
+from service.answer_types import QueryInput
 from service.caller import ANONYMOUS
 from service.grounding import check_answer
 from service.grounding.figures import find_figures

@@ -11,7 +11,7 @@ import pytest
 
 from ingest.discover import DiscoveredFile, discover, still_inside
 from ingest.embed import Embedder
-from ingest.pipeline import IngestPipeline
+from ingest.pipeline import IngestPipeline, ParserFactory
 from ingest.settings import IngestSettings
 from ingest.status import index_status
 
@@ -99,8 +99,10 @@ def test_a_file_swapped_for_a_link_after_discovery_is_caught(layout: dict[str, P
 
 
 @pytest.fixture()
-def pipeline(data_dir: Path, embedder: Embedder) -> Iterator[IngestPipeline]:
-    pipe = IngestPipeline(IngestSettings(), embedder=embedder)
+def pipeline(
+    data_dir: Path, embedder: Embedder, shared_parsers: ParserFactory
+) -> Iterator[IngestPipeline]:
+    pipe = IngestPipeline(IngestSettings(), embedder=embedder, parser_factory=shared_parsers)
     yield pipe
     pipe.close()
 

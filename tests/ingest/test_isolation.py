@@ -15,7 +15,8 @@ import pytest
 
 from ingest.documents import ParsedDocument
 from ingest.errors import FileRejected
-from ingest.isolation import ParserPool, _Worker
+from ingest.isolation import ParserPool
+from ingest.parser_worker import Worker
 from ingest.settings import ParseSettings
 from tests.ingest.fixtures import BAD_FILES, MARKERS, write_big_text, write_long_docx
 
@@ -199,7 +200,7 @@ def _wait_until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.01)
 
 
-def _worker_on(pool: ParserPool, path: Path) -> _Worker | None:
+def _worker_on(pool: ParserPool, path: Path) -> Worker | None:
     with pool._lock:
         return next((w for w in pool._workers if w.job and w.job.path == path), None)
 

@@ -21,7 +21,7 @@ from ingest.index import (
     ChromaIndex,
     make_chroma_client,
 )
-from ingest.pipeline import IngestPipeline
+from ingest.pipeline import IngestPipeline, ParserFactory
 from ingest.settings import IngestSettings
 
 
@@ -58,8 +58,12 @@ def docs(tmp_path: Path) -> Path:
 
 
 @pytest.fixture()
-def pipeline(data_dir: Path, embedder: Embedder) -> Iterator[IngestPipeline]:
-    pipe = IngestPipeline(IngestSettings(), embedder=CountingEmbedder(embedder))
+def pipeline(
+    data_dir: Path, embedder: Embedder, shared_parsers: ParserFactory
+) -> Iterator[IngestPipeline]:
+    pipe = IngestPipeline(
+        IngestSettings(), embedder=CountingEmbedder(embedder), parser_factory=shared_parsers
+    )
     yield pipe
     pipe.close()
 

@@ -11,15 +11,8 @@ import pytest
 
 import service.answer as answer_module
 from ingest.index import META_COLLECTION, META_DOCUMENT_ID, META_TITLE, Hit
-from service.answer import (
-    Done,
-    KeepAlive,
-    QueryInput,
-    QueryService,
-    Reasoning,
-    Sources,
-    Token,
-)
+from service.answer import QueryService
+from service.answer_types import Done, KeepAlive, QueryInput, Reasoning, Sources, Token
 from service.caller import ANONYMOUS, Caller
 from service.errors import Forbidden, ModelUnavailable, NoAnswer
 from service.llm.base import ModelDelta, ModelDone

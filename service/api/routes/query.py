@@ -18,12 +18,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ingest.errors import IngestError
-from service.answer import (
+from service.answer import QueryService
+from service.answer_types import (
     Done,
     PreparedQuery,
     QueryEvent,
     QueryInput,
-    QueryService,
     Reasoning,
     Sources,
     Token,
