@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.ingest.cli_helpers import run_json
+from tests.ingest.cli_helpers import run_inhouse, run_json
 
 
 def test_status_then_upgrade_then_status(db_url: str | None, data_dir: Path) -> None:
@@ -40,3 +40,23 @@ def test_status_hides_the_password(pg_url: str, data_dir: Path) -> None:
     code, status = run_json(["db", "status"], data_dir, INHOUSE_DATABASE_URL=url)
     assert code == 0
     assert "hunter2" not in status["url"] and "postgres:***@" in status["url"]
+
+
+def test_commands_refuse_a_database_of_another_revision(
+    db_url: str | None, data_dir: Path, tmp_path: Path
+) -> None:
+    from sqlalchemy import text
+
+    from ingest.db import open_database
+    from ingest.settings import IngestSettings
+
+    db = open_database(IngestSettings(data_dir=data_dir))
+    with db.write() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'zz99'"))
+    db.dispose()
+    done = run_inhouse(["index", "status"], data_dir, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    message = " ".join(done.stderr.split())
+    assert "schema revision zz99, newer than this version of inhouse knows" in message
+    refused = run_inhouse(["db", "upgrade"], data_dir, timeout=120)  # no "downgrade" either
+    assert refused.returncode == 2 and "zz99" in refused.stderr
