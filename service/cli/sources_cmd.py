@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.runs < 0:
         return fail_usage("--runs must be 0 or more")
     settings.ensure_data_dir()
-    manifest = Manifest(settings.manifest_path)
+    manifest = Manifest.open(settings)
     try:
         status = sources_status(
             config, RunStore(manifest), now=local_now(), history=args.runs
