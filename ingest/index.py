@@ -70,6 +70,11 @@ def chunk_id(doc_id: str, position: int, text_hash: str) -> str:
     return f"{doc_id}:{position:05d}:{text_hash[:16]}"
 
 
+def chunk_document(cid: str) -> str:
+    """The document id inside a chunk id (``chunk_id``'s first part)."""
+    return cid.rsplit(":", 2)[0]
+
+
 def chroma_name(collection: str) -> str:
     """Chroma name of a collection's first generation (``ChromaIndex`` follows the alias)."""
     return CHROMA_PREFIX + validate_collection_name(collection)

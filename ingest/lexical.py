@@ -47,6 +47,7 @@ from typing import Any
 
 from ingest import observe
 from ingest.index import META_SOURCE, META_TITLE
+from ingest.lexical_docs import DocumentIndex, group_by_document
 from ingest.lexical_text import ParsedQuery, body_tokens, identifiers
 from ingest.locks import FileLock
 
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCH = 5000
 WRITER_HEAP = 50_000_000
-SCHEMA_VERSION = 2  # 2: the document's title and path are indexed beside the body
+SCHEMA_VERSION = 3  # 2: title and path beside the body; 3: whole documents (lexical_docs)
 IDENT_BOOST = 2.0  # a compacted identifier ("hr2231") match counts double
 PHRASE_BOOST = 1.5
 TITLE_BOOST = 0.5  # a question word in the document's title or path (e.g. "Q3 2023 ACME")
@@ -108,6 +109,7 @@ class LexicalIndex:
         self._schema: Any = None
         self._synced: str | None = None  # marker this process last saw the mirror synced at
         self._synced_at = 0.0
+        self.documents = DocumentIndex(root / "docs")
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -140,6 +142,7 @@ class LexicalIndex:
             if self._stale_schema():
                 log.info("lexical index %s: older format; rebuilding it from Chroma", self.root)
                 shutil.rmtree(tantivy_dir, ignore_errors=True)
+                self.documents.wipe()
                 self._state_path.unlink(missing_ok=True)
             tantivy_dir.mkdir(exist_ok=True)
             self._index = tantivy.Index(self._schema, path=str(tantivy_dir))
@@ -163,6 +166,7 @@ class LexicalIndex:
         self._index = None
         self._synced = None
         shutil.rmtree(self.root / "tantivy", ignore_errors=True)
+        self.documents.wipe()
         self._state_path.unlink(missing_ok=True)
 
     # -- keeping up with Chroma -------------------------------------------------------------
@@ -187,6 +191,7 @@ class LexicalIndex:
                     count = index.searcher().num_docs
                     # files lost or replaced since the sync; on a first open, Chroma too
                     fresh = count == docs and (not first or count == int(coll.count()))
+                    fresh = fresh and (count == 0 or self.documents.count() > 0)
                 if not fresh:
                     self.sync(coll, marker)
             except Exception as exc:  # noqa: BLE001 - any tantivy failure means a bad mirror
@@ -235,6 +240,9 @@ class LexicalIndex:
                 want[chunk_key(cid)] = cid
         missing = [cid for key, cid in want.items() if key not in have]
         extra = [key for key in have if key not in want]
+        # whole documents first: a kill between the two commits leaves chunks to add, so
+        # the next sync comes back here (the documents' signatures make it idempotent)
+        self.documents.sync(coll, group_by_document(want.values()), title_text)
         if not missing and not extra:
             return SyncResult(0, 0, False)
         writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
@@ -282,6 +290,10 @@ class LexicalIndex:
         return doc
 
     # -- searching ------------------------------------------------------------------------
+    def search_documents(self, query: ParsedQuery, k: int) -> dict[str, float]:
+        """BM25 of whole documents (``ingest.lexical_docs``): document id -> score."""
+        return self.documents.search(query, k)
+
     def search(self, query: ParsedQuery, k: int) -> list[LexicalHit]:
         """BM25 top ``k`` for ``query`` (quoted phrases must match), best first."""
         if query.empty or self._index is None:

@@ -112,6 +112,14 @@ class RetrievalSettings(BaseModel):
         description="Lexical share of the fusion (tuned on SciFact train and sec10q dev).",
     )
     rrf_k: int = Field(60, ge=1, description="RRF constant (rank + k).")
+    document_prior: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Weight of the whole-document BM25 score (best document 1, under 60% of"
+        " it 0) added to each fused chunk score: finds the document a question names"
+        " (hybrid and lexical modes; 0: off).",
+    )
     depth: int = Field(
         50, ge=1, le=1000, description="Candidates taken from each ranking (at least top_k)."
     )

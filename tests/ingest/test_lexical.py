@@ -12,7 +12,8 @@ import pytest
 
 from ingest.embed import Embedder, EmbedderInfo
 from ingest.index import ChromaIndex, StoredChunk, make_chroma_client
-from ingest.lexical import LexicalIndexes, chunk_key
+from ingest.lexical import LexicalIndexes, chunk_key, title_text
+from ingest.lexical_docs import group_by_document
 from ingest.lexical_text import body_tokens, contains_phrase, identifiers, parse_query
 from ingest.pipeline import IngestPipeline
 from ingest.settings import IngestSettings
@@ -201,3 +202,40 @@ def test_ingest_writes_the_mirror_removals_and_unchanged_reruns(
         assert "parking" not in " ".join(coll.get(ids=[h.id for h in hits])["documents"])
     finally:
         pipeline.close()
+
+
+def test_whole_documents_follow_chroma_and_score_words_spread_over_chunks(
+    tmp_path: Path,
+) -> None:
+    index = ChromaIndex(make_chroma_client(IngestSettings(data_dir=tmp_path)), INFO)
+
+    def doc(name: str, texts: list[str]) -> list[StoredChunk]:
+        return [
+            StoredChunk(id=f"{name}:{i:05d}:{i:016x}", text=t, metadata={"document_id": name})
+            for i, t in enumerate(texts)
+        ]
+
+    _write(index, doc("acme", ["Acme Corporation annual report", "Revenue grew to 4,100."]))
+    _write(index, doc("bolt", ["Bolt Industries annual report", "Revenue fell to 900."]))
+    index.settle("lex")
+    indexes = LexicalIndexes(tmp_path / "lexical")
+
+    def scores(text: str) -> dict[str, float]:
+        coll = index.collection("lex")
+        return indexes.current(coll, index.generation("lex")).search_documents(
+            parse_query(text), 10
+        )
+
+    got = scores("Acme revenue")  # no chunk holds both words; the document does
+    assert max(got, key=got.__getitem__) == "acme"
+    assert got["acme"] > got["bolt"] > 0
+
+    index.delete_document("lex", "acme")
+    _write(index, doc("acme2", ["Acme Corporation report, restated"]))
+    index.settle("lex")
+    assert set(scores("Acme revenue report")) == {"acme2", "bolt"}
+
+    # an unchanged collection rewrites nothing (each entry keeps its chunk-id signature)
+    coll = index.collection("lex")
+    by_doc = group_by_document(coll.get(include=[])["ids"])
+    assert indexes.for_collection(coll).documents.sync(coll, by_doc, title_text) == (0, 0)

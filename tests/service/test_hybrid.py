@@ -179,3 +179,30 @@ def test_a_broken_lexical_index_is_rebuilt_not_an_error(
 
     assert hits[0].text == FACTS.pages[0]
     assert any("rebuilding it from Chroma" in r.message for r in caplog.records)
+
+
+def test_the_document_a_question_names_lifts_its_passages(tmp_path: Path) -> None:
+    """The answer row names neither company nor quarter; its document does, elsewhere."""
+    companies = ["Zentrix", "Quorvane", "Halbrook"]
+    docs = []
+    for name in companies:
+        row = (
+            "Net cash provided by operating activities | 3,393 | 6,075"
+            if name == "Zentrix"  # the other filings' rows match the question's words better
+            else "Operating cash flow: net cash provided by operating activities was 1,200."
+        )
+        pages = [
+            f"{name} Corporation quarterly report for the period.",
+            f"{name} designs and sells widgets; {name} employs engineers in three countries.",
+            row,
+        ]
+        docs.append(Doc("fil", f"filings/{name.lower()}.md", "Quarterly report", pages))
+    build_index(tmp_path, docs)
+    question = "What was Zentrix's operating cash flow?"
+
+    def first_row(settings: RetrievalSettings | None) -> str:
+        hits = search(make_retriever(tmp_path, settings), question, ["fil"])
+        return next(h.text for h in hits if "operating activities" in h.text)
+
+    assert "3,393" not in first_row(RetrievalSettings(document_prior=0))
+    assert "3,393" in first_row(None)  # the default prior: Zentrix's own row first
