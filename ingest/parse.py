@@ -67,6 +67,10 @@ _CORRUPT_EXCEPTIONS = frozenset(
 _ENCRYPTED_EXCEPTIONS = frozenset(
     {"PDFPasswordIncorrect", "PDFEncryptionError", "FileNotDecryptedError", "DecryptionError"}
 )
+NO_LANGUAGE_DETECTION: dict[str, Any] = {"languages": [""]}
+"""Passed to every unstructured partitioner: its per-document language detection
+(langdetect) only fills ``metadata.languages``, which nothing here reads, and it cost about
+40% of partitioning a short plain-text file (34 of 86 ms on a SciFact abstract)."""
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _DC_TITLE_RE = re.compile(rb"<dc:title[^>]*>(.*?)</dc:title>", re.DOTALL)
 
@@ -93,7 +97,9 @@ def warm_up() -> None:
     from unstructured.partition.text import partition_text
 
     _split_sentences_with_senter()
-    partition_text(text="Warm-up paragraph of plain text.\n\nA TITLE\n\n- a list item")
+    partition_text(
+        text="Warm-up paragraph of plain text.\n\nA TITLE\n\n- a list item", **NO_LANGUAGE_DETECTION
+    )
 
 
 def _split_sentences_with_senter() -> None:
@@ -457,7 +463,7 @@ def _pdf_text_layer(path: Path) -> list[Element]:
         text = page.extract_text() or ""
         if not text.strip():
             continue
-        for element in partition_text(text=text):
+        for element in partition_text(text=text, **NO_LANGUAGE_DETECTION):
             element.metadata.page_number = number
             elements.append(element)
     return elements
@@ -493,17 +499,17 @@ def _json(_path: Path, text: str | None, _settings: ParseSettings) -> list[Eleme
     from unstructured.partition.json import partition_json
 
     try:
-        return partition_json(text=text)
+        return partition_json(text=text, **NO_LANGUAGE_DETECTION)
     except ValueError:  # not one JSON document: NDJSON, or broken JSON that is still text
         pass
     from unstructured.partition.ndjson import partition_ndjson
 
     try:
-        return partition_ndjson(text=text)
+        return partition_ndjson(text=text, **NO_LANGUAGE_DETECTION)
     except ValueError:
         from unstructured.partition.text import partition_text
 
-        return partition_text(text=text)
+        return partition_text(text=text, **NO_LANGUAGE_DETECTION)
 
 
 def _email(path: Path, _text: str | None, _settings: ParseSettings) -> list[Element]:
@@ -514,10 +520,15 @@ def _email(path: Path, _text: str | None, _settings: ParseSettings) -> list[Elem
     if b"\x00" in data[:4096]:  # UTF-16/32 saved mail: the email parser wants bytes it can read
         utf8 = _utf8_file(decode_text(data))
         elements = partition_email(
-            file=utf8, metadata_filename=str(path), process_attachments=False
+            file=utf8,
+            metadata_filename=str(path),
+            process_attachments=False,
+            **NO_LANGUAGE_DETECTION,
         )
     else:
-        elements = partition_email(filename=str(path), process_attachments=False)
+        elements = partition_email(
+            filename=str(path), process_attachments=False, **NO_LANGUAGE_DETECTION
+        )
     return elements or _email_text_parts(data)
 
 
@@ -543,11 +554,11 @@ def _email_text_parts(data: bytes) -> list[Element]:
     if plain:
         from unstructured.partition.text import partition_text
 
-        return partition_text(text="\n\n".join(plain))
+        return partition_text(text="\n\n".join(plain), **NO_LANGUAGE_DETECTION)
     if markup:
         from unstructured.partition.html import partition_html
 
-        return partition_html(text="\n".join(markup))
+        return partition_html(text="\n".join(markup), **NO_LANGUAGE_DETECTION)
     return []
 
 
@@ -558,7 +569,7 @@ def _call(module: str, function: str, **kwargs: Any) -> Partitioner:
         import importlib
 
         partition = getattr(importlib.import_module(f"unstructured.partition.{module}"), function)
-        return list(partition(filename=str(path), **kwargs))
+        return list(partition(filename=str(path), **NO_LANGUAGE_DETECTION, **kwargs))
 
     return run
 
@@ -571,8 +582,11 @@ def _call_text(module: str, function: str, *, as_file: bool = False, **kw: Any) 
 
         partition = getattr(importlib.import_module(f"unstructured.partition.{module}"), function)
         if as_file:
-            return list(partition(file=_utf8_file(text), metadata_filename=str(path), **kw))
-        return list(partition(text=text, **kw))
+            file = _utf8_file(text)
+            return list(
+                partition(file=file, metadata_filename=str(path), **NO_LANGUAGE_DETECTION, **kw)
+            )
+        return list(partition(text=text, **NO_LANGUAGE_DETECTION, **kw))
 
     return run
 
@@ -588,7 +602,7 @@ def _table(partitioner: Partitioner) -> Partitioner:
                 raise
         from unstructured.partition.text import partition_text
 
-        return partition_text(text=text)
+        return partition_text(text=text, **NO_LANGUAGE_DETECTION)
 
     return run
 
