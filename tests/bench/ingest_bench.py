@@ -241,6 +241,9 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--limit", type=int, default=None, help="first N files only")
     parser.add_argument("--skip-llamaindex", action="store_true")
+    parser.add_argument(
+        "--skip-li-default", action="store_true", help="llama-index at chunk_size=200 only"
+    )
     parser.add_argument("--skip-small", action="store_true", help="no small-files run")
     parser.add_argument("--skip-1t", action="store_true", help="no one-thread encoder run")
     parser.add_argument("--small-limit", type=int, default=None, help="first N abstracts")
@@ -314,7 +317,8 @@ def main() -> None:
     pages = report["pages_indexed"] or parsed["pages"]
 
     if not args.skip_llamaindex:
-        for name, size in (("llamaindex", None), ("li-200", 200)):
+        variants = (("llamaindex", None), ("li-200", 200))
+        for name, size in variants[1:] if args.skip_li_default else variants:
             li_file = work / "li.json"
             command = [*me, "--phase", "llamaindex", "--files", str(files_json)]
             size_args = ["--chunk-size", str(size)] if size else []
