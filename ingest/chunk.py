@@ -182,6 +182,10 @@ class Chunker:
             out.extend(self._hard_split(piece, budget))
         return [p for p in out if p.strip()]
 
+    def warm_up(self) -> None:
+        """Import the sentence splitter (llama-index: seconds) before the first document."""
+        self._splitter(self._settings.tokens)
+
     def _splitter(self, budget: int) -> SentenceSplitter:
         size = max(16, min(self._settings.tokens, budget))
         if size not in self._splitters:
