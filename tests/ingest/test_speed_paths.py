@@ -1,0 +1,100 @@
+"""The ingest speed paths: what they skip, and that the output stays the same."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.chunk import Chunker
+from ingest.documents import ParsedDocument, ParsedElement
+from ingest.embed import Embedder
+from ingest.parse import parse_file
+from ingest.pipeline import BUSY_SLICE, ENCODE_SLICE, IngestPipeline
+from ingest.settings import ChunkSettings, IngestSettings, ParseSettings
+
+
+@pytest.mark.parametrize("name", ["txt", "md", "html", "docx", "eml"])
+def test_no_language_detection(
+    corpus: dict[str, Path], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """unstructured's langdetect pass (40% of a short text's parse) is never run."""
+    from unstructured.partition.common import lang
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("language detection ran")
+
+    monkeypatch.setattr(lang, "detect_languages", refuse)
+    document = parse_file(corpus[name], ParseSettings())
+    assert document.elements
+
+
+def test_workers_start_without_the_pdfminer_stack() -> None:
+    """A worker's warm-up imports the text partitioner only (the PDF one pulls OpenCV and
+    onnxruntime); a PDF with a text layer is then read without it."""
+    script = (
+        "import sys\n"
+        "from ingest.parser_env import keep_torch_out\n"
+        "keep_torch_out()\n"
+        "from ingest.parse import warm_up\n"
+        "warm_up()\n"
+        "print(sorted(m for m in ('unstructured.partition.pdf', 'unstructured.partition.docx',"
+        " 'cv2', 'unstructured.partition.text') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=True
+    )
+    assert done.stdout.split("\n")[-2] == "['unstructured.partition.text']"
+
+
+class RecordingEncoder(Embedder):
+    """No model: records each encode call's size and thread count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads = 2
+        self.calls: list[tuple[int, int | None]] = []
+
+    def encode(self, texts: list[str], *, threads: int | None = None) -> np.ndarray:
+        self.calls.append((len(texts), threads))
+        return np.zeros((len(texts), 384), dtype=np.float32)
+
+
+def test_encoder_takes_all_cores_back_soon_after_the_parsers_stop(tmp_path: Path) -> None:
+    encoder = RecordingEncoder()
+    pipeline = IngestPipeline(IngestSettings(data_dir=tmp_path / "data"), embedder=encoder)
+    try:
+        busy = iter([1, 1])  # the parser works during the first two slices, then idles
+        vectors = pipeline._embed([f"text {i}" for i in range(300)], lambda: next(busy, 0))
+    finally:
+        pipeline.close()
+    assert vectors.shape == (300, 384)
+    assert encoder.calls[:2] == [(BUSY_SLICE, 1), (BUSY_SLICE, 1)]
+    assert encoder.calls[2] == (ENCODE_SLICE, None)  # all threads, a long slice
+    assert sum(size for size, _ in encoder.calls) == 300
+
+
+def test_chunker_measures_each_text_once(embedder: Embedder) -> None:
+    calls: list[str] = []
+
+    def tokenize(text: str) -> list[str]:
+        calls.append(text)
+        return embedder.tokenize(text)
+
+    rows = ["Account Amount Currency"] + [f"Account-{i} {i * 13} EUR" for i in range(150)]
+    doc = ParsedDocument(
+        "xlsx",
+        (ParsedElement("Ledger", "Title", 1), ParsedElement("\n".join(rows), "Table", 1)),
+    )
+    chunker = Chunker(ChunkSettings(), tokenize, embedder.max_tokens)
+    first = chunker.chunk(doc, "ledger.xlsx")
+    assert len(calls) == len(set(calls))  # every string tokenized once
+    measured = len(calls)
+    again = Chunker(ChunkSettings(), embedder.tokenize, embedder.max_tokens).chunk(
+        doc, "ledger.xlsx"
+    )
+    assert [c.body for c in again] == [c.body for c in first]  # the cache changes nothing
+    assert chunker.chunk(doc, "ledger.xlsx") == first and len(calls) == measured
