@@ -180,12 +180,6 @@ class ParserPool:
             return [worker.pid for worker in self._workers]
 
     @property
-    def parsing_now(self) -> int:
-        """Workers parsing a file at this moment (the encoder leaves their cores to them)."""
-        with self._lock:
-            return sum(1 for w in self._workers if w.job is not None and w.parsing.value >= 0)
-
-    @property
     def busy_paths(self) -> dict[int, Path]:
         """File each busy worker is parsing, by worker pid (for progress displays)."""
         with self._lock:

@@ -67,7 +67,6 @@ from ingest.settings import IngestSettings, ParseSettings, validate_collection_n
 
 HASH_BLOCK = 1 << 20
 ENCODE_SLICE = 128  # texts per encode call; the thread count is chosen per slice
-BUSY_SLICE = 16  # texts per encode call while parsers work: all cores again soon after
 PARSE_AHEAD = BATCH_DOCS  # parsed files waiting for the encoder: a batch's worth
 
 
@@ -271,11 +270,6 @@ class IngestPipeline:
                     ahead = Prefetcher(parse_ahead, depth=PARSE_AHEAD, name="parse-ahead")
 
                     def busy_cores() -> int:
-                        # workers parsing right now: a file dispatched ahead is parsed while
-                        # the producer waits for room, and an idle pool leaves all cores free
-                        parsing = getattr(parser, "parsing_now", None)
-                        if parsing is not None:
-                            return int(parsing)
                         return pool_size if ahead.producing else 0
 
                     writer = BatchWriter(self, collection, full=full, busy_cores=busy_cores)
@@ -409,17 +403,13 @@ class IngestPipeline:
 
         Torch threads that share a core with a parser process slow down far more than the
         core's share, so while parsers run the encoder uses the remaining cores only, and
-        all of them again as soon as the parsers are idle: while they work, slices are short
-        (a batch of small files used to be encoded on one thread throughout, because the
-        parser was busy refilling the queue at its start for a fraction of its length).
+        all of them again as soon as the parsers are idle.
         """
-        parts, start = [], 0
-        while start < len(texts):
+        parts = []
+        for start in range(0, len(texts), ENCODE_SLICE):
             busy = busy_cores()
-            size = BUSY_SLICE if busy else ENCODE_SLICE  # short slices: re-check soon
             threads = max(1, self.embedder.threads - busy) if busy else None
-            parts.append(self.embedder.encode(texts[start : start + size], threads=threads))
-            start += size
+            parts.append(self.embedder.encode(texts[start : start + ENCODE_SLICE], threads=threads))
         return np.concatenate(parts)
 
     def _stored_chunk(

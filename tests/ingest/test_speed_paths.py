@@ -6,15 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ingest.chunk import Chunker
 from ingest.documents import ParsedDocument, ParsedElement
 from ingest.embed import Embedder
 from ingest.parse import parse_file
-from ingest.pipeline import BUSY_SLICE, ENCODE_SLICE, IngestPipeline
-from ingest.settings import ChunkSettings, IngestSettings, ParseSettings
+from ingest.settings import ChunkSettings, ParseSettings
 
 
 @pytest.mark.parametrize("name", ["txt", "md", "html", "docx", "eml"])
@@ -48,33 +46,6 @@ def test_workers_start_without_the_pdfminer_stack() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=True
     )
     assert done.stdout.split("\n")[-2] == "['unstructured.partition.text']"
-
-
-class RecordingEncoder(Embedder):
-    """No model: records each encode call's size and thread count."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.threads = 2
-        self.calls: list[tuple[int, int | None]] = []
-
-    def encode(self, texts: list[str], *, threads: int | None = None) -> np.ndarray:
-        self.calls.append((len(texts), threads))
-        return np.zeros((len(texts), 384), dtype=np.float32)
-
-
-def test_encoder_takes_all_cores_back_soon_after_the_parsers_stop(tmp_path: Path) -> None:
-    encoder = RecordingEncoder()
-    pipeline = IngestPipeline(IngestSettings(data_dir=tmp_path / "data"), embedder=encoder)
-    try:
-        busy = iter([1, 1])  # the parser works during the first two slices, then idles
-        vectors = pipeline._embed([f"text {i}" for i in range(300)], lambda: next(busy, 0))
-    finally:
-        pipeline.close()
-    assert vectors.shape == (300, 384)
-    assert encoder.calls[:2] == [(BUSY_SLICE, 1), (BUSY_SLICE, 1)]
-    assert encoder.calls[2] == (ENCODE_SLICE, None)  # all threads, a long slice
-    assert sum(size for size, _ in encoder.calls) == 300
 
 
 def test_chunker_measures_each_text_once(embedder: Embedder) -> None:
