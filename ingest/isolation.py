@@ -1,8 +1,8 @@
 """Parse files in worker processes, so no single file can hang, crash or exhaust the run.
 
 Workers come from multiprocessing's ``forkserver`` (a small process: ``ingest`` only); each
-worker keeps torch out (``ingest.parser_env``), imports the unstructured partitioners and
-warms them up once (~3 s), then serves many files. A
+worker keeps torch out (``ingest.parser_env``), imports unstructured's text partitioner and
+warms it up once (other partitioners on their first file), then serves many files. A
 monitor thread watches busy workers even while the caller is not iterating: past
 ``timeout_s`` or above ``memory_mb`` (resident set of the worker and its children, e.g.
 pandoc) the worker is killed with its children and replaced, and the file gets a

@@ -122,10 +122,12 @@ def ocr_image(image: Image, settings: ParseSettings, *, page_number: int) -> lis
     """Elements of one page image (titles, list items, text), tagged with ``page_number``."""
     from unstructured.partition.text import partition_text
 
+    from ingest.parse import NO_LANGUAGE_DETECTION
+
     paragraphs = list(_paragraphs(ocr_data(image, settings.ocr_languages)))
     if not paragraphs:
         return []
-    elements = partition_text(text="\n\n".join(paragraphs))
+    elements = partition_text(text="\n\n".join(paragraphs), **NO_LANGUAGE_DETECTION)
     for element in elements:
         element.metadata.page_number = page_number
     return elements

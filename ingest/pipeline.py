@@ -337,6 +337,7 @@ class IngestPipeline:
     def _load_encoder(self) -> None:
         try:
             self.embedder.model  # noqa: B018
+            self.chunker.warm_up()  # while the parsers start: off the first file's path
         except Exception:  # noqa: S110  (raised again where the model is first needed)
             pass
 

@@ -20,7 +20,9 @@ the whole process tree sampled as PSS, shared pages counted once), on the same f
              into a temporary folder from --scifact at bench time), files/s, beside the
              encoder alone over the same chunks (--small-limit N: the first N files)
 Coverage = share of the parsed words that fall inside some embedding window (the encoder
-reads at most 256 word-pieces per text and silently drops the rest).
+reads at most 256 word-pieces per text and silently drops the rest). CPU s: user + system
+seconds of every process of the phase (sampled): on a shared, loaded machine a fairer
+comparison than wall time, which then depends on what else runs.
 Needs the bench extra: `make bench`.
 """
 
@@ -45,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INHOUSE = str(Path(sys.executable).parent / "inhouse")
 WINDOW = 254  # 256 minus [CLS] and [SEP]
 PEAK_RSS = [0.0]  # MiB, summed resident sets of the last measured process tree (upper bound)
+CPU_S = [0.0]  # CPU seconds (user + system) of the last measured process tree, all processes
 SCIFACT = next(
     (
         folder / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
@@ -63,6 +66,7 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0.0
+    cpu: dict[int, float] = {}  # per process: its last CPU reading (sampled; gone ones kept)
     stop = threading.Event()
 
     def sample() -> None:
@@ -76,6 +80,9 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str
                 peak = max(peak, pss / 2**20)
                 rss = sum(p.memory_info().rss for p in procs if p.is_running())
                 PEAK_RSS[0] = max(PEAK_RSS[0], rss / 2**20)
+                for p in procs:
+                    times = p.cpu_times()
+                    cpu[p.pid] = max(cpu.get(p.pid, 0.0), times.user + times.system)
             except psutil.Error:
                 pass
             time.sleep(0.1)
@@ -86,6 +93,7 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str
     out, err = proc.communicate()
     stop.set()
     sampler.join()
+    CPU_S[0] = sum(cpu.values())
     wall = time.monotonic() - started
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{cmd} failed ({proc.returncode}):\n{err[-3000:]}")
@@ -140,7 +148,7 @@ def phase_parse_cpu(files: list[Path], out: Path) -> None:
     from ingest.settings import ParseSettings
 
     keep_torch_out()
-    warm_up()
+    warm_up(everything=True)  # pdfminer's imports are not parse time
     result: dict[str, Any] = {}
     for mode in ("pdfminer", "pdfium"):
         settings = ParseSettings(pdf_text=mode)
@@ -241,8 +249,12 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--limit", type=int, default=None, help="first N files only")
     parser.add_argument("--skip-llamaindex", action="store_true")
+    parser.add_argument(
+        "--skip-li-default", action="store_true", help="llama-index at chunk_size=200 only"
+    )
     parser.add_argument("--skip-small", action="store_true", help="no small-files run")
     parser.add_argument("--skip-1t", action="store_true", help="no one-thread encoder run")
+    parser.add_argument("--skip-parse-cpu", action="store_true", help="no pdfium/pdfminer row")
     parser.add_argument("--small-limit", type=int, default=None, help="first N abstracts")
     parser.add_argument("--scifact", type=Path, default=SCIFACT, help="BEIR corpus.jsonl.gz")
     parser.add_argument("--chunk-size", type=int, default=None, help=argparse.SUPPRESS)
@@ -284,7 +296,7 @@ def main() -> None:
 
     wall, rss, out = run_measured([INHOUSE, "ingest", str(corpus), "--json"], env)
     report = json.loads(out)
-    rows["e2e"] = {"wall": wall, "rss": rss, "chunks": report["chunks_written"]}
+    rows["e2e"] = {"wall": wall, "rss": rss, "chunks": report["chunks_written"], "cpu": CPU_S[0]}
     e2e_rss_sum = PEAK_RSS[0]
     wall, rss, out = run_measured([INHOUSE, "ingest", str(corpus), "--json"], env)
     rows["rerun"] = {"wall": wall, "rss": rss, "unchanged": json.loads(out)["counts"]["unchanged"]}
@@ -299,7 +311,7 @@ def main() -> None:
         [*me, "--phase", "parse", "--files", str(files_json), "--out", str(parsed_file)], env
     )
     parsed = json.loads(parsed_file.read_text())
-    rows["parse"] = {"wall": wall, "rss": rss}
+    rows["parse"] = {"wall": wall, "rss": rss, "cpu": CPU_S[0]}
 
     from ingest.embed import Embedder
 
@@ -308,13 +320,14 @@ def main() -> None:
     chunks_file = work / "chunks.json"
     chunks_file.write_text(json.dumps(chunk_texts))
     wall, rss, _ = run_measured([*me, "--phase", "encode", "--out", str(chunks_file)], env)
-    rows["encode"] = {"wall": wall, "rss": rss}
+    rows["encode"] = {"wall": wall, "rss": rss, "cpu": CPU_S[0]}
     tokenizer = embedder.model.tokenizer
     rows["e2e"]["coverage"] = coverage(parsed["texts"], chunk_texts, tokenizer)
     pages = report["pages_indexed"] or parsed["pages"]
 
     if not args.skip_llamaindex:
-        for name, size in (("llamaindex", None), ("li-200", 200)):
+        variants = (("llamaindex", None), ("li-200", 200))
+        for name, size in variants[1:] if args.skip_li_default else variants:
             li_file = work / "li.json"
             command = [*me, "--phase", "llamaindex", "--files", str(files_json)]
             size_args = ["--chunk-size", str(size)] if size else []
@@ -327,18 +340,19 @@ def main() -> None:
             rows[name] = {
                 "wall": wall,
                 "rss": rss,
+                "cpu": CPU_S[0],
                 "chunks": len(li["embedded"]),
                 "coverage": coverage(li["parsed"], li["embedded"], tokenizer),
             }
 
-    cpu_file = work / "parse-cpu.json"
-    wall, rss, _ = run_measured(
-        [*me, "--phase", "parse-cpu", "--files", str(files_json), "--out", str(cpu_file)], env
-    )
-    parse_cpu = json.loads(cpu_file.read_text())
     print_table(rows, len(copied), pages, megabytes, report)
     print(f"e2e peak RSS, process tree summed (shared pages counted twice): {e2e_rss_sum:.0f} MB")
-    print_parse_cpu(parse_cpu)
+    if not args.skip_parse_cpu:
+        cpu_file = work / "parse-cpu.json"
+        run_measured(
+            [*me, "--phase", "parse-cpu", "--files", str(files_json), "--out", str(cpu_file)], env
+        )
+        print_parse_cpu(json.loads(cpu_file.read_text()))
     sys.stdout.flush()
     if not args.skip_small:
         print_small(run_small(args, work, me, env))
@@ -355,12 +369,13 @@ def run_small(
     wall, pss, out = run_measured(
         [INHOUSE, "ingest", str(folder), "--collection", "small", "--json"], small_env
     )
-    rss = PEAK_RSS[0]
+    rss, cpu = PEAK_RSS[0], CPU_S[0]
     report = json.loads(out)
     texts = stored_chunk_texts(work / "data-small", "small")
     chunks_file = work / "small-chunks.json"
     chunks_file.write_text(json.dumps(texts))
     encode_wall, _, _ = run_measured([*me, "--phase", "encode", "--out", str(chunks_file)], env)
+    encode_cpu = CPU_S[0]
     return {
         "files": files,
         "wall": wall,
@@ -369,6 +384,8 @@ def run_small(
         "chunks": report["chunks_written"],
         "failed": report["counts"].get("failed", 0),
         "encode_wall": encode_wall,
+        "cpu": cpu,
+        "encode_cpu": encode_cpu,
     }
 
 
@@ -394,6 +411,11 @@ def print_small(small: dict[str, Any]) -> None:
         f" {files / encode:.1f} files/s; peak PSS {small['pss']:.0f} MB, RSS sum"
         f" {small['rss']:.0f} MB"
     )
+    print(
+        f"small files CPU: ingest {small['cpu']:.0f} s, encoder alone {small['encode_cpu']:.0f} s"
+        f" (ingest / encoder alone: wall {wall / encode:.2f}, CPU"
+        f" {small['cpu'] / max(small['encode_cpu'], 1e-9):.2f})"
+    )
 
 
 def print_table(
@@ -403,16 +425,17 @@ def print_table(
     if report["failures_by_reason"]:
         print(f"failures by reason: {report['failures_by_reason']}")
     print(
-        f"{'phase':<12}{'wall s':>9}{'pages/s':>9}{'MB/s':>8}{'chunks':>8}{'coverage':>10}"
-        f"{'peak PSS MB':>13}"
+        f"{'phase':<12}{'wall s':>9}{'cpu s':>8}{'pages/s':>9}{'MB/s':>8}{'chunks':>8}"
+        f"{'coverage':>10}{'peak PSS MB':>13}"
     )
     for name, row in rows.items():
         wall = row["wall"]
         cov = f"{row['coverage']:.1%}" if "coverage" in row else ""
         chunks = str(row.get("chunks", ""))
+        cpu = f"{row['cpu']:.0f}" if "cpu" in row else ""
         print(
-            f"{name:<12}{wall:>9.1f}{pages / wall:>9.2f}{mb / wall:>8.2f}{chunks:>8}{cov:>10}"
-            f"{row['rss']:>13.0f}"
+            f"{name:<12}{wall:>9.1f}{cpu:>8}{pages / wall:>9.2f}{mb / wall:>8.2f}{chunks:>8}"
+            f"{cov:>10}{row['rss']:>13.0f}"
         )
     e2e, parse, encode = rows["e2e"]["wall"], rows["parse"]["wall"], rows["encode"]["wall"]
     print(
@@ -425,7 +448,9 @@ def print_table(
     if "llamaindex" in rows:
         print(f"e2e wall / llama-index default wall = {e2e / rows['llamaindex']['wall']:.2f}")
     if "li-200" in rows:
-        print(f"e2e wall / llama-index chunk_size=200 wall = {e2e / rows['li-200']['wall']:.2f}")
+        li = rows["li-200"]
+        print(f"e2e wall / llama-index chunk_size=200 wall = {e2e / li['wall']:.2f}")
+        print(f"e2e CPU / llama-index chunk_size=200 CPU = {rows['e2e']['cpu'] / li['cpu']:.2f}")
 
 
 if __name__ == "__main__":
