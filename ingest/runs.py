@@ -132,8 +132,9 @@ class RunRecord:
 
 
 def process_alive(host: str, pid: int) -> bool:
-    """Whether ``pid`` on ``host`` still runs (a process on another host is assumed alive)."""
-    if host != HOST:
+    """Whether ``pid`` on ``host`` still runs (a process on another host is assumed alive;
+    pid 0: a queued run, which no process owns)."""
+    if host != HOST or pid <= 0:
         return True
     try:
         os.kill(pid, 0)
@@ -155,14 +156,18 @@ class RunStore:
                     conn.execute(statement)
 
     # -- a run's life -------------------------------------------------------------------
-    def start(self, source: str, collection: str, *, trigger: str, full: bool) -> str:
-        """Record a run that has just taken its source lock; returns the run id."""
+    def start(
+        self, source: str, collection: str, *, trigger: str, full: bool, queued: bool = False
+    ) -> str:
+        """Record a run that has just taken its source lock, or (``queued``) that the work
+        queue runs: pid 0, no process owns it (``ingest.queue_dispatch``). Returns its id."""
         run_id = uuid.uuid4().hex
+        pid = 0 if queued else os.getpid()
         with self.manifest.transaction() as conn:
             conn.execute(
                 """INSERT INTO source_runs (id, source, collection, trigger, full_scan, outcome,
                        started_at, host, pid) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)""",
-                (run_id, source, collection, trigger, int(full), utc_now(), HOST, os.getpid()),
+                (run_id, source, collection, trigger, int(full), utc_now(), HOST, pid),
             )
         return run_id
 
