@@ -102,14 +102,17 @@ class RunRecord:
     counts: dict[str, int]
     error: str | None
     failures: list[dict[str, str | None]] = field(default_factory=list)
+    workers: int | None = None  # queued runs: workers holding its files now
 
     @property
     def progress(self) -> dict[str, Any]:
-        """Files done and total, and the ETA (seconds, rounded) while running."""
+        """Files done and total, the ETA (seconds, rounded) while running, and for a queued
+        run the workers on it now (over every host)."""
         return {
             "files_done": self.files_done,
             "files_total": self.files_total,
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
+            "workers": self.workers,
         }
 
     def to_dict(self) -> dict[str, Any]:

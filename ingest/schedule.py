@@ -335,7 +335,10 @@ class Scheduler:
 
     def status(self, history: int = 5) -> SourcesStatus:
         """``sources_status`` for this scheduler's sources."""
-        return sources_status(self.config, self.runner.runs, now=self.clock(), history=history)
+        progress = getattr(self.dispatch, "progress", None)
+        return sources_status(
+            self.config, self.runner.runs, now=self.clock(), history=history, progress=progress
+        )
 
     def is_running(self, name: str) -> bool:
         if self.dispatch is not None:

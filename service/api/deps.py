@@ -149,8 +149,17 @@ class Resources:
         from ingest.schedule import SourceRunner
         from ingest.sources import load_sources
 
+        from ingest.queue_dispatch import database_url, queue_enabled
+
         runner = SourceRunner(self.settings, embedder=self.encoder(), observer=observer)
-        self.scheduler = Scheduler(load_sources(self.settings.sources), runner)
+        dispatch = None
+        if queue_enabled(self.settings, database_url()):
+            # runs are queued for the workers (any replica may trigger, none executes)
+            from ingest.queue_dispatch import QueueDispatch, open_queue
+
+            dispatch = QueueDispatch(open_queue(self.settings), runner.runs)
+        config = load_sources(self.settings.sources)
+        self.scheduler = Scheduler(config, runner, dispatch=dispatch)
         if self.settings.embedded_worker:
             self.scheduler.start()
 

@@ -1,0 +1,143 @@
+"""Queue workers in one process on the embedded default (SQLite queue, embedded Chroma, the
+real parser pool and encoder): runs spread over two workers, incremental reruns, a dead
+holder's files redone after its lease expires, the lexical marker settled once.
+
+Many processes on PostgreSQL and a Chroma server: ``tests/ingest/test_scale_out.py``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from ingest.embed import Embedder
+from ingest.pipeline import IngestPipeline
+from ingest.queue_dispatch import QueueDispatch, queue_engine
+from ingest.queue_worker import QueueWorker
+from ingest.schedule import Scheduler, SourceRunner
+from ingest.settings import IngestSettings
+from ingest.sources import parse_sources
+from ingest.workqueue import WorkQueue
+from service.metrics import IngestMetrics
+from tests.ingest.source_helpers import assert_index_matches_files, wait_for, write_corpus, write_doc
+
+pytestmark = pytest.mark.slow
+
+
+class Cluster:
+    """Queue workers in threads of this process, each with its own pipeline."""
+
+    def __init__(self, settings: IngestSettings, embedder: Embedder, queue: WorkQueue) -> None:
+        self.settings, self.embedder, self.queue = settings, embedder, queue
+        self.runner = SourceRunner(settings, embedder=embedder)
+        self.stop = threading.Event()
+        self.metrics = IngestMetrics(CollectorRegistry())
+        self.workers: list[QueueWorker] = []
+        self.threads: list[threading.Thread] = []
+
+    def start(self, count: int) -> None:
+        for i in range(count):
+            pipeline = IngestPipeline(self.settings, embedder=self.embedder)
+            worker = QueueWorker(
+                self.queue,
+                pipeline,
+                self.runner.runs,
+                stop=self.stop,
+                observer=self.metrics,
+                queue_observer=self.metrics,
+                poll_s=0.1,
+            )
+            thread = threading.Thread(target=worker.run_forever, name=f"qw{i}", daemon=True)
+            thread.start()
+            self.workers.append(worker)
+            self.threads.append(thread)
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+        for worker in self.workers:
+            worker.pipeline.close()
+        self.runner.runs.manifest.close()
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture()
+def cluster(data_dir: Path, embedder: Embedder) -> Iterator[Cluster]:
+    settings = IngestSettings()
+    queue = WorkQueue(queue_engine(settings), lease_s=1.0)
+    queue.create_tables()
+    made = Cluster(settings, embedder, queue)
+    yield made
+    made.close()
+
+
+def _scheduler(cluster: Cluster, docs: Path) -> Scheduler:
+    config = parse_sources(
+        {"sources": [{"name": "docs", "paths": [str(docs)], "collection": "q", "schedule": "0 0 1 1 *"}]}
+    )
+    return Scheduler(config, cluster.runner, dispatch=QueueDispatch(cluster.queue, cluster.runner.runs))
+
+
+def _finished(cluster: Cluster, run_id: str) -> object:
+    record = cluster.runner.runs.get(run_id)
+    return record if record is not None and record.outcome != "running" else None
+
+
+def test_two_workers_share_a_run_and_reruns_are_incremental(
+    cluster: Cluster, tmp_path: Path, data_dir: Path
+) -> None:
+    docs = tmp_path / "docs"
+    write_corpus(docs, files=12)
+    scheduler = _scheduler(cluster, docs)
+    cluster.start(2)
+    run_id = scheduler.trigger("docs", trigger="api")
+    assert scheduler.is_running("docs")
+    record = wait_for(lambda: _finished(cluster, run_id), 300, "the first run")
+    assert record.outcome == "succeeded", record  # type: ignore[attr-defined]
+    assert record.counts == {"indexed": 12, "unchanged": 0, "removed": 0, "failed": 0}  # type: ignore[attr-defined]
+    assert_index_matches_files(data_dir, "q", docs)
+    assert cluster.metric("inhouse_ingest_files_total", status="indexed", reason="none") == 12
+    pipeline = cluster.workers[0].pipeline
+    assert pipeline.index.generation("q").startswith("c:")  # settled by the finaliser
+
+    write_doc(docs, 3, version=5)
+    (docs / "doc007.md").unlink()
+    write_doc(docs, 40, version=0)
+    run_id = scheduler.trigger("docs", trigger="api")
+    record = wait_for(lambda: _finished(cluster, run_id), 300, "the second run")
+    assert record.counts == {"indexed": 2, "unchanged": 10, "removed": 1, "failed": 0}  # type: ignore[attr-defined]
+    assert_index_matches_files(data_dir, "q", docs)
+    assert not scheduler.is_running("docs")
+    assert cluster.queue.depth() == 0
+    status = scheduler.status().sources[0]
+    assert status.running is None and status.last_runs[0].id == run_id
+
+
+def test_files_held_by_a_dead_worker_are_redone_after_its_lease(
+    cluster: Cluster, tmp_path: Path, data_dir: Path
+) -> None:
+    docs = tmp_path / "docs"
+    write_corpus(docs, files=6)
+    scheduler = _scheduler(cluster, docs)
+    run_id = scheduler.trigger("docs", trigger="api")
+    queue = cluster.queue
+    discover = queue.claim("lister", kinds=("discover",))
+    assert discover is not None
+    cluster.workers.append(QueueWorker(queue, IngestPipeline(cluster.settings, embedder=cluster.embedder), cluster.runner.runs))
+    cluster.workers[-1].owner = "lister"
+    cluster.workers[-1]._discover(discover)
+    ghost = [queue.claim("ghost") for _ in range(3)]  # claimed, then the holder "dies"
+    assert all(item is not None for item in ghost)
+    progress = queue.progress(run_id)
+    assert progress is not None and (progress.done, progress.total, progress.workers) == (0, 6, 1)
+    cluster.start(1)
+    record = wait_for(lambda: _finished(cluster, run_id), 300, "the run after the expiry")
+    assert record.counts["indexed"] == 6  # type: ignore[attr-defined]
+    assert cluster.metric("inhouse_lease_expiries_total") == 3
+    assert_index_matches_files(data_dir, "q", docs)
