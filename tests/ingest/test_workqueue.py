@@ -1,22 +1,38 @@
-"""The durable queue's SQL on the embedded SQLite default: claims, leases, guarded
-completions, the once-only finalise item, progress across workers.
-
-The same statements run on PostgreSQL in ``tests/ingest/test_scale_out.py``."""
+"""The durable queue's SQL on the embedded SQLite default and on a real PostgreSQL server:
+claims, leases, guarded completions, the once-only finalise item, progress across workers,
+concurrent claimers each getting distinct items."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
 
-from ingest.workqueue import NewItem, QueueBusy, WorkQueue
+from ingest.workqueue import NewItem, QueueBusy, WorkItem, WorkQueue, metadata
+from tests.scale_servers import PostgresServer, postgres_available
 
 
-@pytest.fixture()
-def queue(tmp_path: Path) -> WorkQueue:
-    engine = create_engine(f"sqlite:///{tmp_path / 'queue.sqlite3'}")
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    if not postgres_available():
+        pytest.skip("PostgreSQL binaries are not installed (apt-get install postgresql)")
+    server = PostgresServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def queue(request: pytest.FixtureRequest, tmp_path: Path) -> WorkQueue:
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'queue.sqlite3'}")
+    else:
+        url = request.getfixturevalue("postgres").url
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        metadata.drop_all(engine)
     q = WorkQueue(engine, lease_s=30)
     q.create_tables()
     return q
@@ -116,3 +132,25 @@ def test_progress_has_an_eta_and_the_workers_holding_items(queue: WorkQueue) -> 
     assert progress is not None
     assert progress.workers == 1  # w2 still holds one
     assert progress.eta_s is not None and progress.eta_s > 0
+
+
+def test_concurrent_claimers_never_get_the_same_item(queue: WorkQueue) -> None:
+    _open(queue)
+    _discovered(queue, 120)
+    got: dict[str, list[WorkItem]] = {f"w{i}": [] for i in range(6)}
+
+    def drain(owner: str) -> None:
+        while (item := queue.claim(owner, kinds=("index",))) is not None:
+            got[owner].append(item)
+            assert queue.complete(item, owner, status="indexed")
+
+    threads = [threading.Thread(target=drain, args=(owner,)) for owner in got]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    ids = [item.id for items in got.values() for item in items]
+    assert len(ids) == 120 and len(set(ids)) == 120
+    assert sum(1 for items in got.values() if items) >= 2  # the work was shared
+    final = queue.claim("w0")
+    assert final is not None and final.kind == "finalise"
