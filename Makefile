@@ -53,6 +53,7 @@ INHOUSE := $(VENV)/bin/inhouse
 DEMO_SOURCES ?= ingest/demo_sources.yaml
 
 run: install
+	$(INHOUSE) db upgrade
 	$(INHOUSE) ingest $(DEMO_DOCS) --collection main || [ $$? -eq 1 ]
 	@if [ "$${INHOUSE_AUTH:-keys}" = keys ] && [ -z "$${INHOUSE_ADMIN_KEY:-}" ] && \
 	    [ "$$($(INHOUSE) keys list --active --json | $(PY) -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 0 ]; then \

@@ -11,14 +11,32 @@ import os
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 
 class LockBusy(Exception):
-    """Another live process holds the lock."""
+    """Another live process holds the lock (``holder`` says who, when known)."""
 
-    def __init__(self, path: Path, holder: str) -> None:
-        super().__init__(f"{path.name} is held by {holder or 'another process'}")
+    def __init__(self, name: str | Path, holder: str) -> None:
+        label = name.name if isinstance(name, Path) else name
+        super().__init__(f"{label} is held by {holder or 'another process'}")
         self.holder = holder
+
+
+class Lock(Protocol):
+    """An exclusive lock that its holder's death releases: ``FileLock`` (one host) or
+    ``ingest.db.advisory.AdvisoryLock`` (PostgreSQL, every host)."""
+
+    def acquire(self, timeout: float | None = None) -> Lock: ...
+    def release(self) -> None: ...
+    def holder(self) -> str: ...
+    def __enter__(self) -> Lock: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 class FileLock:
@@ -72,6 +90,6 @@ class FileLock:
         self.release()
 
 
-def collection_lock(data_dir: Path, collection: str) -> FileLock:
-    """The lock every writer of ``collection`` holds on this host (ingest runs, re-embeds)."""
-    return FileLock(data_dir / "locks" / f"collection-{collection}.lock")
+def collection_lock_name(collection: str) -> str:
+    """The name of the lock every writer of ``collection`` holds (``Database.lock``)."""
+    return f"collection-{collection}"

@@ -1,4 +1,4 @@
-"""The manifest: one SQLite row per document, the ledger of what the index holds.
+"""The manifest: one database row per document, the ledger of what the index holds.
 
 Status values:
     pending   chunks for ``pending_hash`` may be partly written (a run is, or was, writing)
@@ -13,42 +13,19 @@ records (``DocumentRecord``, ``DocumentCounts``); the run ledger is ``ingest.run
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ingest.sqlite_wal import connect_wal
+from sqlalchemy import ColumnElement, Connection, Row, func, select
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    id            TEXT PRIMARY KEY,
-    collection    TEXT NOT NULL,
-    root          TEXT NOT NULL,
-    path          TEXT NOT NULL,
-    size          INTEGER NOT NULL DEFAULT 0,
-    mtime_ns      INTEGER NOT NULL DEFAULT 0,
-    content_hash  TEXT,
-    pending_hash  TEXT,
-    file_type     TEXT,
-    title         TEXT,
-    status        TEXT NOT NULL,
-    chunk_count   INTEGER NOT NULL DEFAULT 0,
-    page_count    INTEGER,
-    error_code    TEXT,
-    error_message TEXT,
-    embedder      TEXT,
-    created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL,
-    indexed_at    TEXT
-);
-CREATE INDEX IF NOT EXISTS documents_root ON documents (collection, root);
-CREATE INDEX IF NOT EXISTS documents_status ON documents (status);
-"""
+from ingest.db.schema import documents
+
+if TYPE_CHECKING:
+    from ingest.db import Database
+    from ingest.settings import IngestSettings
 
 
 def utc_now() -> str:
@@ -99,120 +76,106 @@ class DocumentCounts:
 
 
 class Manifest:
-    """Thread-safe access to the manifest database (WAL, one connection per thread)."""
+    """The documents table of the shared-state database (thread-safe: a connection pool)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._local = threading.local()
-        self._conn().executescript(SCHEMA)
+    def __init__(self, db: Database, *, owned: bool = False) -> None:
+        """``owned``: ``close()`` disposes of ``db`` too (see :meth:`open`)."""
+        self.db = db
+        self._owned = owned
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect_wal(self.path, busy_timeout_s=30.0)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
+    @classmethod
+    def open(cls, settings: IngestSettings) -> Manifest:
+        """The manifest of ``settings``' database, opened (schema checked) for this object."""
+        from ingest.db import open_database
+
+        return cls(open_database(settings), owned=True)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """A write transaction, committed on success, rolled back on error."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.db.write() as conn:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
-        """Run one read statement."""
-        return list(self._conn().execute(sql, params))
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        if self._owned:
+            self.db.dispose()
 
     # -- reads ------------------------------------------------------------------------
     @staticmethod
-    def _record(row: sqlite3.Row) -> DocumentRecord:
-        return DocumentRecord(**{key: row[key] for key in row.keys()})
+    def _record(row: Row[Any]) -> DocumentRecord:
+        return DocumentRecord(**row._asdict())
+
+    def _select(self, *where: ColumnElement[bool], order: bool = True) -> list[DocumentRecord]:
+        query = select(documents).where(*where)
+        if order:
+            query = query.order_by(documents.c.collection, documents.c.path)
+        with self.db.read() as conn:
+            return [self._record(row) for row in conn.execute(query)]
 
     def get(self, doc_id: str) -> DocumentRecord | None:
-        rows = self.execute("SELECT * FROM documents WHERE id = ?", (doc_id,))
-        return self._record(rows[0]) if rows else None
+        rows = self._select(documents.c.id == doc_id, order=False)
+        return rows[0] if rows else None
 
     def documents(
         self, collection: str | None = None, *, root: str | None = None, status: str | None = None
     ) -> list[DocumentRecord]:
-        clauses, params = [], []
-        for column, value in (("collection", collection), ("root", root), ("status", status)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self.execute(
-            f"SELECT * FROM documents {where} ORDER BY collection, path", tuple(params)
-        )
-        return [self._record(row) for row in rows]
+        return self._select(*_filters(collection=collection, root=root, status=status))
 
     def collections(self) -> list[str]:
-        return [r[0] for r in self.execute("SELECT DISTINCT collection FROM documents ORDER BY 1")]
+        query = select(documents.c.collection).distinct().order_by(documents.c.collection)
+        with self.db.read() as conn:
+            return list(conn.execute(query).scalars())
 
     def count(self, collection: str, *, root: str | None = None, status: str | None = None) -> int:
         """Rows of ``collection`` (under ``root``, with ``status``, when given)."""
-        sql = "SELECT COUNT(*) FROM documents WHERE collection = ?"
-        params: list[Any] = [collection]
-        for column, value in (("root", root), ("status", status)):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                params.append(value)
-        return int(self.execute(sql, tuple(params))[0][0])
+        query = select(func.count()).where(
+            *_filters(collection=collection, root=root, status=status)
+        )
+        with self.db.read() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def members(self, collection: str, root: str, container: str) -> list[DocumentRecord]:
         """Rows of the members of the container at ``root``/``container`` (``a.zip/x.pdf``)."""
         prefix = container + "/"
-        rows = self.execute(
-            """SELECT * FROM documents WHERE collection = ? AND root = ?
-               AND substr(path, 1, ?) = ? ORDER BY path""",
-            (collection, root, len(prefix), prefix),
+        return self._select(
+            documents.c.collection == collection,
+            documents.c.root == root,
+            func.substr(documents.c.path, 1, len(prefix)) == prefix,
         )
-        return [self._record(row) for row in rows]
 
     def failed(self, collections: list[str]) -> list[DocumentRecord]:
         """Failed rows of ``collections``, by collection, reason and path."""
         if not collections:
             return []
-        marks = ",".join("?" * len(collections))
-        rows = self.execute(
-            f"SELECT * FROM documents WHERE status = 'failed' AND collection IN ({marks})"
-            " ORDER BY collection, error_code, path",
-            tuple(collections),
+        query = (
+            select(documents)
+            .where(documents.c.status == "failed", documents.c.collection.in_(collections))
+            .order_by(documents.c.collection, documents.c.error_code, documents.c.path)
         )
-        return [self._record(row) for row in rows]
+        with self.db.read() as conn:
+            return [self._record(row) for row in conn.execute(query)]
 
     def counts(self) -> dict[str, DocumentCounts]:
         """Every collection's rows by status and failures by reason."""
+        d = documents.c
         by_status: dict[str, dict[str, int]] = {}
         last: dict[str, str] = {}
-        for row in self.execute(
-            """SELECT collection, status, COUNT(*) AS n, MAX(indexed_at) AS last
-               FROM documents GROUP BY collection, status"""
-        ):
-            by_status.setdefault(row["collection"], {})[row["status"]] = int(row["n"])
-            if row["last"]:
-                last[row["collection"]] = max(last.get(row["collection"], ""), row["last"])
         reasons: dict[str, dict[str, int]] = {}
-        for row in self.execute(
-            """SELECT collection, error_code, COUNT(*) AS n FROM documents
-               WHERE error_code IS NOT NULL GROUP BY collection, error_code"""
-        ):
-            reasons.setdefault(row["collection"], {})[row["error_code"]] = int(row["n"])
+        with self.db.read() as conn:
+            for coll, status, n, latest in conn.execute(
+                select(d.collection, d.status, func.count(), func.max(d.indexed_at)).group_by(
+                    d.collection, d.status
+                )
+            ):
+                by_status.setdefault(coll, {})[status] = int(n)
+                if latest:
+                    last[coll] = max(last.get(coll, ""), latest)
+            for coll, code, n in conn.execute(
+                select(d.collection, d.error_code, func.count())
+                .where(d.error_code.is_not(None))
+                .group_by(d.collection, d.error_code)
+            ):
+                reasons.setdefault(coll, {})[code] = int(n)
         return {
             name: DocumentCounts(
                 indexed=statuses.get("indexed", 0),
@@ -239,17 +202,25 @@ class Manifest:
     ) -> None:
         """Record intent to write chunks for ``pending_hash`` (before touching Chroma)."""
         now = utc_now()
-        with self.transaction() as conn:
-            conn.execute(
-                """INSERT INTO documents (id, collection, root, path, size, mtime_ns, pending_hash,
-                       status, embedder, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
-                   ON CONFLICT(id) DO UPDATE SET size = excluded.size,
-                       mtime_ns = excluded.mtime_ns, pending_hash = excluded.pending_hash,
-                       status = 'pending', embedder = excluded.embedder,
-                       updated_at = excluded.updated_at""",
-                (doc_id, collection, root, path, size, mtime_ns, pending_hash, embedder, now, now),
-            )
+        stmt = self.db.insert(documents).values(
+            id=doc_id, collection=collection, root=root, path=path, size=size,
+            mtime_ns=mtime_ns, pending_hash=pending_hash, status="pending", embedder=embedder,
+            created_at=now, updated_at=now,
+        )  # fmt: skip
+        new = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={
+                "size": new.size, "mtime_ns": new.mtime_ns, "pending_hash": new.pending_hash,
+                "status": "pending", "embedder": new.embedder, "updated_at": new.updated_at,
+            },
+        )  # fmt: skip
+        with self.db.write() as conn:
+            conn.execute(stmt)
+
+    def _update(self, doc_id: str, **values: Any) -> None:
+        with self.db.write() as conn:
+            conn.execute(documents.update().where(documents.c.id == doc_id).values(**values))
 
     def finish_indexed(
         self,
@@ -263,14 +234,11 @@ class Manifest:
     ) -> None:
         """All chunks of ``content_hash`` are stored (old ones may still need removing)."""
         now = utc_now()
-        with self.transaction() as conn:
-            conn.execute(
-                """UPDATE documents SET content_hash = ?, pending_hash = NULL, status = 'indexed',
-                       chunk_count = ?, file_type = ?, title = ?, page_count = ?,
-                       error_code = NULL, error_message = NULL, updated_at = ?, indexed_at = ?
-                   WHERE id = ?""",
-                (content_hash, chunk_count, file_type, title, page_count, now, now, doc_id),
-            )
+        self._update(
+            doc_id, content_hash=content_hash, pending_hash=None, status="indexed",
+            chunk_count=chunk_count, file_type=file_type, title=title, page_count=page_count,
+            error_code=None, error_message=None, updated_at=now, indexed_at=now,
+        )  # fmt: skip
 
     def record_failure(
         self,
@@ -288,50 +256,51 @@ class Manifest:
     ) -> None:
         """The file cannot be indexed; it holds no chunks (the caller removed them)."""
         now = utc_now()
-        with self.transaction() as conn:
-            conn.execute(
-                """INSERT INTO documents (id, collection, root, path, size, mtime_ns, content_hash,
-                       file_type, status, chunk_count, error_code, error_message,
-                       created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'failed', 0, ?, ?, ?, ?)
-                   ON CONFLICT(id) DO UPDATE SET size = excluded.size,
-                       mtime_ns = excluded.mtime_ns, content_hash = excluded.content_hash,
-                       pending_hash = NULL, file_type = excluded.file_type, status = 'failed',
-                       chunk_count = 0, error_code = excluded.error_code,
-                       error_message = excluded.error_message, updated_at = excluded.updated_at""",
-                (
-                    doc_id,
-                    collection,
-                    root,
-                    path,
-                    size,
-                    mtime_ns,
-                    content_hash,
-                    file_type,
-                    code,
-                    message,
-                    now,
-                    now,
-                ),
-            )
+        stmt = self.db.insert(documents).values(
+            id=doc_id, collection=collection, root=root, path=path, size=size,
+            mtime_ns=mtime_ns, content_hash=content_hash, file_type=file_type, status="failed",
+            chunk_count=0, error_code=code, error_message=message, created_at=now,
+            updated_at=now,
+        )  # fmt: skip
+        new = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={
+                "size": new.size, "mtime_ns": new.mtime_ns, "content_hash": new.content_hash,
+                "pending_hash": None, "file_type": new.file_type, "status": "failed",
+                "chunk_count": 0, "error_code": new.error_code,
+                "error_message": new.error_message, "updated_at": new.updated_at,
+            },
+        )  # fmt: skip
+        with self.db.write() as conn:
+            conn.execute(stmt)
 
     def note_error(self, doc_id: str, *, code: str, message: str) -> None:
         """A new version failed; the previously indexed one stays searchable."""
-        with self.transaction() as conn:
-            conn.execute(
-                """UPDATE documents SET error_code = ?, error_message = ?, pending_hash = NULL,
-                       updated_at = ? WHERE id = ?""",
-                (code, message, utc_now(), doc_id),
-            )
+        self._update(
+            doc_id, error_code=code, error_message=message, pending_hash=None, updated_at=utc_now()
+        )
 
     def touch(self, doc_id: str, *, size: int, mtime_ns: int) -> None:
         """Same content, new stat (e.g. a ``touch``): remember it to skip hashing next time."""
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE documents SET size = ?, mtime_ns = ?, updated_at = ? WHERE id = ?",
-                (size, mtime_ns, utc_now(), doc_id),
+        self._update(doc_id, size=size, mtime_ns=mtime_ns, updated_at=utc_now())
+
+    def set_embedder(self, collection: str, embedder: str) -> int:
+        """Record that ``collection``'s indexed rows are now embedded by ``embedder``."""
+        d = documents.c
+        with self.db.write() as conn:
+            result = conn.execute(
+                documents.update()
+                .where(d.collection == collection, d.status == "indexed")
+                .where((d.embedder != embedder) | d.embedder.is_(None))
+                .values(embedder=embedder)
             )
+        return int(result.rowcount)
 
     def delete(self, doc_id: str) -> None:
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+        with self.db.write() as conn:
+            conn.execute(documents.delete().where(documents.c.id == doc_id))
+
+
+def _filters(**values: str | None) -> list[ColumnElement[bool]]:
+    return [documents.c[name] == value for name, value in values.items() if value is not None]

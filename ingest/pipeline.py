@@ -59,7 +59,7 @@ from ingest.index import (
     make_chroma_client,
 )
 from ingest.lexical import LexicalIndexes
-from ingest.locks import FileLock, collection_lock
+from ingest.locks import Lock, collection_lock_name
 from ingest.manifest import DocumentRecord, Manifest, utc_now
 from ingest.prefetch import Prefetcher
 from ingest.report import FileResult, IngestReport
@@ -163,7 +163,7 @@ class IngestPipeline:
         settings.ensure_data_dir()
         self.embedder = embedder or Embedder(settings.embed)
         self._index = index
-        self.manifest = manifest or Manifest(settings.manifest_path)
+        self.manifest = manifest or Manifest.open(settings)
         self._parser_factory = parser_factory
         self._chunker: Chunker | None = None
 
@@ -183,8 +183,10 @@ class IngestPipeline:
             )
         return self._chunker
 
-    def collection_lock(self, collection: str) -> FileLock:
-        return collection_lock(self.settings.data_dir, collection)
+    def collection_lock(self, collection: str) -> Lock:
+        """Held by every writer of ``collection`` (ingest runs, re-embeds) on every host
+        sharing the database (PostgreSQL); on this host with the SQLite default."""
+        return self.manifest.db.lock(collection_lock_name(collection))
 
     # -- the run ------------------------------------------------------------------------
     def run(

@@ -9,48 +9,21 @@ queue with its ``discover`` item. Any ``inhouse worker`` on any host then does t
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
-
+from ingest.db.engine import Database
 from ingest.schedule import SourceBusy, source_roots
 from ingest.settings import IngestSettings
 from ingest.sources import Source
 from ingest.workqueue import QueueBusy, RunProgress, WorkQueue
 
 
-def queue_enabled(settings: IngestSettings, database_url: str | None) -> bool:
+def queue_enabled(settings: IngestSettings, db: Database) -> bool:
     """The queue setting, or its default: on when the database is PostgreSQL."""
     if settings.queue.enabled is not None:
         return settings.queue.enabled
-    return bool(database_url and database_url.startswith("postgresql"))
-
-
-def database_url() -> str | None:
-    """``INHOUSE_DATABASE_URL`` (``ingest.db`` owns it once merged)."""
-    return os.environ.get("INHOUSE_DATABASE_URL") or None
-
-
-def queue_engine(settings: IngestSettings) -> Engine:
-    """The shared database, or the embedded default (``<data dir>/inhouse.sqlite3``)."""
-    url = database_url()
-    if url:
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        return create_engine(url, pool_pre_ping=True)
-    settings.ensure_data_dir()
-    return create_engine(
-        f"sqlite:///{settings.data_dir / 'inhouse.sqlite3'}", connect_args={"timeout": 30}
-    )
-
-
-def open_queue(settings: IngestSettings) -> WorkQueue:
-    queue = WorkQueue(queue_engine(settings), lease_s=settings.queue.lease_s)
-    queue.create_tables()
-    return queue
+    return db.dialect == "postgresql"
 
 
 class QueueDispatch:

@@ -32,6 +32,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ingest import bundles, observe
 from ingest.batching import BatchWriter
 from ingest.discover import DiscoveredFile, discover
@@ -106,10 +108,19 @@ class QueueWorker:
         beat = threading.Thread(target=self._heartbeat, name="queue-heartbeat", daemon=True)
         beat.start()
         log.info("queue worker %s started (concurrency %d)", self.owner, self.concurrency)
+        lost = False  # the database went away mid-item: hand back what this worker held
         try:
             while not self.stop.is_set():
-                if not self.step():
-                    self.stop.wait(self.poll_s)
+                try:
+                    if lost:
+                        self.queue.release(self.owner)
+                        lost = False
+                    if not self.step():
+                        self.stop.wait(self.poll_s)
+                except SQLAlchemyError as exc:
+                    log.warning("queue database unavailable (retrying): %s", exc)
+                    lost = True
+                    self.stop.wait(max(self.poll_s, 1.0))
         finally:
             self.queue.release(self.owner)
             if self._parser is not None:
@@ -132,6 +143,8 @@ class QueueWorker:
                     self._finalise(item)
                 else:
                     self._index_session(item)
+            except SQLAlchemyError:
+                raise  # the database, not the run: retried by the loop
             except Exception as exc:  # noqa: BLE001 - one bad run must not stop the worker
                 self._run_failed(item, exc)
         return True
@@ -145,8 +158,12 @@ class QueueWorker:
 
     def _note_claim(self, item: WorkItem) -> None:
         if item.reclaimed:
-            log.info("item %d (%s %s) reclaimed after an expired lease", item.id, item.kind,
-                     item.path or item.run_id)
+            log.info(
+                "item %d (%s %s) reclaimed after an expired lease",
+                item.id,
+                item.kind,
+                item.path or item.run_id,
+            )
             if self.queue_observer is not None:
                 self.queue_observer.lease_expired()
 
@@ -190,8 +207,17 @@ class QueueWorker:
         new: list[NewItem] = []
         for file in refused:
             result = pipeline._refuse(collection, file, file.refused or "")
-            new.append(NewItem("index", result.document_id, result.root, result.path,
-                               "failed", result.reason, result.message))
+            new.append(
+                NewItem(
+                    "index",
+                    result.document_id,
+                    result.root,
+                    result.path,
+                    "failed",
+                    result.reason,
+                    result.message,
+                )
+            )
         unchanged = 0
         for file in found:
             doc_id = document_id(collection, str(file.root), file.relative)
@@ -272,9 +298,7 @@ class QueueWorker:
         pending = ((job, job.file.path) for job in jobs())
 
         def parse_ahead(halt: threading.Event) -> Iterator[tuple[_Job, Any]]:
-            return parser.parse_many(
-                pending, stop=lambda: halt.is_set() or self.stop.is_set()
-            )
+            return parser.parse_many(pending, stop=lambda: halt.is_set() or self.stop.is_set())
 
         try:
             ahead = Prefetcher(parse_ahead, depth=max(2, self.concurrency), name="parse-ahead")
@@ -324,7 +348,9 @@ class QueueWorker:
             return self.pipeline._remove(record)
         self.pipeline.index.delete_document(collection, item.doc_id or "")  # a redo
         return FileResult(
-            path=item.path or "", root=item.root or "", document_id=item.doc_id or "",
+            path=item.path or "",
+            root=item.root or "",
+            document_id=item.doc_id or "",
             status="removed",
         )
 
@@ -333,8 +359,12 @@ class QueueWorker:
         if self.pipeline.manifest.get(item.doc_id or "") is not None:
             return self._remove(collection, item)
         return FileResult(
-            path=item.path or "", root=item.root or "", document_id=item.doc_id or "",
-            status="failed", reason="vanished", message="the file was gone before it was read",
+            path=item.path or "",
+            root=item.root or "",
+            document_id=item.doc_id or "",
+            status="failed",
+            reason="vanished",
+            message="the file was gone before it was read",
         )
 
     # -- finalise ---------------------------------------------------------------------------

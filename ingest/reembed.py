@@ -8,9 +8,10 @@ takes encoder time only: parsing is most of an ingest (SciFact: 12,102 chunks re
 minutes; the first ingest took 2,614 s). Chunk boundaries and ids stay as they are.
 
 Steps; a ``kill -9`` anywhere leaves the old generation serving and a rerun converges:
-1. The collection's ingest lock (``ingest.locks.collection_lock``) is held throughout, so
-   ingest runs on this host wait for the switch instead of writing into the generation
-   being copied (on other hosts sharing a Chroma server: see step 4).
+1. The collection's ingest lock (``Database.lock``, named by ``ingest.locks.
+   collection_lock_name``) is held throughout, so ingest runs wait for the switch instead
+   of writing into the generation being copied: on every host sharing a PostgreSQL
+   database, on this host with the SQLite default (other hosts: see step 4).
 2. The serving generation L comes from the alias registry (``ingest.aliases``). If it
    records the configured encoder already, there is nothing to build (``--force``: build
    anyway); leftover generations of a switched or abandoned build are dropped.
@@ -37,6 +38,7 @@ from typing import Any, Protocol
 
 from ingest.aliases import generation_of, physical_name
 from ingest.chunk import Chunker
+from ingest.db import open_database
 from ingest.embed import Embedder, EmbedderInfo
 from ingest.errors import CollectionNotFound
 from ingest.index import (
@@ -49,7 +51,7 @@ from ingest.index import (
     recorded_embedder,
 )
 from ingest.lexical import LexicalIndexes
-from ingest.locks import FileLock, collection_lock
+from ingest.locks import FileLock, collection_lock_name
 from ingest.manifest import Manifest
 from ingest.settings import IngestSettings, validate_collection_name
 
@@ -126,14 +128,18 @@ class Reembedder:
         self._timings["load"] = time.monotonic() - started
         client = self._client if self._client is not None else make_chroma_client(self.settings)
         index = ChromaIndex(client, info)
-        lock = collection_lock(self.settings.data_dir, name)
-        clock = time.monotonic()
-        lock.acquire(timeout=wait)
-        self._timings["lock_wait"] = time.monotonic() - clock
+        db = open_database(self.settings)
         try:
-            report = self._run_locked(index, client, name, info, force, listener)
+            lock = db.lock(collection_lock_name(name))
+            clock = time.monotonic()
+            lock.acquire(timeout=wait)
+            self._timings["lock_wait"] = time.monotonic() - clock
+            try:
+                report = self._run_locked(index, client, name, info, force, listener)
+            finally:
+                lock.release()
         finally:
-            lock.release()
+            db.dispose()
         report.timings_s = {k: round(v, 3) for k, v in self._timings.items()}
         report.timings_s["total"] = round(time.monotonic() - started, 3)
         return report
@@ -302,14 +308,9 @@ class Reembedder:
         self._timings["lexical"] = time.monotonic() - clock
 
     def _record_in_manifest(self, name: str, info: EmbedderInfo) -> None:
-        manifest = Manifest(self.settings.manifest_path)
+        manifest = Manifest.open(self.settings)
         try:
-            with manifest.transaction() as conn:
-                conn.execute(
-                    "UPDATE documents SET embedder = ? WHERE collection = ? AND status = 'indexed'"
-                    " AND embedder IS NOT ?",
-                    (info.name, name, info.name),
-                )
+            manifest.set_embedder(name, info.name)
         finally:
             manifest.close()
 

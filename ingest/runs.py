@@ -1,6 +1,6 @@
-"""Re-index run history, live progress and the scheduler's next-run times, in the manifest DB.
+"""Re-index run history, live progress and the scheduler's next-run times (shared database).
 
-Tables (next to ``documents`` in ``manifest.sqlite3``):
+Tables (``ingest.db.schema``, next to ``documents``):
     source_runs          one row per run: trigger, outcome, times, counts, progress, ETA
     source_run_failures  the failed files of a run, with reason code and message
     source_roots         which (collection, root) each source has indexed (for ``--prune``)
@@ -19,55 +19,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Row, delete, select, union, update
+
+from ingest.db.schema import source_roots, source_run_failures, source_runs, source_schedule
 from ingest.manifest import Manifest, utc_now
 from ingest.report import OUTCOMES, FileResult, IngestReport
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS source_runs (
-    id           TEXT PRIMARY KEY,
-    source       TEXT NOT NULL,
-    collection   TEXT NOT NULL,
-    trigger      TEXT NOT NULL,
-    full_scan    INTEGER NOT NULL DEFAULT 0,
-    outcome      TEXT NOT NULL,
-    started_at   TEXT NOT NULL,
-    finished_at  TEXT,
-    host         TEXT NOT NULL,
-    pid          INTEGER NOT NULL,
-    files_total  INTEGER,
-    files_done   INTEGER NOT NULL DEFAULT 0,
-    eta_s        REAL,
-    progress_at  TEXT,
-    indexed      INTEGER NOT NULL DEFAULT 0,
-    unchanged    INTEGER NOT NULL DEFAULT 0,
-    removed      INTEGER NOT NULL DEFAULT 0,
-    failed       INTEGER NOT NULL DEFAULT 0,
-    error        TEXT
-);
-CREATE INDEX IF NOT EXISTS source_runs_by_source ON source_runs (source, started_at);
-CREATE TABLE IF NOT EXISTS source_run_failures (
-    run_id   TEXT NOT NULL,
-    path     TEXT NOT NULL,
-    root     TEXT NOT NULL,
-    reason   TEXT,
-    message  TEXT
-);
-CREATE INDEX IF NOT EXISTS source_run_failures_by_run ON source_run_failures (run_id);
-CREATE TABLE IF NOT EXISTS source_roots (
-    source      TEXT NOT NULL,
-    collection  TEXT NOT NULL,
-    root        TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    PRIMARY KEY (source, collection, root)
-);
-CREATE TABLE IF NOT EXISTS source_schedule (
-    source       TEXT PRIMARY KEY,
-    next_run_at  TEXT,
-    host         TEXT NOT NULL,
-    pid          INTEGER NOT NULL,
-    updated_at   TEXT NOT NULL
-);
-"""
 
 KEEP_RUNS = 50  # per source
 KEEP_FAILURES = 200  # per run
@@ -149,14 +105,11 @@ def process_alive(host: str, pid: int) -> bool:
 
 
 class RunStore:
-    """Reads and writes run history through the manifest's connections."""
+    """Reads and writes run history in the manifest's database."""
 
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
-        with manifest.transaction() as conn:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+        self.db = manifest.db
 
     # -- a run's life -------------------------------------------------------------------
     def start(
@@ -165,25 +118,28 @@ class RunStore:
         """Record a run that has just taken its source lock, or (``queued``) that the work
         queue runs: pid 0, no process owns it (``ingest.queue_dispatch``). Returns its id."""
         run_id = uuid.uuid4().hex
-        pid = 0 if queued else os.getpid()
-        with self.manifest.transaction() as conn:
+        with self.db.write() as conn:
             conn.execute(
-                """INSERT INTO source_runs (id, source, collection, trigger, full_scan, outcome,
-                       started_at, host, pid) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)""",
-                (run_id, source, collection, trigger, int(full), utc_now(), HOST, pid),
-            )
+                source_runs.insert().values(
+                    id=run_id, source=source, collection=collection, trigger=trigger,
+                    full_scan=full, outcome="running", started_at=utc_now(), host=HOST,
+                    pid=0 if queued else os.getpid(),
+                )
+            )  # fmt: skip
         return run_id
 
     def progress(
         self, run_id: str, *, done: int, total: int, eta_s: float | None, counts: dict[str, int]
     ) -> None:
-        with self.manifest.transaction() as conn:
+        with self.db.write() as conn:
             conn.execute(
-                """UPDATE source_runs SET files_done = ?, files_total = ?, eta_s = ?,
-                       progress_at = ?, indexed = ?, unchanged = ?, removed = ?, failed = ?
-                   WHERE id = ?""",
-                (done, total, eta_s, utc_now(), *(counts[o] for o in OUTCOMES), run_id),
-            )
+                update(source_runs)
+                .where(source_runs.c.id == run_id)
+                .values(
+                    files_done=done, files_total=total, eta_s=eta_s, progress_at=utc_now(),
+                    **{o: counts[o] for o in OUTCOMES},
+                )
+            )  # fmt: skip
 
     def finish(
         self,
@@ -194,40 +150,41 @@ class RunStore:
         error: str | None = None,
     ) -> None:
         """Close a run with its outcome, counts and failed files; trims old history."""
-        with self.manifest.transaction() as conn:
+        runs = source_runs.c
+        with self.db.write() as conn:
+            this = update(source_runs).where(runs.id == run_id)
             if report is not None:
                 counts = report.counts()
                 conn.execute(
-                    """UPDATE source_runs SET files_done = ?, indexed = ?, unchanged = ?,
-                           removed = ?, failed = ? WHERE id = ?""",
-                    (len(report.files), *(counts[o] for o in OUTCOMES), run_id),
+                    this.values(files_done=len(report.files), **{o: counts[o] for o in OUTCOMES})
                 )
                 failures = [r for r in report.files if r.status == "failed"][:KEEP_FAILURES]
-                conn.executemany(
-                    """INSERT INTO source_run_failures (run_id, path, root, reason, message)
-                       VALUES (?, ?, ?, ?, ?)""",
-                    [(run_id, r.path, r.root, r.reason, r.message) for r in failures],
-                )
+                if failures:
+                    conn.execute(
+                        source_run_failures.insert(),
+                        [
+                            {"run_id": run_id, "path": r.path, "root": r.root,
+                             "reason": r.reason, "message": r.message}
+                            for r in failures
+                        ],
+                    )  # fmt: skip
             conn.execute(
-                """UPDATE source_runs SET outcome = ?, finished_at = ?, eta_s = NULL, error = ?
-                   WHERE id = ?""",
-                (outcome, utc_now(), error, run_id),
+                this.values(outcome=outcome, finished_at=utc_now(), eta_s=None, error=error)
             )
-            source = conn.execute(
-                "SELECT source FROM source_runs WHERE id = ?", (run_id,)
-            ).fetchone()[0]
-            old = [
-                row[0]
-                for row in conn.execute(
-                    """SELECT id FROM source_runs WHERE source = ?
-                       ORDER BY started_at DESC LIMIT -1 OFFSET ?""",
-                    (source, KEEP_RUNS),
+            source = conn.execute(select(runs.source).where(runs.id == run_id)).scalar_one()
+            old = list(
+                conn.execute(
+                    select(runs.id)
+                    .where(runs.source == source)
+                    .order_by(runs.started_at.desc())
+                    .offset(KEEP_RUNS)
+                ).scalars()
+            )
+            if old:
+                conn.execute(
+                    delete(source_run_failures).where(source_run_failures.c.run_id.in_(old))
                 )
-            ]
-            conn.executemany(
-                "DELETE FROM source_run_failures WHERE run_id = ?", [(i,) for i in old]
-            )
-            conn.executemany("DELETE FROM source_runs WHERE id = ?", [(i,) for i in old])
+                conn.execute(delete(source_runs).where(runs.id.in_(old)))
 
     def mark_abandoned(self, source: str | None = None, *, lock_held: bool = False) -> int:
         """Close ``running`` rows whose process is gone (e.g. after ``kill -9``).
@@ -235,148 +192,169 @@ class RunStore:
         With ``lock_held`` (the caller holds ``source``'s lock, so nothing else can be
         running it) every ``running`` row of the source is closed, whatever its pid says.
         """
-        rows = self.manifest.execute(
-            "SELECT id, host, pid FROM source_runs WHERE outcome = 'running'"
-            + (" AND source = ?" if source else ""),
-            (source,) if source else (),
-        )
+        runs = source_runs.c
+        query = select(runs.id, runs.host, runs.pid).where(runs.outcome == "running")
+        if source:
+            query = query.where(runs.source == source)
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
         dead = [
-            row["id"]
-            for row in rows
-            if (lock_held and source) or not process_alive(row["host"], row["pid"])
+            row.id for row in rows if (lock_held and source) or not process_alive(row.host, row.pid)
         ]
         if dead:
-            with self.manifest.transaction() as conn:
-                conn.executemany(
-                    """UPDATE source_runs SET outcome = 'abandoned', eta_s = NULL,
-                           error = 'the process running it died; the next run resumes'
-                       WHERE id = ? AND outcome = 'running'""",
-                    [(i,) for i in dead],
+            with self.db.write() as conn:
+                conn.execute(
+                    update(source_runs)
+                    .where(runs.id.in_(dead), runs.outcome == "running")
+                    .values(
+                        outcome="abandoned",
+                        eta_s=None,
+                        error="the process running it died; the next run resumes",
+                    )
                 )
         return len(dead)
 
     # -- reads --------------------------------------------------------------------------
+    def _runs(self, query: Any, with_failures: bool) -> list[RunRecord]:
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+            return [self._record(conn, row, with_failures) for row in rows]
+
     def get(self, run_id: str, *, with_failures: bool = True) -> RunRecord | None:
-        rows = self.manifest.execute("SELECT * FROM source_runs WHERE id = ?", (run_id,))
-        return self._record(rows[0], with_failures) if rows else None
+        found = self._runs(select(source_runs).where(source_runs.c.id == run_id), with_failures)
+        return found[0] if found else None
 
     def recent(self, source: str, limit: int = 5, *, with_failures: bool = True) -> list[RunRecord]:
-        rows = self.manifest.execute(
-            "SELECT * FROM source_runs WHERE source = ? ORDER BY started_at DESC LIMIT ?",
-            (source, limit),
+        query = (
+            select(source_runs)
+            .where(source_runs.c.source == source)
+            .order_by(source_runs.c.started_at.desc())
+            .limit(limit)
         )
-        return [self._record(row, with_failures) for row in rows]
+        return self._runs(query, with_failures)
 
     def running(self, source: str) -> RunRecord | None:
-        rows = self.manifest.execute(
-            """SELECT * FROM source_runs WHERE source = ? AND outcome = 'running'
-               ORDER BY started_at DESC LIMIT 1""",
-            (source,),
+        query = (
+            select(source_runs)
+            .where(source_runs.c.source == source, source_runs.c.outcome == "running")
+            .order_by(source_runs.c.started_at.desc())
+            .limit(1)
         )
-        return self._record(rows[0], False) if rows else None
+        found = self._runs(query, False)
+        return found[0] if found else None
 
     def history_sources(self) -> list[str]:
         """Every source name with recorded runs or roots."""
-        rows = self.manifest.execute(
-            "SELECT source FROM source_runs UNION SELECT source FROM source_roots ORDER BY 1"
-        )
-        return [row[0] for row in rows]
+        names = union(select(source_runs.c.source), select(source_roots.c.source))
+        with self.db.read() as conn:
+            return sorted(conn.execute(names).scalars())
 
-    def _record(self, row: Any, with_failures: bool) -> RunRecord:
+    @staticmethod
+    def _record(conn: Any, row: Row[Any], with_failures: bool) -> RunRecord:
         failures: list[dict[str, str | None]] = []
-        if with_failures and row["failed"]:
+        if with_failures and row.failed:
+            f = source_run_failures.c
             failures = [
-                {
-                    "path": f["path"],
-                    "root": f["root"],
-                    "reason": f["reason"],
-                    "message": f["message"],
-                }
-                for f in self.manifest.execute(
-                    "SELECT * FROM source_run_failures WHERE run_id = ? ORDER BY rowid",
-                    (row["id"],),
+                {"path": r.path, "root": r.root, "reason": r.reason, "message": r.message}
+                for r in conn.execute(
+                    select(f.path, f.root, f.reason, f.message)
+                    .where(f.run_id == row.id)
+                    .order_by(f.seq)
                 )
             ]
         return RunRecord(
-            id=row["id"],
-            source=row["source"],
-            collection=row["collection"],
-            trigger=row["trigger"],
-            full=bool(row["full_scan"]),
-            outcome=row["outcome"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            host=row["host"],
-            pid=row["pid"],
-            files_total=row["files_total"],
-            files_done=row["files_done"],
-            eta_s=row["eta_s"],
-            counts={o: row[o] for o in OUTCOMES},
-            error=row["error"],
+            id=row.id,
+            source=row.source,
+            collection=row.collection,
+            trigger=row.trigger,
+            full=bool(row.full_scan),
+            outcome=row.outcome,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            host=row.host,
+            pid=row.pid,
+            files_total=row.files_total,
+            files_done=row.files_done,
+            eta_s=row.eta_s,
+            counts={o: getattr(row, o) for o in OUTCOMES},
+            error=row.error,
             failures=failures,
         )
 
     # -- roots (for prune) --------------------------------------------------------------
     def record_roots(self, source: str, collection: str, roots: list[str]) -> None:
+        if not roots:
+            return
         now = utc_now()
-        with self.manifest.transaction() as conn:
-            conn.executemany(
-                """INSERT INTO source_roots (source, collection, root, recorded_at)
-                   VALUES (?, ?, ?, ?)
-                   ON CONFLICT DO UPDATE SET recorded_at = excluded.recorded_at""",
-                [(source, collection, root, now) for root in roots],
-            )
+        stmt = self.db.insert(source_roots)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["source", "collection", "root"],
+            set_={"recorded_at": stmt.excluded.recorded_at},
+        )
+        rows = [
+            {"source": source, "collection": collection, "root": root, "recorded_at": now}
+            for root in roots
+        ]
+        with self.db.write() as conn:
+            conn.execute(stmt, rows)
 
     def roots(self) -> list[SourceRoot]:
-        rows = self.manifest.execute(
-            "SELECT source, collection, root FROM source_roots ORDER BY source, collection, root"
-        )
-        return [SourceRoot(row[0], row[1], row[2]) for row in rows]
+        r = source_roots.c
+        query = select(r.source, r.collection, r.root).order_by(r.source, r.collection, r.root)
+        with self.db.read() as conn:
+            return [SourceRoot(*row) for row in conn.execute(query)]
 
     def forget_root(self, item: SourceRoot) -> None:
-        with self.manifest.transaction() as conn:
+        r = source_roots.c
+        with self.db.write() as conn:
             conn.execute(
-                "DELETE FROM source_roots WHERE source = ? AND collection = ? AND root = ?",
-                (item.source, item.collection, item.root),
+                delete(source_roots).where(
+                    r.source == item.source, r.collection == item.collection, r.root == item.root
+                )
             )
 
     def forget_source(self, source: str) -> None:
         """Drop a removed source's history and schedule row (after its chunks are pruned)."""
-        with self.manifest.transaction() as conn:
-            conn.execute(
-                """DELETE FROM source_run_failures WHERE run_id IN
-                       (SELECT id FROM source_runs WHERE source = ?)""",
-                (source,),
-            )
-            for table in ("source_runs", "source_roots", "source_schedule"):
-                conn.execute(f"DELETE FROM {table} WHERE source = ?", (source,))
+        ids = select(source_runs.c.id).where(source_runs.c.source == source)
+        with self.db.write() as conn:
+            conn.execute(delete(source_run_failures).where(source_run_failures.c.run_id.in_(ids)))
+            for table in (source_runs, source_roots, source_schedule):
+                conn.execute(delete(table).where(table.c.source == source))
 
     # -- schedule -----------------------------------------------------------------------
     def set_next_run(self, source: str, next_run_at: str | None) -> None:
-        with self.manifest.transaction() as conn:
-            conn.execute(
-                """INSERT INTO source_schedule (source, next_run_at, host, pid, updated_at)
-                   VALUES (?, ?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET
-                       next_run_at = excluded.next_run_at, host = excluded.host,
-                       pid = excluded.pid, updated_at = excluded.updated_at""",
-                (source, next_run_at, HOST, os.getpid(), utc_now()),
-            )
+        stmt = self.db.insert(source_schedule).values(
+            source=source, next_run_at=next_run_at, host=HOST, pid=os.getpid(),
+            updated_at=utc_now(),
+        )  # fmt: skip
+        new = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["source"],
+            set_={"next_run_at": new.next_run_at, "host": new.host, "pid": new.pid,
+                  "updated_at": new.updated_at},
+        )  # fmt: skip
+        with self.db.write() as conn:
+            conn.execute(stmt)
 
     def clear_next_runs(self, sources: list[str]) -> None:
         """A scheduler stops: forget the next runs it planned (rows of this process only)."""
-        with self.manifest.transaction() as conn:
-            conn.executemany(
-                "DELETE FROM source_schedule WHERE source = ? AND host = ? AND pid = ?",
-                [(name, HOST, os.getpid()) for name in sources],
+        s = source_schedule.c
+        with self.db.write() as conn:
+            conn.execute(
+                delete(source_schedule).where(
+                    s.source.in_(sources), s.host == HOST, s.pid == os.getpid()
+                )
             )
 
     def scheduled(self, source: str) -> dict[str, Any] | None:
         """The next run a live scheduler has planned for ``source``, if any."""
-        rows = self.manifest.execute("SELECT * FROM source_schedule WHERE source = ?", (source,))
-        if not rows or not process_alive(rows[0]["host"], rows[0]["pid"]):
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(source_schedule).where(source_schedule.c.source == source)
+            ).first()
+        if row is None or not process_alive(row.host, row.pid):
             return None
-        row = rows[0]
-        return {"next_run_at": row["next_run_at"], "host": row["host"], "pid": row["pid"]}
+        return {"next_run_at": row.next_run_at, "host": row.host, "pid": row.pid}
 
 
 class RunProgress:

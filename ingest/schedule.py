@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest import observe
+from ingest.db import Database
 from ingest.discover import scan_root
 from ingest.embed import Embedder
 from ingest.errors import IngestError
@@ -123,14 +124,16 @@ class SourceRunner:
         stop: threading.Event | None = None,
         observer: IngestObserver | None = None,
         embedder: Embedder | None = None,
+        database: Database | None = None,
     ) -> None:
         """``embedder``: an encoder to share with the rest of the process (the service's);
-        default: one of the runner's own, shared by all its runs."""
+        default: one of the runner's own, shared by all its runs. ``database``: the shared
+        state to use (the service's); default: opened from ``settings``."""
         self.settings = settings
         self.observer = observer  # metrics: made current around each run (ingest.observe)
         settings.ensure_data_dir()
         self.stop_event = stop or threading.Event()
-        self.runs = RunStore(Manifest(settings.manifest_path))
+        self.runs = RunStore(Manifest(database) if database else Manifest.open(settings))
         self._factory = pipeline_factory or self._default_pipeline
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
@@ -139,7 +142,8 @@ class SourceRunner:
         with self._embedder_lock:  # one encoder shared by every run of this process
             if self._embedder is None:
                 self._embedder = Embedder(self.settings.embed)
-        return IngestPipeline(self.settings, embedder=self._embedder)
+        manifest = Manifest(self.runs.manifest.db)  # the runner's pool (close() keeps it)
+        return IngestPipeline(self.settings, embedder=self._embedder, manifest=manifest)
 
     def lock_path(self, name: str) -> Path:
         return self.settings.data_dir / "locks" / f"source-{name}.lock"

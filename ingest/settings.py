@@ -14,7 +14,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 COLLECTION_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?")  # fullmatch only
@@ -159,6 +166,12 @@ class IngestSettings(BaseSettings):
     chroma_url: str | None = Field(
         None, description="Chroma server URL (http://host:port); unset = embedded store."
     )
+    database_url: SecretStr | None = Field(
+        None,
+        description="Shared state (manifest, runs, schedules, keys, sessions, locks):"
+        " postgresql://user:password@host/db, or sqlite:///path; unset = SQLite in the data dir"
+        " (inhouse.sqlite3). The password is never shown.",
+    )
     default_collection: str = Field("main", description="Collection used when none is given.")
     sources: Path | None = Field(
         None, description="Sources YAML for scheduled re-indexing (INHOUSE_SOURCES)."
@@ -170,6 +183,14 @@ class IngestSettings(BaseSettings):
     rerank: RerankSettings = Field(default_factory=RerankSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        url = "" if value is None else value.get_secret_value()
+        if value is not None and not url.startswith(("postgresql", "postgres://", "sqlite:")):
+            raise ValueError("use postgresql://user:password@host/db or sqlite:///path")
+        return value
+
     @field_validator("default_collection")
     @classmethod
     def _valid_collection(cls, value: str) -> str:
@@ -180,7 +201,9 @@ class IngestSettings(BaseSettings):
         return self.data_dir / "chroma"
 
     @property
-    def manifest_path(self) -> Path:
+    def legacy_manifest_path(self) -> Path:
+        """Where versions before the shared database kept the manifest (imported by
+        ``inhouse db upgrade``)."""
         return self.data_dir / "manifest.sqlite3"
 
     def ensure_data_dir(self) -> Path:

@@ -9,15 +9,20 @@ from pathlib import Path
 RETRY_PAUSE_S = 0.02
 
 
-def connect_wal(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
+def connect_wal(
+    path: Path, *, busy_timeout_s: float, check_same_thread: bool = True
+) -> sqlite3.Connection:
     """An autocommit connection with WAL journaling and a busy timeout.
 
     Switching a fresh database to WAL needs an exclusive lock, and SQLite answers
     ``database is locked`` at once (without its busy handler) while another process holds
     it, so two processes creating the database together would see one fail. The switch is
-    retried until ``busy_timeout_s`` has passed.
+    retried until ``busy_timeout_s`` has passed. ``check_same_thread=False`` lets a pool
+    hand the connection to another thread (one thread at a time).
     """
-    conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=check_same_thread
+    )
     deadline = time.monotonic() + busy_timeout_s
     while True:
         try:

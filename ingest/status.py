@@ -61,7 +61,7 @@ def collection_statuses(
 
 def index_status(settings: IngestSettings) -> dict[str, Any]:
     """``inhouse index status --json`` (reads the manifest and Chroma, loads no model)."""
-    manifest = Manifest(settings.manifest_path)
+    manifest = Manifest.open(settings)
     try:
         index = ChromaIndex(make_chroma_client(settings), Embedder(settings.embed).info)
         in_index = index.collections()

@@ -38,86 +38,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    case,
-    delete,
-    exists,
-    func,
-    insert,
-    literal,
-    or_,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import and_, case, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from ingest.db.engine import Database
+from ingest.db.schema import queue_runs, work_items
 from ingest.errors import IngestError
 from ingest.report import OUTCOMES
 
 KINDS = ("discover", "index", "remove", "finalise")
 FILE_KINDS = ("index", "remove")
-MAX_ATTEMPTS = 5  # claims of one item before it is given up as failed (``worker_lost``)
-
-metadata = MetaData()
-
-queue_runs = Table(
-    "queue_runs",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("source", String(200), nullable=False),
-    Column("collection", String(512), nullable=False),
-    Column("full_scan", Boolean, nullable=False, default=False),
-    Column("spec", Text, nullable=False),  # JSON: paths, include, exclude, trigger
-    Column("state", String(16), nullable=False),  # open, closed
-    Column("unchanged", Integer, nullable=False, default=0),
-    Column("created_at", Float, nullable=False),
-    Column("first_claim_at", Float),
-    Column("closed_at", Float),
-    Index(
-        "queue_runs_one_open",
-        "source",
-        unique=True,
-        postgresql_where=text("state = 'open'"),
-        sqlite_where=text("state = 'open'"),
-    ),
-)
-
-work_items = Table(
-    "work_items",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(32), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("doc_id", String(64)),
-    Column("root", Text),
-    Column("path", Text),
-    Column("state", String(16), nullable=False),  # queued, claimed, done
-    Column("owner", String(200)),
-    Column("prev_owner", String(200)),
-    Column("lease_until", Float),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("lease_expiries", Integer, nullable=False, default=0),
-    Column("status", String(16)),  # indexed, unchanged, removed, failed (done items)
-    Column("reason", String(64)),
-    Column("message", Text),
-    Column("chunks", Integer, nullable=False, default=0),
-    Column("claimed_at", Float),
-    Column("done_at", Float),
-    Index("work_items_claim", "state", "run_id"),
-    Index("work_items_by_run", "run_id", "kind"),
-)
 
 
 class QueueBusy(IngestError):
@@ -196,14 +127,11 @@ def new_owner(host: str, pid: int) -> str:
 class WorkQueue:
     """The queue's SQL; every method is one short transaction."""
 
-    def __init__(self, engine: Engine, *, lease_s: float = 60.0) -> None:
-        self.engine = engine
+    def __init__(self, db: Database, *, lease_s: float = 60.0) -> None:
+        """``db``: the shared database (its schema holds the tables: migration 0002)."""
+        self.db = db
         self.lease_s = lease_s
-        self._pg = engine.dialect.name == "postgresql"
-
-    def create_tables(self) -> None:
-        """For tests and the embedded default before migrations: create missing tables."""
-        metadata.create_all(self.engine)
+        self._pg = db.dialect == "postgresql"
 
     # -- runs ------------------------------------------------------------------------------
     def create_run(
@@ -212,7 +140,7 @@ class WorkQueue:
         """Open a run with its ``discover`` item; ``QueueBusy`` if the source has one open."""
         now = time.time()
         try:
-            with self.engine.begin() as conn:
+            with self.db.write() as conn:
                 conn.execute(
                     insert(queue_runs).values(
                         id=run_id,
@@ -234,12 +162,12 @@ class WorkQueue:
             raise QueueBusy(f"source {source!r} already has a queued run") from None
 
     def run(self, run_id: str) -> QueueRun | None:
-        with self.engine.connect() as conn:
+        with self.db.read() as conn:
             row = conn.execute(select(queue_runs).where(queue_runs.c.id == run_id)).first()
         return _run(row) if row is not None else None
 
     def open_runs(self) -> list[QueueRun]:
-        with self.engine.connect() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(
                 select(queue_runs)
                 .where(queue_runs.c.state == "open")
@@ -248,7 +176,7 @@ class WorkQueue:
         return [_run(row) for row in rows]
 
     def open_run_of(self, source: str) -> QueueRun | None:
-        with self.engine.connect() as conn:
+        with self.db.read() as conn:
             row = conn.execute(
                 select(queue_runs).where(
                     queue_runs.c.source == source, queue_runs.c.state == "open"
@@ -311,7 +239,7 @@ class WorkQueue:
                 items.c.prev_owner,
             )
         )
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             row = conn.execute(statement).first()
             if row is None:
                 return None
@@ -333,7 +261,7 @@ class WorkQueue:
 
     def heartbeat(self, owner: str) -> int:
         """Renew every lease ``owner`` holds; returns how many it still holds."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             result = conn.execute(
                 update(work_items)
                 .where(work_items.c.owner == owner, work_items.c.state == "claimed")
@@ -346,7 +274,7 @@ class WorkQueue:
         condition = and_(work_items.c.owner == owner, work_items.c.state == "claimed")
         if item_ids is not None:
             condition = and_(condition, work_items.c.id.in_(list(item_ids)))
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             result = conn.execute(
                 update(work_items)
                 .where(condition)
@@ -385,7 +313,7 @@ class WorkQueue:
         )
         if conn is not None:
             return bool(conn.execute(statement).rowcount)
-        with self.engine.begin() as own:
+        with self.db.write() as own:
             return bool(own.execute(statement).rowcount)
 
     def add_discovered(
@@ -410,7 +338,7 @@ class WorkQueue:
             }
             for new in items
         ]
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             if not self.complete(item, owner, conn=conn):
                 return False
             if rows:
@@ -421,16 +349,14 @@ class WorkQueue:
                 )
             )
             conn.execute(
-                update(queue_runs)
-                .where(queue_runs.c.id == item.run_id)
-                .values(unchanged=unchanged)
+                update(queue_runs).where(queue_runs.c.id == item.run_id).values(unchanged=unchanged)
             )
         return True
 
     def close_run(self, item: WorkItem, owner: str) -> bool:
         """Complete a ``finalise`` item: the run is closed and its items deleted (their
         results are in the run history by now). False if ``owner`` lost the item."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             if not self.complete(item, owner, conn=conn):
                 return False
             conn.execute(
@@ -443,7 +369,7 @@ class WorkQueue:
 
     def abort_run(self, run_id: str) -> None:
         """Close a run that failed as a whole (e.g. its root vanished), dropping its items."""
-        with self.engine.begin() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 update(queue_runs)
                 .where(queue_runs.c.id == run_id)
@@ -454,11 +380,9 @@ class WorkQueue:
     # -- reads -----------------------------------------------------------------------------
     def depth(self) -> int:
         """Items not done yet, over every open run (the ``inhouse_queue_depth`` gauge)."""
-        with self.engine.connect() as conn:
+        with self.db.read() as conn:
             return int(
-                conn.execute(
-                    select(func.count()).where(work_items.c.state != "done")
-                ).scalar_one()
+                conn.execute(select(func.count()).where(work_items.c.state != "done")).scalar_one()
             )
 
     def progress(self, run_id: str, *, now: float | None = None) -> RunProgress | None:
@@ -467,7 +391,7 @@ class WorkQueue:
         if run is None:
             return None
         files = work_items.c.kind.in_(list(FILE_KINDS))
-        with self.engine.connect() as conn:
+        with self.db.read() as conn:
             discovered = conn.execute(
                 select(func.count()).where(
                     work_items.c.run_id == run_id, work_items.c.kind == "discover"
@@ -512,7 +436,7 @@ class WorkQueue:
 
     def results(self, run_id: str) -> list[ItemResult]:
         """Done file items of a run (for its history: counts and failures)."""
-        with self.engine.connect() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(
                 select(work_items)
                 .where(
@@ -529,7 +453,7 @@ class WorkQueue:
 
     def lease_expiries(self) -> int:
         """Reclaims after an expired lease, over the items still in the table."""
-        with self.engine.connect() as conn:
+        with self.db.read() as conn:
             value = conn.execute(select(func.sum(work_items.c.lease_expiries))).scalar_one()
         return int(value or 0)
 

@@ -10,6 +10,8 @@ import pytest
 
 import ingest  # noqa: F401  (zero-egress environment first)
 
+pytest_plugins = ["tests.pg_support"]  # pg_server, pg_url, db_url, database
+
 
 @pytest.fixture(scope="session")
 def embedder() -> object:

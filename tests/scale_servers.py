@@ -50,8 +50,9 @@ class PostgresServer:
             shutil.chown(self.folder, "postgres")
         if not self.data.exists():
             subprocess.run(
-                self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "--auth=trust",
-                                  "-U", "postgres"),
+                self._as_postgres(
+                    str(PG_BIN / "initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres"
+                ),
                 check=True,
                 capture_output=True,
             )
@@ -60,8 +61,17 @@ class PostgresServer:
             " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         subprocess.run(
-            self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options,
-                              "-l", str(self.folder / "log"), "-w", "start"),
+            self._as_postgres(
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                str(self.folder / "log"),
+                "-w",
+                "start",
+            ),
             check=True,
             capture_output=True,
         )
@@ -70,8 +80,9 @@ class PostgresServer:
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``start`` again keeps the data: a database restart)."""
         subprocess.run(
-            self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w",
-                              "stop"),
+            self._as_postgres(
+                str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"
+            ),
             check=False,
             capture_output=True,
         )

@@ -32,6 +32,7 @@ from service.settings import ServiceSettings
 from service.uploads import UploadService
 
 if TYPE_CHECKING:
+    from ingest.db import Database
     from ingest.embed import Embedder
     from ingest.settings import IngestSettings
     from service.rerank import Reranker
@@ -56,9 +57,20 @@ class Resources:
         self._originals: Originals | None = None
         self._uploads: UploadService | None = None
         self.scheduler: Scheduler | None = None
+        self._db_lock = threading.Lock()
+        self._db: Database | None = None
         self.reasoning_log = ReasoningLog(
             settings.reasoning_dir, settings.reasoning_log.retention_days
         )
+
+    def database(self) -> Database:
+        """The shared-state database (one connection pool for the app's stores)."""
+        with self._db_lock:
+            if self._db is None:
+                from ingest.db import open_database
+
+                self._db = open_database(self.settings)
+            return self._db
 
     def encoder(self) -> Embedder:
         """The process's one encoder: questions, uploads and scheduled runs share its model
@@ -94,7 +106,7 @@ class Resources:
                     self._retriever = Retriever(
                         make_chroma_client(settings),
                         embedder,
-                        Manifest(settings.manifest_path),
+                        Manifest(self.database()),
                         settings=settings.retrieval,
                         lexical_dir=settings.data_dir / "lexical",
                         reranker=_reranker(settings),
@@ -125,9 +137,7 @@ class Resources:
                 from ingest.manifest import Manifest
 
                 self.settings.ensure_data_dir()
-                self._originals = Originals(
-                    Manifest(self.settings.manifest_path), self.settings.parse
-                )
+                self._originals = Originals(Manifest(self.database()), self.settings.parse)
             return self._originals
 
     def uploads(self) -> UploadService:
@@ -146,18 +156,20 @@ class Resources:
         ``observer``: counts the scheduled runs (the app's ``/metrics``)."""
         if self.settings.sources is None:
             return
+        from ingest.queue_dispatch import QueueDispatch, queue_enabled
         from ingest.schedule import SourceRunner
         from ingest.sources import load_sources
+        from ingest.workqueue import WorkQueue
 
-        from ingest.queue_dispatch import database_url, queue_enabled
-
-        runner = SourceRunner(self.settings, embedder=self.encoder(), observer=observer)
+        runner = SourceRunner(
+            self.settings, embedder=self.encoder(), observer=observer, database=self.database()
+        )
         dispatch = None
-        if queue_enabled(self.settings, database_url()):
+        if queue_enabled(self.settings, self.database()):
             # runs are queued for the workers (any replica may trigger, none executes)
-            from ingest.queue_dispatch import QueueDispatch, open_queue
-
-            dispatch = QueueDispatch(open_queue(self.settings), runner.runs)
+            dispatch = QueueDispatch(
+                WorkQueue(self.database(), lease_s=self.settings.queue.lease_s), runner.runs
+            )
         config = load_sources(self.settings.sources)
         self.scheduler = Scheduler(config, runner, dispatch=dispatch)
         if self.settings.embedded_worker:
@@ -181,6 +193,10 @@ class Resources:
         if self._backend is not None:
             await self._backend.aclose()
             self._backend = None
+        with self._db_lock:
+            if self._db is not None:
+                self._db.dispose()
+                self._db = None
 
 
 def _reranker(settings: IngestSettings) -> Reranker | None:

@@ -15,6 +15,7 @@ import ingest  # noqa: F401  (zero-egress environment before anything else)
 from service.cli import (
     ask_cmd,
     audit_cmd,
+    db_cmd,
     eval_cmd,
     index_cmd,
     ingest_cmd,
@@ -34,6 +35,7 @@ COMMAND_MODULES = [
     sources_cmd,
     keys_cmd,
     audit_cmd,
+    db_cmd,
     serve_cmd,
     ask_cmd,
     eval_cmd,

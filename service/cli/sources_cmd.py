@@ -25,7 +25,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ingest.manifest import Manifest
-    from ingest.queue_dispatch import database_url, open_queue, queue_enabled
+    from ingest.queue_dispatch import queue_enabled
+    from ingest.workqueue import WorkQueue
     from ingest.runs import RunStore
     from ingest.schedule import local_now
     from ingest.source_status import sources_status
@@ -34,10 +35,10 @@ def run(args: argparse.Namespace) -> int:
     if args.runs < 0:
         return fail_usage("--runs must be 0 or more")
     settings.ensure_data_dir()
-    manifest = Manifest(settings.manifest_path)
+    manifest = Manifest.open(settings)
     progress = None
-    if queue_enabled(settings, database_url()):
-        progress = open_queue(settings).progress
+    if queue_enabled(settings, manifest.db):
+        progress = WorkQueue(manifest.db).progress
     try:
         status = sources_status(
             config, RunStore(manifest), now=local_now(), history=args.runs, progress=progress

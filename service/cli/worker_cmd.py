@@ -63,7 +63,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingest.queue_dispatch import database_url, queue_enabled
+    from ingest.db import open_database
+    from ingest.queue_dispatch import queue_enabled
     from ingest.schedule import Scheduler, SourceRunner
 
     port = args.metrics_port
@@ -87,9 +88,10 @@ def run(args: argparse.Namespace) -> int:
             message = f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
             raise UsageError(message) from None
         logging.getLogger("inhouse.worker").info("metrics on http://%s:%d/metrics", host, port)
-    runner = SourceRunner(settings, observer=observer)
+    database = open_database(settings)
+    runner = SourceRunner(settings, observer=observer, database=database)
     try:
-        if queue_enabled(settings, database_url()):
+        if queue_enabled(settings, database):
             _run_queued(settings, config, runner, observer)
         else:
             scheduler = Scheduler(config, runner)
@@ -98,20 +100,24 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.shutdown()
+        database.dispose()
     return 0
 
 
 def _run_queued(settings: Any, config: Any, runner: Any, observer: Any) -> None:
     """Fire schedules into the queue (a thread) and process queued items (this thread)."""
     from ingest.pipeline import IngestPipeline
-    from ingest.queue_dispatch import QueueDispatch, open_queue
+    from ingest.manifest import Manifest
+    from ingest.queue_dispatch import QueueDispatch
     from ingest.queue_worker import QueueWorker
     from ingest.schedule import Scheduler, check_roots
+    from ingest.workqueue import WorkQueue
 
-    queue = open_queue(settings)
+    database = runner.runs.manifest.db
+    queue = WorkQueue(database, lease_s=settings.queue.lease_s)
     scheduler = Scheduler(config, runner, dispatch=QueueDispatch(queue, runner.runs))
     install_stop_handlers(scheduler.stop_event)
-    pipeline = IngestPipeline(settings)
+    pipeline = IngestPipeline(settings, manifest=Manifest(database))
     worker = QueueWorker(
         queue,
         pipeline,

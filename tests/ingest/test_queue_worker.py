@@ -13,16 +13,19 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from ingest.db import Database
 from ingest.embed import Embedder
+from ingest.index import ChromaIndex
+from ingest.manifest import Manifest
 from ingest.pipeline import IngestPipeline
-from ingest.queue_dispatch import QueueDispatch, queue_engine
+from ingest.queue_dispatch import QueueDispatch
 from ingest.queue_worker import QueueWorker
 from ingest.schedule import Scheduler, SourceRunner
 from ingest.settings import IngestSettings
 from ingest.sources import parse_sources
 from ingest.workqueue import WorkQueue
 from service.metrics import IngestMetrics
-from tests.ingest.source_helpers import assert_index_matches_files, wait_for, write_corpus, write_doc
+from tests.ingest.source_helpers import wait_for, write_corpus, write_doc
 
 pytestmark = pytest.mark.slow
 
@@ -30,9 +33,10 @@ pytestmark = pytest.mark.slow
 class Cluster:
     """Queue workers in threads of this process, each with its own pipeline."""
 
-    def __init__(self, settings: IngestSettings, embedder: Embedder, queue: WorkQueue) -> None:
-        self.settings, self.embedder, self.queue = settings, embedder, queue
-        self.runner = SourceRunner(settings, embedder=embedder)
+    def __init__(self, settings: IngestSettings, embedder: Embedder, db: Database) -> None:
+        self.settings, self.embedder, self.db = settings, embedder, db
+        self.queue = WorkQueue(db, lease_s=1.0)
+        self.runner = SourceRunner(settings, embedder=embedder, database=db)
         self.stop = threading.Event()
         self.metrics = IngestMetrics(CollectorRegistry())
         self.workers: list[QueueWorker] = []
@@ -40,10 +44,9 @@ class Cluster:
 
     def start(self, count: int) -> None:
         for i in range(count):
-            pipeline = IngestPipeline(self.settings, embedder=self.embedder)
             worker = QueueWorker(
                 self.queue,
-                pipeline,
+                self.pipeline(),
                 self.runner.runs,
                 stop=self.stop,
                 observer=self.metrics,
@@ -55,33 +58,51 @@ class Cluster:
             self.workers.append(worker)
             self.threads.append(thread)
 
+    def pipeline(self) -> IngestPipeline:
+        return IngestPipeline(self.settings, embedder=self.embedder, manifest=Manifest(self.db))
+
+    def assert_index_matches_files(self, collection: str, docs: Path) -> None:
+        """Every file indexed once: manifest rows = files, chunks = the rows' chunk counts."""
+        pipeline = self.pipeline()
+        index: ChromaIndex = pipeline.index
+        rows = pipeline.manifest.documents(collection)
+        assert sorted(r.path for r in rows) == sorted(p.name for p in docs.iterdir())
+        assert {r.status for r in rows} == {"indexed"}
+        per_doc: dict[str, int] = {}
+        for doc_id in index.chunk_doc_ids(collection).values():
+            per_doc[doc_id] = per_doc.get(doc_id, 0) + 1
+        assert per_doc == {r.id: r.chunk_count for r in rows}
+
     def close(self) -> None:
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout=60)
         for worker in self.workers:
             worker.pipeline.close()
-        self.runner.runs.manifest.close()
 
     def metric(self, name: str, **labels: str) -> float:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 @pytest.fixture()
-def cluster(data_dir: Path, embedder: Embedder) -> Iterator[Cluster]:
-    settings = IngestSettings()
-    queue = WorkQueue(queue_engine(settings), lease_s=1.0)
-    queue.create_tables()
-    made = Cluster(settings, embedder, queue)
+def cluster(database: Database, embedder: Embedder) -> Iterator[Cluster]:
+    """Workers on each backend: the SQLite default, then PostgreSQL."""
+    made = Cluster(IngestSettings(), embedder, database)
     yield made
     made.close()
 
 
 def _scheduler(cluster: Cluster, docs: Path) -> Scheduler:
     config = parse_sources(
-        {"sources": [{"name": "docs", "paths": [str(docs)], "collection": "q", "schedule": "0 0 1 1 *"}]}
+        {
+            "sources": [
+                {"name": "docs", "paths": [str(docs)], "collection": "q", "schedule": "0 0 1 1 *"}
+            ]
+        }
     )
-    return Scheduler(config, cluster.runner, dispatch=QueueDispatch(cluster.queue, cluster.runner.runs))
+    return Scheduler(
+        config, cluster.runner, dispatch=QueueDispatch(cluster.queue, cluster.runner.runs)
+    )
 
 
 def _finished(cluster: Cluster, run_id: str) -> object:
@@ -101,7 +122,7 @@ def test_two_workers_share_a_run_and_reruns_are_incremental(
     record = wait_for(lambda: _finished(cluster, run_id), 300, "the first run")
     assert record.outcome == "succeeded", record  # type: ignore[attr-defined]
     assert record.counts == {"indexed": 12, "unchanged": 0, "removed": 0, "failed": 0}  # type: ignore[attr-defined]
-    assert_index_matches_files(data_dir, "q", docs)
+    cluster.assert_index_matches_files("q", docs)
     assert cluster.metric("inhouse_ingest_files_total", status="indexed", reason="none") == 12
     pipeline = cluster.workers[0].pipeline
     assert pipeline.index.generation("q").startswith("c:")  # settled by the finaliser
@@ -112,7 +133,7 @@ def test_two_workers_share_a_run_and_reruns_are_incremental(
     run_id = scheduler.trigger("docs", trigger="api")
     record = wait_for(lambda: _finished(cluster, run_id), 300, "the second run")
     assert record.counts == {"indexed": 2, "unchanged": 10, "removed": 1, "failed": 0}  # type: ignore[attr-defined]
-    assert_index_matches_files(data_dir, "q", docs)
+    cluster.assert_index_matches_files("q", docs)
     assert not scheduler.is_running("docs")
     assert cluster.queue.depth() == 0
     status = scheduler.status().sources[0]
@@ -129,9 +150,10 @@ def test_files_held_by_a_dead_worker_are_redone_after_its_lease(
     queue = cluster.queue
     discover = queue.claim("lister", kinds=("discover",))
     assert discover is not None
-    cluster.workers.append(QueueWorker(queue, IngestPipeline(cluster.settings, embedder=cluster.embedder), cluster.runner.runs))
-    cluster.workers[-1].owner = "lister"
-    cluster.workers[-1]._discover(discover)
+    lister = QueueWorker(queue, cluster.pipeline(), cluster.runner.runs)
+    lister.owner = "lister"
+    cluster.workers.append(lister)
+    lister._discover(discover)
     ghost = [queue.claim("ghost") for _ in range(3)]  # claimed, then the holder "dies"
     assert all(item is not None for item in ghost)
     progress = queue.progress(run_id)
@@ -140,4 +162,4 @@ def test_files_held_by_a_dead_worker_are_redone_after_its_lease(
     record = wait_for(lambda: _finished(cluster, run_id), 300, "the run after the expiry")
     assert record.counts["indexed"] == 6  # type: ignore[attr-defined]
     assert cluster.metric("inhouse_lease_expiries_total") == 3
-    assert_index_matches_files(data_dir, "q", docs)
+    cluster.assert_index_matches_files("q", docs)

@@ -1,17 +1,19 @@
-"""Run history in the manifest DB: outcomes, counts, failures, progress/ETA, status, trimming."""
+"""Run history in the shared database (SQLite and PostgreSQL): outcomes, counts, failures,
+progress/ETA, status, trimming."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
+from sqlalchemy import func, inspect, select, text
 
 from ingest import runs as runs_module
+from ingest.db import Database
+from ingest.db.schema import source_run_failures, source_runs
 from ingest.manifest import Manifest
 from ingest.report import FileResult, IngestReport
 from ingest.runs import RunProgress, RunStore
@@ -20,8 +22,8 @@ from ingest.sources import parse_sources
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> Iterator[RunStore]:
-    manifest = Manifest(tmp_path / "manifest.sqlite3")
+def store(database: Database) -> Iterator[RunStore]:
+    manifest = Manifest(database)
     yield RunStore(manifest)
     manifest.close()
 
@@ -47,13 +49,11 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def test_tables_live_in_the_manifest_database(store: RunStore, tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "manifest.sqlite3")
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    conn.close()
+def test_tables_live_in_the_manifest_database(store: RunStore) -> None:
+    with store.db.read() as conn:
+        tables = set(inspect(conn).get_table_names())
     assert {"documents", "source_runs", "source_run_failures", "source_roots"} <= tables
     assert "source_schedule" in tables
-    RunStore(store.manifest)  # idempotent schema
 
 
 def test_run_life_counts_and_failures(store: RunStore) -> None:
@@ -95,10 +95,13 @@ def test_history_is_trimmed_per_source(store: RunStore, monkeypatch: pytest.Monk
     store.finish(other, "succeeded", report=report())
     kept = [r.id for r in store.recent("docs", 10)]
     assert kept == ids[:1:-1]  # the three newest, newest first
-    orphans = store.manifest.execute(
-        "SELECT COUNT(*) FROM source_run_failures WHERE run_id NOT IN (SELECT id FROM source_runs)"
-    )
-    assert orphans[0][0] == 0
+    with store.db.read() as conn:
+        orphans = conn.execute(
+            select(func.count()).where(
+                source_run_failures.c.run_id.not_in(select(source_runs.c.id))
+            )
+        ).scalar()
+    assert orphans == 0
     assert [r.full for r in store.recent("wiki")] == [True]
 
 
@@ -106,7 +109,10 @@ def test_abandoned_runs(store: RunStore) -> None:
     run_id = store.start("docs", "main", trigger="schedule", full=False)
     assert store.mark_abandoned("docs") == 0  # our own process is alive
     with store.manifest.transaction() as conn:
-        conn.execute("UPDATE source_runs SET pid = ? WHERE id = ?", (dead_pid(), run_id))
+        conn.execute(
+            text("UPDATE source_runs SET pid = :pid WHERE id = :id"),
+            {"pid": dead_pid(), "id": run_id},
+        )
     assert store.mark_abandoned() == 1
     record = store.get(run_id)
     assert record is not None and record.outcome == "abandoned" and "died" in (record.error or "")
@@ -176,7 +182,7 @@ def test_status_next_run_running_and_removed(store: RunStore) -> None:
     assert [r["outcome"] for r in docs["last_runs"]] == ["running"]
 
     with store.manifest.transaction() as conn:  # the scheduler process died
-        conn.execute("UPDATE source_schedule SET pid = ?", (dead_pid(),))
+        conn.execute(text("UPDATE source_schedule SET pid = :pid"), {"pid": dead_pid()})
     docs = sources_status(config, store, now=now).to_dict()["sources"][0]
     assert docs["scheduler"] is None
     assert docs["next_run_at"] == now.replace(hour=11, minute=0, second=0).isoformat()

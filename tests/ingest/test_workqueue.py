@@ -6,36 +6,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
-
-from ingest.workqueue import NewItem, QueueBusy, WorkItem, WorkQueue, metadata
-from tests.scale_servers import PostgresServer, postgres_available
+from ingest.db import Database
+from ingest.workqueue import NewItem, QueueBusy, WorkItem, WorkQueue
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    if not postgres_available():
-        pytest.skip("PostgreSQL binaries are not installed (apt-get install postgresql)")
-    server = PostgresServer().start()
-    yield server
-    server.remove()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def queue(request: pytest.FixtureRequest, tmp_path: Path) -> WorkQueue:
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite:///{tmp_path / 'queue.sqlite3'}")
-    else:
-        url = request.getfixturevalue("postgres").url
-        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-        metadata.drop_all(engine)
-    q = WorkQueue(engine, lease_s=30)
-    q.create_tables()
-    return q
+@pytest.fixture()
+def queue(database: Database) -> WorkQueue:
+    """A queue on each backend (``database``: SQLite default, then PostgreSQL)."""
+    return WorkQueue(database, lease_s=30)
 
 
 def _open(queue: WorkQueue, run_id: str = "r1", source: str = "docs") -> None:
