@@ -70,7 +70,7 @@ class Retriever:
         reranker: Reranker | None = None,
     ) -> None:
         """``client``: a Chroma client (``ingest.index.make_chroma_client``); ``lexical_dir``:
-        where this host keeps lexical mirrors (default: ``lexical/`` beside the manifest);
+        where this host keeps lexical mirrors (default: ``lexical/`` in the database's data dir);
         ``reranker``: re-orders the fused candidates (``service.rerank``)."""
         self._reranker = reranker
         self._client = client
@@ -80,7 +80,8 @@ class Retriever:
         self._index = ChromaIndex(client, embedder.info)
         self._encoders = QueryEncoders(embedder)
         self._lexical = LexicalIndexes(
-            lexical_dir or Path(manifest.path).parent / "lexical", self.settings.refresh_s
+            lexical_dir or Path(manifest.db.data_dir or manifest.db.lock_dir.parent) / "lexical",
+            self.settings.refresh_s,
         )
 
     def describe_config(self) -> dict[str, Any]:

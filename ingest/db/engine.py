@@ -81,8 +81,8 @@ def application_name() -> str:
 class Database:
     """One database and its locks; thread-safe (a pool of connections)."""
 
-    def __init__(self, url: str | URL, *, lock_dir: Path, legacy_dir: Path | None = None) -> None:
-        """``lock_dir``: where SQLite's lock files go (``<data dir>/locks``); ``legacy_dir``:
+    def __init__(self, url: str | URL, *, lock_dir: Path, data_dir: Path | None = None) -> None:
+        """``lock_dir``: where SQLite's lock files go (``<data dir>/locks``); ``data_dir``:
         the data dir whose pre-database SQLite files ``inhouse db upgrade`` imports."""
         self.url = normalize_url(url)
         self._shown = make_url(url).render_as_string(hide_password=True)
@@ -90,7 +90,7 @@ class Database:
             "postgresql" if self.url.get_backend_name() != "sqlite" else "sqlite"
         )
         self.lock_dir = lock_dir
-        self.legacy_dir = legacy_dir
+        self.data_dir = data_dir
         self._lock_engine: Engine | None = None
         self.engine = self._sqlite_engine() if self.dialect == "sqlite" else self._pg_engine()
 
@@ -210,7 +210,7 @@ def open_database(settings: IngestSettings, *, check: bool = True) -> Database:
     ``check`` is false (``inhouse db upgrade`` / ``status`` look before they act)."""
     settings.ensure_data_dir()
     db = Database(
-        database_url(settings), lock_dir=settings.data_dir / "locks", legacy_dir=settings.data_dir
+        database_url(settings), lock_dir=settings.data_dir / "locks", data_dir=settings.data_dir
     )
     if check:
         try:

@@ -62,7 +62,7 @@ def _has_our_tables(conn: Connection) -> bool:
 
 
 def _legacy(db: Database) -> list[Path]:
-    return legacy_files(db.legacy_dir) if db.legacy_dir is not None else []
+    return legacy_files(db.data_dir) if db.data_dir is not None else []
 
 
 def check_schema(db: Database) -> None:
@@ -90,9 +90,9 @@ def check_schema(db: Database) -> None:
 def outdated_message(db: Database, current: str | None, head: str) -> str:
     legacy = _legacy(db)
     if legacy:
-        names = ", ".join(str(p.relative_to(db.legacy_dir or p.parent)) for p in legacy)
+        names = ", ".join(str(p.relative_to(db.data_dir or p.parent)) for p in legacy)
         return (
-            f"{db.legacy_dir} holds state from an older version of inhouse ({names});"
+            f"{db.data_dir} holds state from an older version of inhouse ({names});"
             f" {UPGRADE_HINT} to import it into {db.display_url}"
         )
     if current is not None and current not in known_revisions():
@@ -123,8 +123,8 @@ def upgrade(db: Database) -> dict[str, Any]:
                 raise SchemaOutdated(outdated_message(db, before, head))
             if before != head:
                 _upgrade(conn)
-        if db.legacy_dir is not None and legacy_files(db.legacy_dir):
-            imported, moved = import_legacy(db, db.legacy_dir)
+        if db.data_dir is not None and legacy_files(db.data_dir):
+            imported, moved = import_legacy(db, db.data_dir)
             renamed = [str(p) for p in moved]
     finally:
         lock.release()

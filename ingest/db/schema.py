@@ -134,6 +134,14 @@ api_keys = Table(
     Column("revoked_at", Text),
 )
 
+auth_secrets = Table(  # fingerprints of secrets kept outside the database (auth/hmac.key)
+    "auth_secrets",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("fingerprint", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+
 sessions = Table(
     "sessions",
     metadata,

@@ -10,6 +10,7 @@ everyone as the ``anonymous`` admin and says so loudly at start.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from service.auth.audit import note_caller
 from service.auth.keys import KeyStore
@@ -17,6 +18,9 @@ from service.auth.ratelimit import RateLimiter
 from service.caller import ANONYMOUS, Caller
 from service.errors import AuthError, RateLimited
 from service.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from ingest.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +100,13 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-def open_access(settings: ServiceSettings) -> AccessControl:
-    """Start-up: open the key store, install INHOUSE_ADMIN_KEY, warn about open or keyless."""
+def open_access(settings: ServiceSettings, database: Database | None = None) -> AccessControl:
+    """Start-up: open the key store, install INHOUSE_ADMIN_KEY, warn about open or keyless.
+    ``database``: the app's shared-state database (default: the store opens its own)."""
     if settings.auth == "disabled":
         log.warning(DISABLED_WARNING)
         return AccessControl(settings, None)
-    store = KeyStore(settings.data_dir)
+    store = KeyStore(settings.data_dir, database)
     if settings.admin_key is not None:
         record, outcome = store.install(settings.admin_key.get_secret_value())
         if outcome == "revoked":

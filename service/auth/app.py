@@ -28,9 +28,12 @@ def install_access(app: Any, settings: ServiceSettings) -> AccessControl:
     errors answer through ``service.api.errors``, the one mapping to HTTP)."""
     from service.reasoning_log import new_request_id
 
-    access = open_access(settings)
+    resources = getattr(app.state, "resources", None)
+    # the app's one database: opening it here checks the schema before the app starts
+    database = resources.database() if resources is not None else None
+    access = open_access(settings, database)
     app.state.access = access
-    app.state.signin = open_signin(settings)  # company sign-in, when INHOUSE_AUTH has oidc
+    app.state.signin = open_signin(settings, database)  # company sign-in, with oidc
     app.add_middleware(
         AuthGateMiddleware,
         uploads_per_key=settings.limits.concurrent_uploads_per_key,

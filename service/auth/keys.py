@@ -13,6 +13,10 @@ lever). HMAC-SHA256 verifies in microseconds; the comparison is ``hmac.compare_d
 
 Every verification reads the database (a primary-key lookup, well under a millisecond), so a
 revocation made by ``inhouse keys revoke`` in another process applies to the very next request.
+The keys live in the shared-state database (``ingest.db``: SQLite in the data dir, or
+PostgreSQL shared by every replica). Replicas on several hosts need the same ``hmac.key``:
+its fingerprint is recorded in the database by the first store to open it, and a store with
+another secret refuses to start (:class:`SecretMismatch`) instead of rejecting every key.
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ import hmac
 import os
 import re
 import secrets
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from ingest.sqlite_wal import connect_wal
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ingest.db import Database, open_database
+from ingest.db.schema import api_keys, auth_secrets
+from ingest.settings import IngestSettings, SettingsError
 from service.caller import Caller, make_caller, parse_collections, parse_scopes
 from service.errors import AuthError
 
@@ -38,18 +45,6 @@ PREFIX = "ih_"
 KEY_RE = re.compile(r"ih_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")  # fullmatch only
 ENV_KEY_ID = "env-admin"  # INHOUSE_ADMIN_KEY given in a free form
 SECRET_BYTES = 32
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    key_id      TEXT PRIMARY KEY,
-    name        TEXT NOT NULL,
-    digest      TEXT NOT NULL,
-    scopes      TEXT NOT NULL,
-    collections TEXT NOT NULL,
-    created_at  TEXT NOT NULL,
-    revoked_at  TEXT
-);
-"""
 
 
 def utc_now() -> str:
@@ -87,6 +82,10 @@ class NewKey:
 
     key: str
     record: KeyRecord
+
+
+class SecretMismatch(SettingsError):
+    """This host's ``auth/hmac.key`` is not the one the database's keys were hashed with."""
 
 
 def key_id_of(key: str) -> str:
@@ -133,56 +132,55 @@ def load_server_secret(auth_dir: Path) -> bytes:
 
 
 class KeyStore:
-    """The key database (``<data dir>/auth/keys.sqlite3``), safe across threads and processes."""
+    """API keys in the shared-state database, safe across threads, processes and hosts."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, db: Database | None = None) -> None:
+        """``db``: the process's database (default: opened from the environment for
+        ``data_dir``, and disposed of by :meth:`close`)."""
         self.dir = data_dir / "auth"
         self._secret = load_server_secret(self.dir)
-        self.path = self.dir / "keys.sqlite3"
-        self._local = threading.local()
-        new = not self.path.exists()
-        self._conn().executescript(SCHEMA)  # idempotent DDL; executescript commits itself
-        if new:
-            os.chmod(self.path, 0o600)
+        self._owned = db is None
+        self.db = db if db is not None else open_database(IngestSettings(data_dir=data_dir))
+        try:
+            self._check_secret()
+        except BaseException:
+            self.close()
+            raise
 
     # -- plumbing -----------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect_wal(self.path, busy_timeout_s=10.0)
-            self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def _check_secret(self) -> None:
+        fingerprint = hmac.new(self._secret, b"inhouse key-hash fingerprint", "sha256").hexdigest()
+        stmt = self.db.insert(auth_secrets).values(
+            name="hmac.key", fingerprint=fingerprint, created_at=utc_now()
+        )
+        with self.db.write() as conn:
+            conn.execute(stmt.on_conflict_do_nothing())
+            recorded = conn.execute(
+                select(auth_secrets.c.fingerprint).where(auth_secrets.c.name == "hmac.key")
+            ).scalar_one()
+        if not hmac.compare_digest(recorded, fingerprint):
+            raise SecretMismatch(
+                f"{self.dir / 'hmac.key'} is not the secret the API keys in"
+                f" {self.db.display_url} were made with: copy auth/hmac.key from a host"
+                " whose keys work (every replica needs the same file)"
+            )
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        if self._owned:
+            self.db.dispose()
 
     def _digest(self, key: str) -> str:
         return hmac.new(self._secret, key.encode("utf-8"), hashlib.sha256).hexdigest()
 
     @staticmethod
-    def _record(row: Sequence[object]) -> KeyRecord:
-        key_id, name, _digest, scopes, collections, created, revoked = row
+    def _record(row: Any) -> KeyRecord:
         return KeyRecord(
-            key_id=str(key_id),
-            name=str(name),
-            scopes=tuple(str(scopes).split(",")),
-            collections=tuple(str(collections).split(",")),
-            created_at=str(created),
-            revoked_at=None if revoked is None else str(revoked),
+            key_id=str(row.key_id),
+            name=str(row.name),
+            scopes=tuple(str(row.scopes).split(",")),
+            collections=tuple(str(row.collections).split(",")),
+            created_at=str(row.created_at),
+            revoked_at=None if row.revoked_at is None else str(row.revoked_at),
         )
 
     # -- management ---------------------------------------------------------------------
@@ -197,7 +195,7 @@ class KeyStore:
             key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
             try:
                 record = self._insert(key_id, name, key, scope_list, coll_list)
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 continue  # 48-bit id collision: draw again
             return NewKey(key, record)
         raise RuntimeError("could not draw a free key id")
@@ -213,19 +211,22 @@ class KeyStore:
         replace: bool = False,
     ) -> KeyRecord:
         record = KeyRecord(key_id, name, tuple(scopes), tuple(collections), utc_now(), None)
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
-        with self._tx() as conn:
-            conn.execute(
-                f"{verb} INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                (
-                    key_id,
-                    name,
-                    self._digest(key),
-                    ",".join(scopes),
-                    ",".join(collections),
-                    record.created_at,
-                ),
+        values = {
+            "key_id": key_id,
+            "name": name,
+            "digest": self._digest(key),
+            "scopes": ",".join(scopes),
+            "collections": ",".join(collections),
+            "created_at": record.created_at,
+            "revoked_at": None,
+        }
+        stmt = self.db.insert(api_keys).values(**values)
+        if replace:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["key_id"], set_={k: v for k, v in values.items() if k != "key_id"}
             )
+        with self.db.write() as conn:
+            conn.execute(stmt)
         return record
 
     def install(self, key: str, name: str = "admin (INHOUSE_ADMIN_KEY)") -> tuple[KeyRecord, str]:
@@ -245,40 +246,39 @@ class KeyStore:
         record = self._insert(key_id, name, key, ("admin",), ("*",), replace=True)
         return record, "installed" if existing is None else "replaced"
 
+    def _row(self, key_id: str) -> Any:
+        with self.db.read() as conn:
+            return conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).first()
+
     def _stored_digest(self, key_id: str) -> str | None:
-        row = (
-            self._conn()
-            .execute("SELECT digest FROM api_keys WHERE key_id = ?", (key_id,))
-            .fetchone()
-        )
-        return None if row is None else str(row[0])
+        row = self._row(key_id)
+        return None if row is None else str(row.digest)
 
     def get(self, key_id: str) -> KeyRecord | None:
-        row = self._conn().execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+        row = self._row(key_id)
         return None if row is None else self._record(row)
 
     def records(self, *, include_revoked: bool = True) -> list[KeyRecord]:
-        rows = self._conn().execute("SELECT * FROM api_keys ORDER BY created_at, key_id")
-        records = [self._record(r) for r in rows]
+        query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.key_id)
+        with self.db.read() as conn:
+            records = [self._record(r) for r in conn.execute(query)]
         return [r for r in records if include_revoked or r.active]
 
     def active_count(self) -> int:
-        row = (
-            self._conn()
-            .execute("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")
-            .fetchone()
-        )
-        return int(row[0])
+        query = select(func.count()).where(api_keys.c.revoked_at.is_(None))
+        with self.db.read() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def revoke(self, key_id: str) -> KeyRecord:
         """Revoke a key (effective for the next request); ``KeyError`` if unknown.
 
         Revoking a revoked key keeps its first revocation time.
         """
-        with self._tx() as conn:
+        with self.db.write() as conn:
             conn.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                (utc_now(), key_id),
+                update(api_keys)
+                .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=utc_now())
             )
         record = self.get(key_id)
         if record is None:
@@ -289,12 +289,8 @@ class KeyStore:
     def verify(self, key: str) -> Caller:
         """The caller a presented key belongs to; ``AuthError`` if unknown, wrong or revoked."""
         presented = self._digest(key)
-        row = (
-            self._conn()
-            .execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id_of(key),))
-            .fetchone()
-        )
-        stored = str(row[2]) if row is not None else "0" * len(presented)
+        row = self._row(key_id_of(key))
+        stored = str(row.digest) if row is not None else "0" * len(presented)
         if not hmac.compare_digest(stored, presented) or row is None:
             raise AuthError("unknown API key")
         record = self._record(row)

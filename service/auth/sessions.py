@@ -6,25 +6,23 @@ a public ``ref`` (safe to list and log: ``DELETE /v1/admin/sessions/{ref}`` ends
 CSRF token the page echoes in ``X-CSRF-Token``. A pending login (state -> nonce, PKCE
 verifier) lives ten minutes and is consumed exactly once.
 
-``SessionStore`` is the interface; ``SqliteSessionStore`` keeps it in
-``<data dir>/auth/sessions.sqlite3`` (WAL, 0600) so several workers share it. A later
-PostgreSQL store implements the same methods.
+``SessionStore`` is the interface; ``DatabaseSessionStore`` keeps sessions in the
+shared-state database (``ingest.db``: SQLite in the data dir, or PostgreSQL), so every worker
+and every replica sees the same sessions.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import sqlite3
-import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
+from dataclasses import astuple, dataclass, field
+from typing import Any, Protocol
 
-from ingest.sqlite_wal import connect_wal
+from sqlalchemy import delete, select, update
+
+from ingest.db import Database
+from ingest.db.schema import pending_logins, sessions
 
 PENDING_TTL_S = 600.0
 TOKEN_BYTES = 32
@@ -69,7 +67,7 @@ class PendingLogin:
 
 
 class SessionStore(Protocol):
-    """Where sessions live; SQLite here, PostgreSQL later."""
+    """Where sessions live (``DatabaseSessionStore``; tests may pass their own)."""
 
     def create(self, record: SessionRecord) -> str: ...  # returns the cookie token
     def by_token(self, token: str) -> SessionRecord | None: ...
@@ -82,23 +80,13 @@ class SessionStore(Protocol):
     def close(self) -> None: ...
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    ref TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, provider TEXT NOT NULL,
-    subject TEXT NOT NULL, name TEXT NOT NULL, email TEXT, groups TEXT NOT NULL,
-    created_at REAL NOT NULL, last_seen REAL NOT NULL, groups_at REAL NOT NULL,
-    csrf TEXT NOT NULL, id_token TEXT NOT NULL, access_token TEXT NOT NULL,
-    refresh_token TEXT NOT NULL, ended_at REAL
-);
-CREATE TABLE IF NOT EXISTS pending_logins (
-    state TEXT PRIMARY KEY, provider TEXT NOT NULL, nonce TEXT NOT NULL,
-    verifier TEXT NOT NULL, next_url TEXT NOT NULL, created_at REAL NOT NULL
-);
-"""
 COLUMNS = (
-    "ref, provider, subject, name, email, groups, created_at, last_seen, groups_at, csrf,"
-    " id_token, access_token, refresh_token, ended_at"
-)
+    "ref", "provider", "subject", "name", "email", "groups", "created_at", "last_seen",
+    "groups_at", "csrf", "id_token", "access_token", "refresh_token", "ended_at",
+)  # fmt: skip
+
+
+PENDING = ("state", "provider", "nonce", "verifier", "next_url", "created_at")
 
 
 def new_ref() -> str:
@@ -109,117 +97,91 @@ def new_csrf() -> str:
     return secrets.token_urlsafe(24)
 
 
-class SqliteSessionStore:
-    """Sessions in ``<data dir>/auth/sessions.sqlite3``, safe across threads and processes."""
+class DatabaseSessionStore:
+    """Sessions in the shared-state database, safe across threads, processes and hosts."""
 
-    def __init__(self, data_dir: Path) -> None:
-        directory = data_dir / "auth"
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path = directory / "sessions.sqlite3"
-        self._local = threading.local()
-        new = not self.path.exists()
-        self._conn().executescript(SCHEMA)
-        if new:
-            os.chmod(self.path, 0o600)
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect_wal(self.path, busy_timeout_s=10.0)
-            self._local.conn = conn
-        return conn
+    def __init__(self, db: Database, *, owned: bool = False) -> None:
+        """``owned``: :meth:`close` disposes of ``db`` too."""
+        self.db = db
+        self._owned = owned
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        if self._owned:
+            self.db.dispose()
 
     @staticmethod
-    def _record(row: Sequence[object]) -> SessionRecord:
-        values = list(row)
-        values[5] = tuple(json.loads(str(values[5])))
-        return SessionRecord(*values)  # type: ignore[arg-type]
+    def _record(row: Any) -> SessionRecord:
+        values = {name: getattr(row, name) for name in COLUMNS}
+        values["groups"] = tuple(json.loads(str(values["groups"])))
+        return SessionRecord(**values)
 
     @staticmethod
-    def _values(record: SessionRecord) -> tuple[object, ...]:
-        return (
-            record.ref, record.provider, record.subject, record.name, record.email,
-            json.dumps(list(record.groups)), record.created_at, record.last_seen,
-            record.groups_at, record.csrf, record.id_token, record.access_token,
-            record.refresh_token, record.ended_at,
-        )  # fmt: skip
+    def _values(record: SessionRecord) -> dict[str, object]:
+        values = {name: getattr(record, name) for name in COLUMNS}
+        values["groups"] = json.dumps(list(record.groups))
+        return values
+
+    def _one(self, where: Any) -> SessionRecord | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(sessions).where(where)).first()
+        return None if row is None else self._record(row)
 
     def create(self, record: SessionRecord) -> str:
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        self._conn().execute(
-            f"INSERT INTO sessions (token_hash, {COLUMNS}) VALUES (?{', ?' * 14})",
-            (token_hash(token), *self._values(record)),
-        )
+        with self.db.write() as conn:
+            conn.execute(
+                sessions.insert().values(token_hash=token_hash(token), **self._values(record))
+            )
         return token
 
     def by_token(self, token: str) -> SessionRecord | None:
-        row = (
-            self._conn()
-            .execute(f"SELECT {COLUMNS} FROM sessions WHERE token_hash = ?", (token_hash(token),))
-            .fetchone()
-        )
-        return None if row is None else self._record(row)
+        return self._one(sessions.c.token_hash == token_hash(token))
 
     def get(self, ref: str) -> SessionRecord | None:
-        row = (
-            self._conn().execute(f"SELECT {COLUMNS} FROM sessions WHERE ref = ?", (ref,)).fetchone()
-        )
-        return None if row is None else self._record(row)
+        return self._one(sessions.c.ref == ref)
 
     def update(self, record: SessionRecord) -> None:
-        names = [c.strip() for c in COLUMNS.split(",")][1:]
-        sets = ", ".join(f"{n} = ?" for n in names)
-        self._conn().execute(
-            f"UPDATE sessions SET {sets} WHERE ref = ? AND ended_at IS NULL",
-            (*self._values(record)[1:], record.ref),
-        )
+        values = self._values(record)
+        del values["ref"]
+        with self.db.write() as conn:
+            conn.execute(
+                update(sessions)
+                .where(sessions.c.ref == record.ref, sessions.c.ended_at.is_(None))
+                .values(**values)
+            )
 
     def end(self, ref: str, when: float) -> SessionRecord | None:
         """End a session (its tokens are forgotten); None if unknown."""
-        self._conn().execute(
-            "UPDATE sessions SET ended_at = ?, access_token = '', refresh_token = ''"
-            " WHERE ref = ? AND ended_at IS NULL",
-            (when, ref),
-        )
+        with self.db.write() as conn:
+            conn.execute(
+                update(sessions)
+                .where(sessions.c.ref == ref, sessions.c.ended_at.is_(None))
+                .values(ended_at=when, access_token="", refresh_token="")
+            )
         return self.get(ref)
 
     def active(self) -> list[SessionRecord]:
-        rows = self._conn().execute(
-            f"SELECT {COLUMNS} FROM sessions WHERE ended_at IS NULL ORDER BY created_at"
-        )
+        query = select(sessions).where(sessions.c.ended_at.is_(None))
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(sessions.c.created_at)).all()
         return [self._record(r) for r in rows]
 
     def add_pending(self, login: PendingLogin) -> None:
-        conn = self._conn()
         stale = login.created_at - PENDING_TTL_S
-        conn.execute("DELETE FROM pending_logins WHERE created_at < ?", (stale,))
-        conn.execute(
-            "INSERT INTO pending_logins VALUES (?, ?, ?, ?, ?, ?)",
-            (login.state, login.provider, login.nonce, login.verifier, login.next_url,
-             login.created_at),
-        )  # fmt: skip
+        with self.db.write() as conn:
+            conn.execute(delete(pending_logins).where(pending_logins.c.created_at < stale))
+            conn.execute(pending_logins.insert().values(**dict(zip(PENDING, astuple(login)))))
 
     def pop_pending(self, state: str, now: float) -> PendingLogin | None:
-        """The login for ``state``, removed so it cannot be completed twice."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute(
-                "SELECT state, provider, nonce, verifier, next_url, created_at"
-                " FROM pending_logins WHERE state = ?",
-                (state,),
-            ).fetchone()
-            conn.execute("DELETE FROM pending_logins WHERE state = ?", (state,))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        """The login for ``state``, removed so it cannot be completed twice (one DELETE
+        ... RETURNING: of two concurrent callbacks, only one gets the row)."""
+        stmt = (
+            delete(pending_logins)
+            .where(pending_logins.c.state == state)
+            .returning(*(pending_logins.c[name] for name in PENDING))
+        )
+        with self.db.write() as conn:
+            row = conn.execute(stmt).first()
         if row is None:
             return None
         login = PendingLogin(*row)

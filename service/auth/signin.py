@@ -23,6 +23,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -33,6 +34,9 @@ from service.auth.sessions import PendingLogin, SessionRecord, SessionStore, new
 from service.caller import Caller
 from service.errors import AuthError, Forbidden
 from service.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from ingest.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -288,11 +292,13 @@ def _local_path(url: str) -> bool:
     return url.startswith("/") and not url.startswith("//") and "\\" not in url
 
 
-def open_signin(settings: ServiceSettings) -> SignIn | None:
+def open_signin(settings: ServiceSettings, database: Database | None = None) -> SignIn | None:
     """Start-up: with ``oidc`` in INHOUSE_AUTH, check the providers, read the policy
-    (``PolicyError`` naming the line) and open the session store; else None."""
+    (``PolicyError`` naming the line) and open the session store (in ``database``, the
+    app's shared-state database; default: one of its own); else None."""
+    from ingest.db import open_database
     from service.auth.policy import load_policy
-    from service.auth.sessions import SqliteSessionStore
+    from service.auth.sessions import DatabaseSessionStore
 
     if "oidc" not in settings.auth_modes:
         return None
@@ -305,7 +311,11 @@ def open_signin(settings: ServiceSettings) -> SignIn | None:
             "INHOUSE_AUTH includes oidc but INHOUSE_POLICY is not set: signed-in users may"
             " ask but read no collection until a policy grants them some"
         )
-    return SignIn(settings.oidc, SqliteSessionStore(settings.data_dir), policy)
+    if database is None:
+        store = DatabaseSessionStore(open_database(settings), owned=True)
+    else:
+        store = DatabaseSessionStore(database)
+    return SignIn(settings.oidc, store, policy)
 
 
 def own_origin(signin: SignIn, request: Request) -> str:

@@ -1,7 +1,8 @@
 """``inhouse keys create|list|revoke``: API keys for the query service.
 
 ``create`` prints the key once, alone on stdout (``KEY=$(inhouse keys create ...)`` works);
-only a keyed hash is stored. Keys live in ``<data dir>/auth/keys.sqlite3``; revocation takes
+only a keyed hash is stored. Keys live in the shared-state database (``INHOUSE_DATABASE_URL``,
+default SQLite in the data dir); revocation takes
 effect on the service's next request, no restart needed.
 """
 

@@ -121,7 +121,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
     ingest_settings = IngestSettings()
     embedder = Embedder(ingest_settings.embed)
     retriever = Retriever(
-        make_chroma_client(ingest_settings), embedder, Manifest(ingest_settings.manifest_path)
+        make_chroma_client(ingest_settings), embedder, Manifest.open(ingest_settings)
     )
     questions = load_questions(args.questions, args.n, args.documents)
     server = None

@@ -68,7 +68,7 @@ def indexed_names(collection: str) -> list[str]:
     from ingest.manifest import Manifest
     from ingest.settings import IngestSettings
 
-    manifest = Manifest(IngestSettings().manifest_path)
+    manifest = Manifest.open(IngestSettings())
     try:
         rows = manifest.execute(
             "SELECT path FROM documents WHERE collection = ? AND status = 'indexed'",

@@ -55,7 +55,7 @@ def gather(
     retriever = Retriever(
         make_chroma_client(settings),
         embedder,
-        Manifest(settings.manifest_path),
+        Manifest.open(settings),
         settings=RetrievalSettings(depth=DEPTH),
         lexical_dir=lexical_dir or data_dir / "lexical",
     )

@@ -98,9 +98,9 @@ def bench_retrieval(workdir: Path, sizes: list[int], queries: int) -> None:
     index = ChromaIndex(client, embedder.info)
     from ingest.settings import RetrievalSettings
 
-    retriever = Retriever(client, embedder, Manifest(settings.manifest_path))
+    retriever = Retriever(client, embedder, Manifest.open(settings))
     dense_only = Retriever(
-        client, embedder, Manifest(settings.manifest_path), settings=RetrievalSettings(mode="dense")
+        client, embedder, Manifest.open(settings), settings=RetrievalSettings(mode="dense")
     )
     rng = np.random.default_rng(7)
     vocabulary = sorted({w.strip("?.,").lower() for q in QUESTIONS for w in q.split()})

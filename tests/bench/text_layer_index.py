@@ -65,7 +65,7 @@ def main() -> None:
     settings = IngestSettings()
     embedder = Embedder(settings.embed)
     index = ChromaIndex(make_chroma_client(settings), embedder.info)
-    manifest = Manifest(settings.manifest_path)
+    manifest = Manifest.open(settings)
     chunker = Chunker(settings.chunk, embedder.tokenize, embedder.max_tokens)
     root = str(args.folder.resolve())
     for path in sorted(args.folder.glob("*.pdf")):

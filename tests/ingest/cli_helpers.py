@@ -40,10 +40,9 @@ def run_json(args: list[str], data_dir: Path, **extra: str) -> tuple[int, Any]:
 
 def index_snapshot(data_dir: Path, collection: str) -> tuple[dict[str, str], dict[str, tuple]]:
     """(chunk id -> document id) in Chroma and (document id -> manifest facts)."""
-    import sqlite3
-
     from ingest.embed import EmbedderInfo
     from ingest.index import ChromaIndex, make_chroma_client
+    from ingest.manifest import Manifest
     from ingest.settings import IngestSettings
 
     settings = IngestSettings(data_dir=data_dir)
@@ -52,10 +51,9 @@ def index_snapshot(data_dir: Path, collection: str) -> tuple[dict[str, str], dic
         EmbedderInfo("sentence-transformers/all-MiniLM-L6-v2", 384),
     )
     chunks = index.chunk_doc_ids(collection)
-    conn = sqlite3.connect(settings.manifest_path)
-    rows = conn.execute(
-        "SELECT id, path, status, content_hash, chunk_count FROM documents WHERE collection = ?",
-        (collection,),
-    ).fetchall()
-    conn.close()
-    return chunks, {row[0]: tuple(row[1:]) for row in rows}
+    manifest = Manifest.open(settings)
+    try:
+        rows = manifest.documents(collection)
+    finally:
+        manifest.close()
+    return chunks, {r.id: (r.path, r.status, r.content_hash, r.chunk_count) for r in rows}

@@ -40,8 +40,8 @@ def write_sources(path: Path, *entries: dict[str, str]) -> Path:
 
 
 def runs_of(data_dir: Path, source: str) -> list[dict[str, object]]:
-    """Run rows of one source, oldest first (read straight from the manifest DB)."""
-    path = data_dir / "manifest.sqlite3"
+    """Run rows of one source, oldest first (read straight from the SQLite database)."""
+    path = data_dir / "inhouse.sqlite3"
     if not path.exists():
         return []
     conn = sqlite3.connect(path)

@@ -78,7 +78,7 @@ def ingest(data: Path, docs: Path) -> None:
 
 def indexed_with(data: Path, hashes: set[str]) -> int:
     """Manifest rows of the collection that are ``indexed`` at one of ``hashes``."""
-    path = data / "manifest.sqlite3"
+    path = data / "inhouse.sqlite3"
     if not path.exists():
         return 0
     conn = sqlite3.connect(path)

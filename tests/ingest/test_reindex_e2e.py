@@ -234,7 +234,7 @@ def test_sigterm_then_kill9_mid_run_converge(
     (stopped,) = json.loads(out)["runs"]
     assert stopped["outcome"] == "interrupted"
     assert 4 <= stopped["progress"]["files_done"] < FILES_LONG
-    conn = sqlite3.connect(data / "manifest.sqlite3")
+    conn = sqlite3.connect(data / "inhouse.sqlite3")
     states = dict(conn.execute("SELECT status, COUNT(*) FROM documents GROUP BY status"))
     conn.close()
     assert states == {"indexed": stopped["counts"]["indexed"]}  # the current file was finished

@@ -95,7 +95,7 @@ def build_index(data_dir: Path, docs: Iterable[Doc] = DEFAULT_DOCS) -> None:
     settings = IngestSettings(data_dir=data_dir)
     embedder = shared_embedder()
     index = ChromaIndex(make_chroma_client(settings), embedder.info)
-    manifest = Manifest(settings.manifest_path)
+    manifest = Manifest.open(settings)
     try:
         for doc in docs:
             doc_id = document_id(doc.collection, ROOT, doc.path)
@@ -147,7 +147,7 @@ def make_retriever(data_dir: Path, retrieval: RetrievalSettings | None = None) -
     return Retriever(
         make_chroma_client(settings),
         shared_embedder(),
-        Manifest(settings.manifest_path),
+        Manifest.open(settings),
         settings=retrieval,
     )
 

@@ -37,7 +37,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ChromaIndex(make_chroma_client(settings), shared_embedder().info).collection(
         "empty", create=True
     )
-    manifest = Manifest(settings.manifest_path)
+    manifest = Manifest.open(settings)
     manifest.record_failure(
         doc_id="broken1",
         collection="main",

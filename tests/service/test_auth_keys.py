@@ -1,39 +1,48 @@
-"""API keys: stored only as keyed hashes, survive restarts, revocation is immediate."""
+"""API keys: stored only as keyed hashes, survive restarts, revocation is immediate (the
+store tests run on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from ingest.db.schema import api_keys
 from service.auth.access import AccessControl, bearer_token, open_access
-from service.auth.keys import KEY_RE, KeyStore
+from service.auth.keys import KEY_RE, KeyStore, SecretMismatch
 from service.caller import Caller, parse_collections, parse_scopes, require, searchable
 from service.errors import AuthError, Forbidden, RateLimited
 from service.settings import ServiceSettings
 from tests.concurrent_start import race
 from tests.ingest.cli_helpers import run_inhouse
 
+both_backends = pytest.mark.usefixtures("db_url")
 
+
+@both_backends
 def test_key_shape_and_storage(tmp_path: Path) -> None:
     store = KeyStore(tmp_path)
     new = store.create("alice", ["query"], ["finance"])
     assert KEY_RE.fullmatch(new.key) and new.key.startswith(f"ih_{new.record.key_id}_")
-    # only a digest is stored: the key's secret part appears nowhere on disk
-    secret = new.key.split("_", 2)[2].encode()
-    for path in (tmp_path / "auth").iterdir():
-        assert secret not in path.read_bytes(), path
-    for name in ("hmac.key", "keys.sqlite3"):
-        assert stat.S_IMODE((tmp_path / "auth" / name).stat().st_mode) == 0o600
+    # only a digest is stored: the key's secret part appears nowhere on disk or in the database
+    secret = new.key.split("_", 2)[2]
+    for path in [*(tmp_path / "auth").iterdir(), *tmp_path.glob("inhouse.sqlite3*")]:
+        assert secret.encode() not in path.read_bytes(), path
+    with store.db.read() as conn:
+        assert secret not in json.dumps([list(r) for r in conn.execute(select(api_keys))])
+    for path in (tmp_path / "auth" / "hmac.key", tmp_path / "inhouse.sqlite3"):
+        if path.exists() or path.name == "hmac.key":
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
     caller = store.verify(new.key)
     expected = Caller(new.record.key_id, "alice", frozenset({"query"}), frozenset({"finance"}))
     assert caller == expected
 
 
+@both_backends
 def test_wrong_unknown_and_tampered_keys_fail(tmp_path: Path) -> None:
     store = KeyStore(tmp_path)
     key = store.create("bob", ["query"], ["*"]).key
@@ -45,6 +54,7 @@ def test_wrong_unknown_and_tampered_keys_fail(tmp_path: Path) -> None:
         assert err.value.code == "unauthorized"
 
 
+@both_backends
 def test_keys_survive_restart_and_revocation_is_immediate(tmp_path: Path) -> None:
     first = KeyStore(tmp_path)
     new = first.create("carol", ["query", "reasoning:read"], ["hr", "finance"])
@@ -65,14 +75,16 @@ def test_server_secret_with_loose_permissions_is_refused(tmp_path: Path) -> None
         KeyStore(tmp_path)
 
 
+@both_backends
 def test_env_admin_key_installed_hashed_and_revocation_sticks(tmp_path: Path) -> None:
     env_key = "s3cret-from-the-operator-" + "x" * 20
     settings = ServiceSettings(data_dir=tmp_path, admin_key=env_key)
     access = open_access(settings)
     caller = access.authenticate(f"Bearer {env_key}")
     assert caller.id == "env-admin" and caller.has_scope("ingest") and caller.can_read("any")
-    with sqlite3.connect(tmp_path / "auth" / "keys.sqlite3") as conn:
-        assert env_key not in json.dumps(conn.execute("SELECT * FROM api_keys").fetchall())
+    assert access.store is not None
+    with access.store.db.read() as conn:
+        assert env_key not in json.dumps([list(r) for r in conn.execute(select(api_keys))])
     KeyStore(tmp_path).revoke("env-admin")
     again = open_access(settings)  # restart with the same env var: stays revoked
     with pytest.raises(AuthError, match="revoked"):
@@ -210,10 +222,22 @@ def test_processes_creating_the_key_store_together_share_one_secret(tmp_path: Pa
     failures = race(open_key_store, lambda n: tmp_path / f"data{n}", processes=4, rounds=60)
     assert failures == [], f"{len(failures)} failed opens; first:\n{failures[0]}"
     for n in range(60):
-        assert sorted(p.name for p in (tmp_path / f"data{n}" / "auth").iterdir()) >= [
-            "hmac.key",
-            "keys.sqlite3",
-        ]
+        assert (tmp_path / f"data{n}" / "auth" / "hmac.key").is_file()
+        assert (tmp_path / f"data{n}" / "inhouse.sqlite3").is_file()
         assert not [p for p in (tmp_path / f"data{n}" / "auth").iterdir() if ".hmac.key." in p.name]
     key = KeyStore(tmp_path / "data0").create("carol", ["query"], ["*"]).key
     assert KeyStore(tmp_path / "data0").verify(key).name == "carol"
+
+
+def test_replicas_sharing_postgresql_need_the_same_secret(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INHOUSE_DATABASE_URL", pg_url)
+    one, two = tmp_path / "host1", tmp_path / "host2"
+    key = KeyStore(one).create("dana", ["query"], ["*"]).key
+    with pytest.raises(SecretMismatch, match="copy auth/hmac.key"):
+        KeyStore(two)  # a second host that made its own secret: refused, not silently keyless
+    (two / "auth" / "hmac.key").unlink()
+    (two / "auth" / "hmac.key").write_bytes((one / "auth" / "hmac.key").read_bytes())
+    os.chmod(two / "auth" / "hmac.key", 0o600)
+    assert KeyStore(two).verify(key).name == "dana"  # a key made on one replica works on another

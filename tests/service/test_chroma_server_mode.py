@@ -112,7 +112,7 @@ def _search(settings: IngestSettings, embedder: Embedder, question: str) -> list
     from ingest.index import make_chroma_client
     from ingest.manifest import Manifest
 
-    manifest = Manifest(settings.manifest_path)
+    manifest = Manifest.open(settings)
     try:
         retriever = Retriever(make_chroma_client(settings), embedder, manifest)
         hits = anyio.run(partial(retriever.search, caller=ANONYMOUS), question, ["handbook"], 3)
@@ -163,7 +163,7 @@ def _retriever(settings: IngestSettings, embedder: Embedder, **retrieval: object
     return Retriever(
         make_chroma_client(settings),
         embedder,
-        Manifest(settings.manifest_path),
+        Manifest.open(settings),
         settings=RetrievalSettings(**retrieval),  # type: ignore[arg-type]
         lexical_dir=settings.data_dir / "lexical",
     )

@@ -336,7 +336,7 @@ def test_admin_failures_by_reason_name_the_files(env: Env) -> None:
     from ingest.manifest import Manifest
     from ingest.settings import IngestSettings
 
-    manifest = Manifest(IngestSettings(data_dir=env.data_dir).manifest_path)
+    manifest = Manifest.open(IngestSettings(data_dir=env.data_dir))
     try:
         for path, code in (("a.pdf", "encrypted"), ("b.pdf", "encrypted"), ("c.xlsx", "timeout")):
             manifest.record_failure(

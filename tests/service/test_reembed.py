@@ -72,7 +72,7 @@ def retriever(settings: IngestSettings, mode: Literal["hybrid", "dense"] = "hybr
     return Retriever(
         make_chroma_client(settings),
         shared_embedder(),
-        Manifest(settings.manifest_path),
+        Manifest.open(settings),
         settings=RetrievalSettings(mode=mode),
         lexical_dir=settings.data_dir / "lexical",
     )
@@ -152,7 +152,7 @@ def test_search_before_during_and_after_a_switch(
     assert physical(indexed) == ["inhouse-hr.g1"]  # the old generation is gone
     expect_generation("inhouse-hr.g1", new)  # the unrestarted retriever follows the switch
     assert len(list((indexed.data_dir / "lexical").iterdir())) == 1  # the old mirror dropped
-    rows = Manifest(indexed.manifest_path).documents(NAME)
+    rows = Manifest.open(indexed).documents(NAME)
     assert {row.embedder for row in rows} == {"minilm-proj"}
 
     # Ingest follows the alias: with the new encoder it adds to the new generation ...

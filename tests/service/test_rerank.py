@@ -48,7 +48,7 @@ def test_the_cross_encoder_orders_the_candidates(tmp_path: Path, cross_encoder: 
     retriever = Retriever(
         make_chroma_client(settings),
         shared_embedder(),
-        Manifest(settings.manifest_path),
+        Manifest.open(settings),
         reranker=reranker,
     )
     question = "How many vacation days do new employees get?"

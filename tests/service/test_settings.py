@@ -34,7 +34,7 @@ def test_service_settings_carry_the_ingest_settings_under_the_same_names(
     assert settings.embed.batch_size == 16 and settings.parse.timeout_s == 42
     assert settings.chunk.tokens == 120 and settings.retrieval.mode == "dense"
     assert settings.limits.upload_mb == 7
-    assert settings.manifest_path == tmp_path / "d" / "manifest.sqlite3"
+    assert settings.legacy_manifest_path == tmp_path / "d" / "manifest.sqlite3"
     # one declaration of each field: the ingest fields are not declared again
     assert "data_dir" not in ServiceSettings.__annotations__
     assert "sources" not in ServiceSettings.__annotations__

@@ -153,7 +153,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     settings = IngestSettings(data_dir=data_dir)
     settings.ensure_data_dir()
     index = ChromaIndex(make_chroma_client(settings), shared_embedder().info)
-    manifest = Manifest(settings.manifest_path)
+    manifest = Manifest.open(settings)
     try:
         handbook = index_document(
             index, manifest, "hr", docs, "hr/handbook.pdf", "Employee Handbook",

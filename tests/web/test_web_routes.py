@@ -85,7 +85,7 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
     (docs / "escape.txt").symlink_to(tmp_path / "outside.txt")
     settings = IngestSettings(data_dir=data_dir)
     settings.ensure_data_dir()
-    manifest = Manifest(settings.manifest_path)
+    manifest = Manifest.open(settings)
     for doc_id, coll, path in (
         ("hb", "hr", "handbook.pdf"),
         ("sal", "finance", "salaries.txt"),

@@ -30,6 +30,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key_id"),
     )
     op.create_table(
+        "auth_secrets",
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("fingerprint", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
         "documents",
         sa.Column("id", sa.Text(), nullable=False),
         sa.Column("collection", sa.Text(), nullable=False),
@@ -172,4 +179,5 @@ def downgrade() -> None:
         batch_op.drop_index("documents_root")
 
     op.drop_table("documents")
+    op.drop_table("auth_secrets")
     op.drop_table("api_keys")
