@@ -10,6 +10,8 @@ across the three workers. Short leases and polls (env) keep it quick.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -66,13 +68,17 @@ class Stack:
             f"  - {{name: tick, paths: [{self.tick}], collection: tick,"
             f" schedule: '*/{TICK_S} * * * * *'}}\n"
         )
+        secret = os.urandom(32)
+        for name in ("api-a", "api-b"):  # replicas share the API keys' HMAC secret
+            auth = root / name / "auth"
+            auth.mkdir(parents=True, mode=0o700)
+            (auth / "hmac.key").write_bytes(secret)
+            (auth / "hmac.key").chmod(0o600)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.urls: dict[str, str] = {}
         self.metrics: dict[str, str] = {}
 
     def env(self, name: str) -> dict[str, str]:
-        import os
-
         return {
             **os.environ,
             "INHOUSE_DATA_DIR": str(self.root / name),
@@ -278,9 +284,6 @@ def test_kill_9_of_a_worker_mid_run_converges_to_a_clean_run(
 
     wait_for(progressed, 400, "progress before kill -9")
     victim = stack.procs["worker-1"]
-    import os
-    import signal
-
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(timeout=30)
     run = wait_for(lambda: _finished_run(stack, "api-b", "big", run_id), 600, "the big run")
