@@ -44,6 +44,8 @@ class Dispatch(Protocol):
     def submit(self, source: Source, *, trigger: str, full: bool = False) -> str: ...
 
     def is_open(self, name: str) -> bool: ...
+
+
 PipelineFactory = Callable[[], IngestPipeline]
 LOCK_POLL_S = 0.2
 MAX_SLEEP_S = 1.0  # the loop re-reads the clock at least this often (clock jumps, stop)
@@ -229,7 +231,6 @@ class SourceRunner:
 
     def _check_roots(self, source: Source) -> None:
         check_roots(list(source.paths), source.collection, self.runs.manifest)
-
 
     def prune(self, config: SourcesConfig) -> list[dict[str, Any]]:
         """Drop chunks and manifest rows of roots that belong to no configured source."""

@@ -414,7 +414,7 @@ class WorkQueue:
                     work_items.c.state == "done",
                 )
             ).first()
-        counts = {outcome: 0 for outcome in OUTCOMES}
+        counts: dict[str, int] = {outcome: 0 for outcome in OUTCOMES}
         counts["unchanged"] = run.unchanged
         done = run.unchanged
         pending = 0

@@ -26,10 +26,10 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ingest.manifest import Manifest
     from ingest.queue_dispatch import queue_enabled
-    from ingest.workqueue import WorkQueue
     from ingest.runs import RunStore
     from ingest.schedule import local_now
     from ingest.source_status import sources_status
+    from ingest.workqueue import WorkQueue
 
     settings, config = load_sources(args)
     if args.runs < 0:

@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_queued(settings: Any, config: Any, runner: Any, observer: Any) -> None:
     """Fire schedules into the queue (a thread) and process queued items (this thread)."""
-    from ingest.pipeline import IngestPipeline
     from ingest.manifest import Manifest
+    from ingest.pipeline import IngestPipeline
     from ingest.queue_dispatch import QueueDispatch
     from ingest.queue_worker import QueueWorker
     from ingest.schedule import Scheduler, check_roots

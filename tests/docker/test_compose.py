@@ -120,7 +120,11 @@ def test_all_data_in_named_volumes(config: dict[str, Any]) -> None:
             if source in named:
                 continue
             # the only bind mounts are read-only config files (sources, policy, proxy)
-            configs = {"/config/sources.yaml", "/config/policy.yaml", "/etc/nginx/conf.d/default.conf"}
+            configs = {
+                "/config/sources.yaml",
+                "/config/policy.yaml",
+                "/etc/nginx/conf.d/default.conf",
+            }
             assert target in configs, (name, mount)
             assert str(mount).endswith(":ro"), (name, mount)
     mounts = {n: " ".join(map(str, s.get("volumes", []))) for n, s in config["services"].items()}

@@ -66,7 +66,7 @@ class Stack:
             f"  - {{name: bulk, paths: [{self.bulk}], collection: bulk, schedule: '0 0 1 1 *'}}\n"
             f"  - {{name: big, paths: [{self.big}], collection: big, schedule: '0 0 1 1 *'}}\n"
             f"  - {{name: tick, paths: [{self.tick}], collection: tick,"
-            f" schedule: '*/{TICK_S} * * * * *'}}\n"
+            f" schedule: '* * * * * */{TICK_S}'}}\n"
         )
         secret = os.urandom(32)
         for name in ("api-a", "api-b"):  # replicas share the API keys' HMAC secret
@@ -92,6 +92,7 @@ class Stack:
             "INHOUSE_RETRIEVAL__REFRESH_S": "1",
             "INHOUSE_OLLAMA_HOST": "http://127.0.0.1:9",
             "INHOUSE_PARSE__WORKERS": "1",
+            "INHOUSE_SECURITY__RATE_LIMIT": "100000/minute",  # the test polls progress
         }
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:

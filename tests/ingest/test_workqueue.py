@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+
 from ingest.db import Database
 from ingest.workqueue import NewItem, QueueBusy, WorkItem, WorkQueue
 
