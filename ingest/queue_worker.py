@@ -43,7 +43,7 @@ from ingest.observe import IngestObserver
 from ingest.pipeline import IngestPipeline, ParserLike, _Job
 from ingest.prefetch import Prefetcher
 from ingest.report import FileResult, IngestReport
-from ingest.workqueue import NewItem, WorkItem, WorkQueue, new_owner
+from ingest.workqueue import MAX_ATTEMPTS, NewItem, WorkItem, WorkQueue, new_owner
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +287,9 @@ class QueueWorker:
                 if item.kind == "remove":
                     emit(self._remove(collection, item))
                     continue
+                if item.attempts > MAX_ATTEMPTS:
+                    emit(self._given_up(item))
+                    continue
                 file = self._file(item)
                 if file is None:
                     emit(self._vanished(collection, item))
@@ -352,6 +355,19 @@ class QueueWorker:
             root=item.root or "",
             document_id=item.doc_id or "",
             status="removed",
+        )
+
+    @staticmethod
+    def _given_up(item: WorkItem) -> FileResult:
+        log.error("item %d (%s): given up after %d claims", item.id, item.path, item.attempts)
+        return FileResult(
+            path=item.path or "",
+            root=item.root or "",
+            document_id=item.doc_id or "",
+            status="failed",
+            reason="worker_lost",
+            message=f"every worker that took this file stopped before finishing it"
+            f" ({item.attempts - 1} times); the next run tries it again",
         )
 
     def _vanished(self, collection: str, item: WorkItem) -> FileResult:

@@ -9,8 +9,9 @@ run's counts), whichever host finishes last.
 
 **Claims and leases.** A claim is one ``UPDATE ... WHERE id = (SELECT ... LIMIT 1)
 RETURNING``: on PostgreSQL the inner select takes ``FOR UPDATE SKIP LOCKED``, so concurrent
-workers never wait on each other's rows; on SQLite the single statement runs under the
-database's write lock, which makes it just as atomic for the embedded default. Each claim
+workers never wait on each other's rows; on SQLite it runs in a ``BEGIN IMMEDIATE``
+transaction (``ingest.db.Database.write``), under the database's one write lock, which makes
+it just as atomic for the embedded default. Each claim
 carries ``lease_until``; the holder renews all its leases with one ``UPDATE`` per heartbeat.
 An item whose lease has expired (its worker was killed with -9, or its host vanished) is
 claimable again by any worker, and the reclaim is counted (``lease_expiries``). Completions
@@ -49,6 +50,9 @@ from ingest.report import OUTCOMES
 
 KINDS = ("discover", "index", "remove", "finalise")
 FILE_KINDS = ("index", "remove")
+MAX_ATTEMPTS = 5
+"""Claims of one file before it is given up as failed (``worker_lost``): a file that kills
+every worker that reads it must not circle the queue forever."""
 
 
 class QueueBusy(IngestError):

@@ -25,6 +25,7 @@ from ingest.settings import IngestSettings
 from ingest.sources import parse_sources
 from ingest.workqueue import WorkQueue
 from service.metrics import IngestMetrics
+from tests.ingest.cli_helpers import run_json
 from tests.ingest.source_helpers import wait_for, write_corpus, write_doc
 
 pytestmark = pytest.mark.slow
@@ -163,3 +164,36 @@ def test_files_held_by_a_dead_worker_are_redone_after_its_lease(
     assert record.counts["indexed"] == 6  # type: ignore[attr-defined]
     assert cluster.metric("inhouse_lease_expiries_total") == 3
     cluster.assert_index_matches_files("q", docs)
+
+
+def test_inhouse_sources_shows_a_queued_run_s_progress_over_workers(
+    cluster: Cluster, tmp_path: Path, data_dir: Path
+) -> None:
+    docs = tmp_path / "docs"
+    write_corpus(docs, files=4)
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        f"sources:\n  - {{name: docs, paths: [{docs}], collection: q, schedule: '0 0 1 1 *'}}\n"
+    )
+    scheduler = _scheduler(cluster, docs)
+    run_id = scheduler.trigger("docs", trigger="api")
+    queue = cluster.queue
+    lister = QueueWorker(queue, cluster.pipeline(), cluster.runner.runs)
+    discover = queue.claim(lister.owner, kinds=("discover",))
+    assert discover is not None
+    lister._discover(discover)
+    for owner in ("host-a", "host-b"):
+        item = queue.claim(owner)
+        assert item is not None and queue.complete(item, owner, status="indexed", chunks=1)
+        queue.claim(owner)  # each holds one more file now
+    code, status = run_json(
+        ["sources"], data_dir, INHOUSE_SOURCES=str(sources), INHOUSE_QUEUE__ENABLED="true"
+    )
+    assert code == 0
+    running = status["sources"][0]["running"]
+    assert running["id"] == run_id and running["outcome"] == "running"
+    assert running["progress"]["files_done"] == 2
+    assert running["progress"]["files_total"] == 4
+    assert running["progress"]["workers"] == 2
+    assert running["progress"]["eta_s"] is not None
+    assert running["counts"]["indexed"] == 2
