@@ -285,17 +285,16 @@ class Manifest:
         """Same content, new stat (e.g. a ``touch``): remember it to skip hashing next time."""
         self._update(doc_id, size=size, mtime_ns=mtime_ns, updated_at=utc_now())
 
-    def set_embedder(self, collection: str, embedder: str) -> int:
+    def set_embedder(self, collection: str, embedder: str) -> None:
         """Record that ``collection``'s indexed rows are now embedded by ``embedder``."""
         d = documents.c
         with self.db.write() as conn:
-            result = conn.execute(
+            conn.execute(
                 documents.update()
                 .where(d.collection == collection, d.status == "indexed")
                 .where((d.embedder != embedder) | d.embedder.is_(None))
                 .values(embedder=embedder)
             )
-        return int(result.rowcount)
 
     def delete(self, doc_id: str) -> None:
         with self.db.write() as conn:

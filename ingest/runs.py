@@ -5,6 +5,7 @@ Tables (``ingest.db.schema``, next to ``documents``):
     source_run_failures  the failed files of a run, with reason code and message
     source_roots         which (collection, root) each source has indexed (for ``--prune``)
     source_schedule      next run time per source, written by the scheduler that owns it
+    schedule_ticks       one row per (source, scheduled slot): the scheduler that wrote it fires
 Outcomes: ``running``, ``succeeded``, ``partial`` (some files failed), ``interrupted``
 (stopped; the next run resumes), ``error`` (the run itself failed) and ``abandoned``
 (its process died; noticed by the next run or by a status read).
@@ -21,11 +22,18 @@ from typing import Any
 
 from sqlalchemy import Row, delete, select, union, update
 
-from ingest.db.schema import source_roots, source_run_failures, source_runs, source_schedule
+from ingest.db.schema import (
+    schedule_ticks,
+    source_roots,
+    source_run_failures,
+    source_runs,
+    source_schedule,
+)
 from ingest.manifest import Manifest, utc_now
 from ingest.report import OUTCOMES, FileResult, IngestReport
 
 KEEP_RUNS = 50  # per source
+KEEP_TICKS = 100  # per source: enough for the slowest ticker to find a slot taken
 KEEP_FAILURES = 200  # per run
 PROGRESS_EVERY_S = 0.5
 HOST = socket.gethostname()
@@ -318,7 +326,7 @@ class RunStore:
         ids = select(source_runs.c.id).where(source_runs.c.source == source)
         with self.db.write() as conn:
             conn.execute(delete(source_run_failures).where(source_run_failures.c.run_id.in_(ids)))
-            for table in (source_runs, source_roots, source_schedule):
+            for table in (source_runs, source_roots, source_schedule, schedule_ticks):
                 conn.execute(delete(table).where(table.c.source == source))
 
     # -- schedule -----------------------------------------------------------------------
@@ -335,6 +343,37 @@ class RunStore:
         )  # fmt: skip
         with self.db.write() as conn:
             conn.execute(stmt)
+
+    def claim_tick(self, source: str, tick: str) -> str | None:
+        """Take the scheduled slot ``tick`` (ISO UTC) of ``source`` for this process.
+
+        None: taken, fire it. Otherwise the slot was already taken and the answer says by
+        whom (``pid=N host=H``). One INSERT decides, on either backend: the row's primary
+        key makes every other scheduler's insert a no-op.
+        """
+        t = schedule_ticks.c
+        stmt = self.db.insert(schedule_ticks).values(
+            source=source, tick=tick, host=HOST, pid=os.getpid(), fired_at=utc_now()
+        )
+        with self.db.write() as conn:
+            inserted = stmt.on_conflict_do_nothing().returning(t.tick)
+            won = conn.execute(inserted).first() is not None
+            if won:
+                old = (
+                    select(t.tick)
+                    .where(t.source == source)
+                    .order_by(t.tick.desc())
+                    .offset(KEEP_TICKS)
+                    .limit(1)
+                )
+                cutoff = conn.execute(old).scalar()
+                if cutoff is not None:
+                    conn.execute(delete(schedule_ticks).where(t.source == source, t.tick <= cutoff))
+                return None
+            row = conn.execute(
+                select(t.host, t.pid).where(t.source == source, t.tick == tick)
+            ).first()
+        return "another scheduler" if row is None else f"pid={row.pid} host={row.host}"
 
     def clear_next_runs(self, sources: list[str]) -> None:
         """A scheduler stops: forget the next runs it planned (rows of this process only)."""

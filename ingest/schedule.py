@@ -1,8 +1,12 @@
 """The re-index worker: runs each configured source on its cron schedule, one run at a time.
 
-One run per source across processes: a run holds ``<data dir>/locks/source-<name>.lock``
-(``flock``: a dead holder's lock is free). A scheduled run that finds it held is skipped
-with a logged reason; an on-demand run waits for it or fails with :class:`SourceBusy`.
+One run per source across processes and hosts: a run holds the database lock
+``source-<name>`` (``Database.lock``: an advisory lock on PostgreSQL, a ``flock`` file in
+the data dir on SQLite; a dead holder's lock is free). A scheduled run that finds it held
+is skipped with a logged reason; an on-demand run waits for it or fails with
+:class:`SourceBusy`. Each scheduled slot fires once, whichever hosts run a scheduler: the
+scheduler that records the ``(source, slot)`` row first (``RunStore.claim_tick``) fires it,
+the others log that it was taken and skip it.
 Stopping (SIGTERM) sets the pipeline's stop event: the current file is finished, progress
 is recorded, the run ends ``interrupted`` and the next run resumes where it stopped.
 """
@@ -14,7 +18,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,7 +27,7 @@ from ingest.db import Database
 from ingest.discover import scan_root
 from ingest.embed import Embedder
 from ingest.errors import IngestError
-from ingest.locks import FileLock, LockBusy
+from ingest.locks import Lock, LockBusy
 from ingest.manifest import Manifest
 from ingest.observe import IngestObserver
 from ingest.pipeline import IngestPipeline, ProgressListener
@@ -97,7 +101,7 @@ class Claim:
 
     source: Source
     run_id: str
-    lock: FileLock
+    lock: Lock
     trigger: str
     full: bool
 
@@ -147,8 +151,9 @@ class SourceRunner:
         manifest = Manifest(self.runs.manifest.db)  # the runner's pool (close() keeps it)
         return IngestPipeline(self.settings, embedder=self._embedder, manifest=manifest)
 
-    def lock_path(self, name: str) -> Path:
-        return self.settings.data_dir / "locks" / f"source-{name}.lock"
+    def source_lock(self, name: str) -> Lock:
+        """The lock a run of source ``name`` holds (every process and host sharing the DB)."""
+        return self.runs.db.lock(f"source-{name}")
 
     def claim(
         self, source: Source, *, trigger: str, full: bool = False, wait: float | None = 0
@@ -158,7 +163,7 @@ class SourceRunner:
         ``wait``: seconds to wait for a live holder (0: fail at once, None: until it is
         free or the stop event is set); raises :class:`SourceBusy` when not taken.
         """
-        lock = FileLock(self.lock_path(source.name))
+        lock = self.source_lock(source.name)
         waited = 0.0
         while True:
             try:
@@ -306,9 +311,22 @@ class Scheduler:
                 continue
             if source.name not in self._next:
                 self._plan(source, now)
-            if self._next[source.name] > now:
+            slot = self._next[source.name]
+            if slot > now:
                 continue
             self._plan(source, now)
+            taken = self.runner.runs.claim_tick(source.name, slot.astimezone(UTC).isoformat())
+            if taken is not None:
+                log.info(
+                    "source %s: scheduled run of %s skipped: fired by %s",
+                    source.name,
+                    slot.isoformat(),
+                    taken,
+                )
+                continue
+            lag = getattr(self.runner.observer, "schedule_lag", None)
+            if lag is not None:
+                lag((now - slot).total_seconds())
             try:
                 self.trigger(source.name, trigger="schedule")
             except SourceBusy as exc:

@@ -28,6 +28,8 @@ one process (tests) count apart. Series (counters end in ``_total`` when exposed
                                             run (as a worker last saw it)
 ``inhouse_lease_expiries_total``            queue items reclaimed after their holder's lease
                                             expired (a worker killed or cut off)
+``inhouse_schedule_lag_seconds``           histogram: how late a scheduled run fired after
+                                            its cron slot (the scheduler that won the slot)
 =========================================== ===================================================
 
 The ingest series (``IngestMetrics``) are the same in the service (uploads, the embedded
@@ -118,6 +120,12 @@ class IngestMetrics:
             "Ingest queue items not done yet, over every open run.",
             registry=registry,
         )
+        self.schedule_lag_seconds = Histogram(
+            "inhouse_schedule_lag_seconds",
+            "Seconds between a schedule's cron slot and the moment its run was started.",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+            registry=registry,
+        )
         self.lease_expiries = Counter(
             "inhouse_lease_expiries",
             "Queue items reclaimed after their holder's lease expired.",
@@ -139,6 +147,9 @@ class IngestMetrics:
 
     def lease_expired(self) -> None:
         self.lease_expiries.inc()
+
+    def schedule_lag(self, seconds: float) -> None:
+        self.schedule_lag_seconds.observe(max(seconds, 0.0))
 
     def lexical_synced(self, result: SyncResult) -> None:
         if result.rebuilt:

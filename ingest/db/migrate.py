@@ -16,15 +16,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 
 from ingest.db.engine import Database, SchemaOutdated
 from ingest.db.legacy import import_legacy, legacy_files
 from ingest.db.schema import metadata
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version"
 SCHEMA_LOCK = "schema"
 SCHEMA_LOCK_WAIT_S = 120.0
 UPGRADE_HINT = "run `inhouse db upgrade` (back the database up first)"
@@ -52,8 +52,14 @@ def known_revisions() -> frozenset[str]:
 
 
 def current_revision(conn: Connection) -> str | None:
-    """The revision stamped in the database (None: never migrated)."""
-    return MigrationContext.configure(conn).get_current_revision()
+    """The revision stamped in the database (None: never migrated). Read directly: every
+    process start checks it, and Alembic's migration context logs on each set-up."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    versions = list(conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
+    if len(versions) > 1:  # branches: this project keeps one line of revisions
+        raise SchemaOutdated(f"the database has several schema heads: {', '.join(versions)}")
+    return versions[0] if versions else None
 
 
 def _has_our_tables(conn: Connection) -> bool:

@@ -1,4 +1,5 @@
-"""The scheduler and source runner: cron firing (injected clock), locks, stop, errors, prune.
+"""The scheduler and source runner: cron firing (injected clock), locks, stop, errors, prune,
+one firing per slot across schedulers; on SQLite and PostgreSQL.
 
 A stand-in pipeline keeps these fast; tests/ingest/test_reindex_e2e.py drives the real one.
 """
@@ -14,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
-from ingest.locks import FileLock
 from ingest.report import FileResult, IngestReport
 from ingest.schedule import Scheduler, SourceBusy, SourceRunner, UnknownSource
 from ingest.settings import IngestSettings
@@ -130,7 +131,7 @@ def config_for(roots: dict[str, Path], schedule: str = "*/10 * * * *") -> Source
 
 
 @pytest.fixture()
-def runner(data_dir: Path, stub: Stub) -> Iterator[SourceRunner]:
+def runner(data_dir: Path, stub: Stub, db_url: str | None) -> Iterator[SourceRunner]:
     run = SourceRunner(IngestSettings(), pipeline_factory=stub.factory)
     yield run
     run.stop_event.set()
@@ -187,7 +188,7 @@ def test_live_holder_is_skipped_with_a_logged_reason(
     clock = Clock(T0)
     scheduler = Scheduler(config_for(roots), runner, clock=clock)
     scheduler.tick()
-    holder = FileLock(runner.lock_path("docs")).acquire()  # as another process would
+    holder = runner.source_lock("docs").acquire()  # as another process would
     try:
         clock.now = T0.replace(minute=10)
         with caplog.at_level(logging.INFO, logger="ingest.schedule"):
@@ -251,7 +252,7 @@ def test_stop_finishes_the_current_file_and_records_progress(
     assert record.files_done == 1 and record.counts["indexed"] == 1
     assert record.finished_at is not None
     assert not scheduler.is_running("docs")
-    assert FileLock(runner.lock_path("docs")).acquire(timeout=0)  # released
+    runner.source_lock("docs").acquire(timeout=0).release()  # released
 
 
 def test_run_errors_and_partial_runs_are_recorded(runner: SourceRunner, stub: Stub, roots) -> None:
@@ -276,9 +277,11 @@ def test_empty_root_with_indexed_documents_is_refused(
     assert runner.run(docs).outcome == "succeeded"  # nothing indexed from it yet: fine
     with runner.runs.manifest.transaction() as conn:
         conn.execute(
-            """INSERT INTO documents (id, collection, root, path, status, created_at, updated_at)
-               VALUES ('x', 'main', ?, 'a.md', 'indexed', 'now', 'now')""",
-            (str(roots["docs"]),),
+            text(
+                """INSERT INTO documents (id, collection, root, path, status, created_at,
+                   updated_at) VALUES ('x', 'main', :root, 'a.md', 'indexed', 'now', 'now')"""
+            ),
+            {"root": str(roots["docs"])},
         )
     record = runner.run(docs)
     assert record.outcome == "error"
