@@ -253,8 +253,15 @@ def test_200_files_are_each_indexed_once_across_three_workers(stack: Stack) -> N
     assert sum(f"run {run_id} of bulk succeeded" in log for log in logs) == 1  # one finalise
 
 
+def _dense(stack: Stack, collection: str, embedder: Embedder, text: str) -> list[str]:
+    settings = IngestSettings(data_dir=stack.root / "reader", chroma_url=stack.chroma.url)
+    index = ChromaIndex(make_chroma_client(settings), embedder.info)
+    hits = index.query(collection, embedder.encode([text])[0], 6)
+    return [str(h.metadata.get(META_SOURCE)) for h in hits]
+
+
 def test_a_query_on_either_replica_finds_a_document_seconds_after_indexing(
-    stack: Stack,
+    stack: Stack, embedder: Embedder
 ) -> None:
     (stack.bulk / "zebra.md").write_text(
         "# Zebra crossing budget\n\nThe zebra crossing repaint budget is 7,340 euros.\n"
@@ -288,7 +295,8 @@ def test_a_query_on_either_replica_finds_a_document_seconds_after_indexing(
     try:
         wait_for(found, 20, "the new document on both replicas")
     except AssertionError:
-        raise AssertionError(f"not found; last citations: {last}") from None
+        direct = _dense(stack, "bulk", embedder, "zebra crossing repaint budget")
+        raise AssertionError(f"not found; replicas: {last}; Chroma itself: {direct}") from None
     assert max(seen.values()) < 20, seen
 
 
