@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -253,11 +254,17 @@ def test_200_files_are_each_indexed_once_across_three_workers(stack: Stack) -> N
     assert sum(f"run {run_id} of bulk succeeded" in log for log in logs) == 1  # one finalise
 
 
-def _dense(stack: Stack, collection: str, embedder: Embedder, text: str) -> list[str]:
+def _dense(stack: Stack, collection: str, embedder: Embedder, text: str) -> dict[str, Any]:
+    """What Chroma itself answers for ``text``, and the stored zebra vector's similarity."""
     settings = IngestSettings(data_dir=stack.root / "reader", chroma_url=stack.chroma.url)
     index = ChromaIndex(make_chroma_client(settings), embedder.info)
-    hits = index.query(collection, embedder.encode([text])[0], 6)
-    return [str(h.metadata.get(META_SOURCE)) for h in hits]
+    vector = embedder.encode([text])[0]
+    hits = index.query(collection, vector, 6)
+    stored = index.collection(collection).get(
+        where={META_SOURCE: "zebra.md"}, include=["embeddings"]
+    )
+    cosines = [float(np.dot(vector, v) / np.linalg.norm(v)) for v in stored["embeddings"]]
+    return {"top": [str(h.metadata.get(META_SOURCE)) for h in hits], "zebra_cosine": cosines}
 
 
 def test_a_query_on_either_replica_finds_a_document_seconds_after_indexing(
