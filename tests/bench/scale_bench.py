@@ -232,6 +232,12 @@ def shared_costs(bench: Bench, last: dict[str, Any]) -> dict[str, float]:
 
 def query_latency(bench: Bench, last: dict[str, Any], clients: int, total: int) -> dict[str, Any]:
     urls = []
+    secret = os.urandom(32)
+    for name in ("api-a", "api-b"):  # replicas share the API keys' HMAC secret
+        auth = bench.root / name / "auth"
+        auth.mkdir(parents=True, mode=0o700)
+        (auth / "hmac.key").write_bytes(secret)
+        (auth / "hmac.key").chmod(0o600)
     for name in ("api-a", "api-b"):
         port = free_port()
         bench.spawn(
