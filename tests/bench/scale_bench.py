@@ -247,7 +247,7 @@ def query_latency(bench: Bench, last: dict[str, Any], clients: int, total: int) 
         )
         urls.append(f"http://127.0.0.1:{port}")
     for url in urls:
-        wait_http(url + "/readyz", 300)
+        wait_http(url + "/healthz", 300)  # /readyz also wants a model server
     headers = {"Authorization": f"Bearer {ADMIN}"}
     body = {"mode": "extract", "collections": [last["collection"]]}
     for url in urls:  # warm: the encoder, the lexical mirror
