@@ -272,6 +272,12 @@ class ChromaIndex:
             self._set_generation(name, f"w:{uuid.uuid4().hex}")
             self._writing.add(name)
 
+    def begin_writing(self, name: str) -> None:
+        """A fresh writing marker now, whatever this instance marked before (a queued run
+        whose writes come from many workers: ``ingest.queue_worker``)."""
+        self._writing.discard(name)
+        self._mark_writing(name)
+
     def settle(self, name: str) -> bool:
         """After a run: a new clean marker if this instance wrote, or a crashed run left a
         writing marker. Returns whether it changed the marker (nothing changes otherwise)."""

@@ -66,14 +66,17 @@ class RunRecord:
     counts: dict[str, int]
     error: str | None
     failures: list[dict[str, str | None]] = field(default_factory=list)
+    workers: int | None = None  # queued runs: workers holding its files now
 
     @property
     def progress(self) -> dict[str, Any]:
-        """Files done and total, and the ETA (seconds, rounded) while running."""
+        """Files done and total, the ETA (seconds, rounded) while running, and for a queued
+        run the workers on it now (over every host)."""
         return {
             "files_done": self.files_done,
             "files_total": self.files_total,
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
+            "workers": self.workers,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,8 +99,9 @@ class RunRecord:
 
 
 def process_alive(host: str, pid: int) -> bool:
-    """Whether ``pid`` on ``host`` still runs (a process on another host is assumed alive)."""
-    if host != HOST:
+    """Whether ``pid`` on ``host`` still runs (a process on another host is assumed alive;
+    pid 0: a queued run, which no process owns)."""
+    if host != HOST or pid <= 0:
         return True
     try:
         os.kill(pid, 0)
@@ -116,15 +120,18 @@ class RunStore:
         self.db = manifest.db
 
     # -- a run's life -------------------------------------------------------------------
-    def start(self, source: str, collection: str, *, trigger: str, full: bool) -> str:
-        """Record a run that has just taken its source lock; returns the run id."""
+    def start(
+        self, source: str, collection: str, *, trigger: str, full: bool, queued: bool = False
+    ) -> str:
+        """Record a run that has just taken its source lock, or (``queued``) that the work
+        queue runs: pid 0, no process owns it (``ingest.queue_dispatch``). Returns its id."""
         run_id = uuid.uuid4().hex
         with self.db.write() as conn:
             conn.execute(
                 source_runs.insert().values(
                     id=run_id, source=source, collection=collection, trigger=trigger,
                     full_scan=full, outcome="running", started_at=utc_now(), host=HOST,
-                    pid=os.getpid(),
+                    pid=0 if queued else os.getpid(),
                 )
             )  # fmt: skip
         return run_id

@@ -19,7 +19,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from ingest import observe
 from ingest.db import Database
@@ -39,6 +40,16 @@ from ingest.sources import Source, SourcesConfig, SourcesError
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+class Dispatch(Protocol):
+    """Where runs go when the work queue is on (``ingest.queue_dispatch.QueueDispatch``)."""
+
+    def submit(self, source: Source, *, trigger: str, full: bool = False) -> str: ...
+
+    def is_open(self, name: str) -> bool: ...
+
+
 PipelineFactory = Callable[[], IngestPipeline]
 LOCK_POLL_S = 0.2
 MAX_SLEEP_S = 1.0  # the loop re-reads the clock at least this often (clock jumps, stop)
@@ -67,6 +78,21 @@ def local_now() -> datetime:
 def source_roots(source: Source) -> list[str]:
     """The roots the pipeline records for a source's paths (as ``scan_root`` resolves them)."""
     return sorted({str(scan_root(p)) if p.exists() else str(p.resolve()) for p in source.paths})
+
+
+def check_roots(paths: list[Path], collection: str, manifest: Manifest) -> None:
+    """Refuse an empty root that has indexed documents: likely an unmounted share."""
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        if path.is_dir() and next(os.scandir(path), None) is None:
+            held = manifest.count(collection, root=str(scan_root(path)))
+            if held:
+                raise SourcesError(
+                    f"{path} is empty but {held} documents were indexed from it (is the"
+                    " share mounted?); nothing was removed. To drop them, remove the"
+                    " source and run `inhouse reindex --prune`."
+                )
 
 
 @dataclass(slots=True)
@@ -209,18 +235,7 @@ class SourceRunner:
         return self.execute(self.claim(source, trigger=trigger, full=full, wait=wait), listener)
 
     def _check_roots(self, source: Source) -> None:
-        """Refuse an empty root that has indexed documents: likely an unmounted share."""
-        for path in source.paths:
-            if not path.exists():
-                raise FileNotFoundError(f"{path}: no such file or folder")
-            if path.is_dir() and next(os.scandir(path), None) is None:
-                held = self.runs.manifest.count(source.collection, root=str(scan_root(path)))
-                if held:
-                    raise SourcesError(
-                        f"{path} is empty but {held} documents were indexed from it (is the"
-                        " share mounted?); nothing was removed. To drop them, remove the"
-                        " source and run `inhouse reindex --prune`."
-                    )
+        check_roots(list(source.paths), source.collection, self.runs.manifest)
 
     def prune(self, config: SourcesConfig) -> list[dict[str, Any]]:
         """Drop chunks and manifest rows of roots that belong to no configured source."""
@@ -259,11 +274,18 @@ class Scheduler:
     """Fires each enabled source on its cron schedule; each run in its own thread."""
 
     def __init__(
-        self, config: SourcesConfig, runner: SourceRunner, *, clock: Clock = local_now
+        self,
+        config: SourcesConfig,
+        runner: SourceRunner,
+        *,
+        clock: Clock = local_now,
+        dispatch: Dispatch | None = None,
     ) -> None:
+        """``dispatch``: runs are queued there for the workers instead of run in a thread."""
         self.config = config
         self.runner = runner
         self.clock = clock
+        self.dispatch = dispatch
         self._next: dict[str, datetime] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -302,6 +324,9 @@ class Scheduler:
                     taken,
                 )
                 continue
+            lag = getattr(self.runner.observer, "schedule_lag", None)
+            if lag is not None:
+                lag((now - slot).total_seconds())
             try:
                 self.trigger(source.name, trigger="schedule")
             except SourceBusy as exc:
@@ -317,6 +342,8 @@ class Scheduler:
         source = self.config.get(name)
         if source is None:
             raise UnknownSource(f"no source named {name!r} in the sources file")
+        if self.dispatch is not None:
+            return self.dispatch.submit(source, trigger=trigger, full=full)
         with self._lock:
             running = self._threads.get(name)
             if running is not None and running.is_alive():
@@ -331,9 +358,14 @@ class Scheduler:
 
     def status(self, history: int = 5) -> SourcesStatus:
         """``sources_status`` for this scheduler's sources."""
-        return sources_status(self.config, self.runner.runs, now=self.clock(), history=history)
+        progress = getattr(self.dispatch, "progress", None)
+        return sources_status(
+            self.config, self.runner.runs, now=self.clock(), history=history, progress=progress
+        )
 
     def is_running(self, name: str) -> bool:
+        if self.dispatch is not None:
+            return self.dispatch.is_open(name)
         thread = self._threads.get(name)
         return thread is not None and thread.is_alive()
 

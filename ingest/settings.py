@@ -146,6 +146,21 @@ class RerankSettings(BaseModel):
     candidates: int = Field(30, ge=2, le=200, description="Fused candidates the model re-scores.")
 
 
+class QueueSettings(BaseModel):
+    """The durable ingest queue (``ingest.workqueue``; env ``INHOUSE_QUEUE__*``)."""
+
+    enabled: bool | None = Field(
+        None,
+        description="Scheduled and API-triggered runs go through the queue, processed file by"
+        " file by every `inhouse worker`; default: on with PostgreSQL, off with SQLite (runs"
+        " then execute in the worker that fires them).",
+    )
+    lease_s: float = Field(
+        60.0, ge=0.5, description="Seconds a claimed file stays leased without a heartbeat."
+    )
+    poll_s: float = Field(1.0, gt=0, description="Seconds an idle worker waits between polls.")
+
+
 class IngestSettings(BaseSettings):
     """Everything ingestion needs: where the index lives and how files become chunks."""
 
@@ -174,6 +189,7 @@ class IngestSettings(BaseSettings):
     embed: EmbedSettings = Field(default_factory=EmbedSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     rerank: RerankSettings = Field(default_factory=RerankSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
 
     @field_validator("database_url")
     @classmethod

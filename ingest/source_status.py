@@ -6,12 +6,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.runs import RunRecord, RunStore, SourceRoot
 from ingest.sources import SourcesConfig
+
+if TYPE_CHECKING:
+    from ingest.workqueue import RunProgress
+
+ProgressLookup = Callable[[str], "RunProgress | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +85,35 @@ class SourcesStatus:
         }
 
 
+def with_queue_progress(record: RunRecord | None, progress: ProgressLookup | None) -> None:
+    """A queued run's progress as the queue sees it: every worker on every host counted."""
+    if record is None or progress is None:
+        return
+    seen = progress(record.id)
+    if seen is None:
+        return
+    record.files_done, record.files_total, record.eta_s = seen.done, seen.total, seen.eta_s
+    record.counts = dict(seen.counts)
+    record.workers = seen.workers
+
+
 def sources_status(
-    config: SourcesConfig, store: RunStore, *, now: datetime, history: int = 5
+    config: SourcesConfig,
+    store: RunStore,
+    *,
+    now: datetime,
+    history: int = 5,
+    progress: ProgressLookup | None = None,
 ) -> SourcesStatus:
     """Per source: its config, the running run's progress, the last runs and the next run;
-    and the removed sources whose chunks remain (until ``inhouse reindex --prune``)."""
+    and the removed sources whose chunks remain (until ``inhouse reindex --prune``).
+    ``progress``: a queued run's progress across workers (``ingest.workqueue``)."""
     store.mark_abandoned()
     out = []
     for source in config.sources:
         scheduled = store.scheduled(source.name)
+        running = store.running(source.name)
+        with_queue_progress(running, progress)
         if scheduled:
             next_run_at = scheduled["next_run_at"]
         elif source.enabled:
@@ -105,7 +131,7 @@ def sources_status(
                 exclude=list(source.exclude),
                 next_run_at=next_run_at,
                 scheduler=SchedulerInfo(scheduled["host"], scheduled["pid"]) if scheduled else None,
-                running=store.running(source.name),
+                running=running,
                 last_runs=store.recent(source.name, history),
             )
         )

@@ -24,13 +24,18 @@ one process (tests) count apart. Series (counters end in ``_total`` when exposed
                                             mirror; incremental; unchanged): lexical
                                             mirror syncs with Chroma
 ``inhouse_lexical_chunks_total``            change (added, removed) by those syncs
+``inhouse_queue_depth``                     gauge: queue items not done yet, over every open
+                                            run (as a worker last saw it)
+``inhouse_lease_expiries_total``            queue items reclaimed after their holder's lease
+                                            expired (a worker killed or cut off)
+``inhouse_schedule_lag_seconds``           histogram: how late a scheduled run fired after
+                                            its cron slot (the scheduler that won the slot)
 =========================================== ===================================================
 
 The ingest series (``IngestMetrics``) are the same in the service (uploads, the embedded
 scheduler) and in ``inhouse worker``; Prometheus tells them apart by ``job``/``instance``.
-Names reserved for the multi-host worker queue (issue 13): ``inhouse_queue_depth``,
-``inhouse_queue_lease_expiries_total``, ``inhouse_schedule_lag_seconds``, as further
-``IngestMetrics`` members so the worker exports them on the same port.
+The queue series (``ingest.queue_worker.QueueObserver``) are ``IngestMetrics`` members too, so
+the worker exports them on the same port.
 
 Service code records through ``current()``, set per request by ``MetricsMiddleware`` (the
 audit log's pattern: retrieval and answering need not know about HTTP); ingest code
@@ -44,7 +49,7 @@ from collections.abc import MutableMapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, Field
 
 from ingest import observe
@@ -110,6 +115,22 @@ class IngestMetrics:
             ["change"],
             registry=registry,
         )
+        self.depth = Gauge(
+            "inhouse_queue_depth",
+            "Ingest queue items not done yet, over every open run.",
+            registry=registry,
+        )
+        self.schedule_lag_seconds = Histogram(
+            "inhouse_schedule_lag_seconds",
+            "Seconds between a schedule's cron slot and the moment its run was started.",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+            registry=registry,
+        )
+        self.lease_expiries = Counter(
+            "inhouse_lease_expiries",
+            "Queue items reclaimed after their holder's lease expired.",
+            registry=registry,
+        )
         for kind in ("full", "incremental", "unchanged"):
             self.lexical.labels(kind=kind)
         for change in ("added", "removed"):
@@ -120,6 +141,15 @@ class IngestMetrics:
         self.files.labels(status=result.status, reason=reason).inc()
         if result.status == "indexed" and result.chunks:
             self.chunks.inc(result.chunks)
+
+    def queue_depth(self, depth: int) -> None:
+        self.depth.set(depth)
+
+    def lease_expired(self) -> None:
+        self.lease_expiries.inc()
+
+    def schedule_lag(self, seconds: float) -> None:
+        self.schedule_lag_seconds.observe(max(seconds, 0.0))
 
     def lexical_synced(self, result: SyncResult) -> None:
         if result.rebuilt:

@@ -2,7 +2,8 @@
 
 The SQL on each table lives in one module (``ingest.manifest``: documents; ``ingest.runs``:
 source_*; ``ingest.schedule``: schedule_ticks; ``service.auth.keys``: api_keys;
-``service.auth.sessions``: sessions, pending_logins). Changing a table here needs an Alembic
+``service.auth.sessions``: sessions, pending_logins; ``ingest.workqueue``: queue_runs,
+work_items). Changing a table here needs an Alembic
 revision in ``ingest/db/migrations/versions`` (tests compare the two).
 Times are ISO-8601 UTC text where they were text before (they sort as strings), epoch
 seconds (double) for sessions.
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
 )
 
 metadata = MetaData()
@@ -169,4 +171,54 @@ pending_logins = Table(
     Column("verifier", Text, nullable=False),
     Column("next_url", Text, nullable=False),
     Column("created_at", Double, nullable=False),
+)
+
+# -- the durable ingest queue (``ingest.workqueue``) ----------------------------------------
+queue_runs = Table(
+    "queue_runs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("collection", Text, nullable=False),
+    Column("full_scan", Boolean, nullable=False, server_default=false()),
+    Column("spec", Text, nullable=False),  # JSON: paths, include, exclude, trigger
+    Column("state", Text, nullable=False),  # open, closed
+    Column("unchanged", Integer, nullable=False, server_default="0"),
+    Column("created_at", Double, nullable=False),
+    Column("first_claim_at", Double),
+    Column("closed_at", Double),
+    Index(
+        "queue_runs_one_open",
+        "source",
+        unique=True,
+        postgresql_where=text("state = 'open'"),
+        sqlite_where=text("state = 'open'"),
+    ),
+)
+
+work_items = Table(
+    "work_items",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("run_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # discover, index, remove, finalise
+    Column("doc_id", Text),
+    Column("root", Text),
+    Column("path", Text),
+    Column("state", Text, nullable=False),  # queued, claimed, done
+    Column("owner", Text),
+    Column("prev_owner", Text),
+    Column("lease_until", Double),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_expiries", Integer, nullable=False, server_default="0"),
+    Column("status", Text),  # indexed, unchanged, removed, failed (done items)
+    Column("reason", Text),
+    Column("message", Text),
+    Column("chunks", Integer, nullable=False, server_default="0"),
+    Column("claimed_at", Double),
+    Column("done_at", Double),
+    Index("work_items_claim", "state", "run_id"),
+    Index("work_items_by_run", "run_id", "kind"),
 )

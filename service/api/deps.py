@@ -156,13 +156,22 @@ class Resources:
         ``observer``: counts the scheduled runs (the app's ``/metrics``)."""
         if self.settings.sources is None:
             return
+        from ingest.queue_dispatch import QueueDispatch, queue_enabled
         from ingest.schedule import SourceRunner
         from ingest.sources import load_sources
+        from ingest.workqueue import WorkQueue
 
         runner = SourceRunner(
             self.settings, embedder=self.encoder(), observer=observer, database=self.database()
         )
-        self.scheduler = Scheduler(load_sources(self.settings.sources), runner)
+        dispatch = None
+        if queue_enabled(self.settings, self.database()):
+            # runs are queued for the workers (any replica may trigger, none executes)
+            dispatch = QueueDispatch(
+                WorkQueue(self.database(), lease_s=self.settings.queue.lease_s), runner.runs
+            )
+        config = load_sources(self.settings.sources)
+        self.scheduler = Scheduler(config, runner, dispatch=dispatch)
         if self.settings.embedded_worker:
             self.scheduler.start()
 

@@ -25,18 +25,23 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ingest.manifest import Manifest
+    from ingest.queue_dispatch import queue_enabled
     from ingest.runs import RunStore
     from ingest.schedule import local_now
     from ingest.source_status import sources_status
+    from ingest.workqueue import WorkQueue
 
     settings, config = load_sources(args)
     if args.runs < 0:
         return fail_usage("--runs must be 0 or more")
     settings.ensure_data_dir()
     manifest = Manifest.open(settings)
+    progress = None
+    if queue_enabled(settings, manifest.db):
+        progress = WorkQueue(manifest.db).progress
     try:
         status = sources_status(
-            config, RunStore(manifest), now=local_now(), history=args.runs
+            config, RunStore(manifest), now=local_now(), history=args.runs, progress=progress
         ).to_dict()
     finally:
         manifest.close()
@@ -68,6 +73,8 @@ def _print_status(status: dict[str, Any]) -> None:
             prog = running["progress"]
             total = "?" if prog["files_total"] is None else prog["files_total"]
             eta = "" if prog["eta_s"] is None else f", ETA {prog['eta_s']:.0f}s"
+            if prog.get("workers"):
+                eta += f", {prog['workers']} workers"
             out.print(
                 f"  [cyan]running[/] since {running['started_at']}:"
                 f" {prog['files_done']}/{total} files{eta}"

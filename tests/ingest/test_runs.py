@@ -82,7 +82,12 @@ def test_run_life_counts_and_failures(store: RunStore) -> None:
     ]
     assert record.failures[0]["message"] == "encrypted message"
     assert store.running("docs") is None
-    assert record.to_dict()["progress"] == {"files_done": 5, "files_total": None, "eta_s": None}
+    assert record.to_dict()["progress"] == {
+        "files_done": 5,
+        "files_total": None,
+        "eta_s": None,
+        "workers": None,
+    }
 
 
 def test_history_is_trimmed_per_source(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -178,7 +183,12 @@ def test_status_next_run_running_and_removed(store: RunStore) -> None:
     docs = status["sources"][0]
     assert docs["next_run_at"] == "2026-03-01T12:00:00+00:00"
     assert docs["scheduler"]["pid"] > 0
-    assert docs["running"]["progress"] == {"files_done": 4, "files_total": 8, "eta_s": 12.0}
+    assert docs["running"]["progress"] == {
+        "files_done": 4,
+        "files_total": 8,
+        "eta_s": 12.0,
+        "workers": None,
+    }
     assert [r["outcome"] for r in docs["last_runs"]] == ["running"]
 
     with store.manifest.transaction() as conn:  # the scheduler process died

@@ -107,7 +107,7 @@ export class AdminPage {
         const last = s.last_runs[0];
         const run = s.running;
         const progress = run
-          ? `${run.progress.files_done}/${run.progress.files_total ?? "?"} ${eta(run.progress.eta_s)}`.trim()
+          ? `${run.progress.files_done}/${run.progress.files_total ?? "?"} ${eta(run.progress.eta_s)}${run.progress.workers ? ` (${run.progress.workers} workers)` : ""}`.trim()
           : "idle";
         return [s.name, s.collection, s.enabled ? s.schedule : `${s.schedule} (off)`, last ? `${last.outcome} ${when(last.finished_at || last.started_at)}` : "never", progress, when(s.next_run_at)];
       }),

@@ -313,6 +313,7 @@
  * @property {number} files_done
  * @property {?number} files_total
  * @property {?number} eta_s
+ * @property {?number} [workers]
  */
 
 /**

@@ -35,6 +35,11 @@ class ProgressModel(BaseModel):
     files_done: int = Field(description="Files handled so far in this run.")
     files_total: int | None = Field(description="Files this run will handle (once known).")
     eta_s: float | None = Field(description="Estimated seconds left (running runs only).")
+    workers: int | None = Field(
+        None,
+        description="Queued runs: workers (over every host) processing its files now;"
+        " null for runs executed by one process.",
+    )
 
 
 class FailureModel(BaseModel):

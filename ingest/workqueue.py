@@ -1,0 +1,420 @@
+"""The durable ingest queue: one row per unit of work, claimed with a lease, in the database.
+
+A run of a source is a ``queue_runs`` row plus ``work_items``: first one ``discover`` item
+(whoever claims it lists the files and classifies them against the manifest), which adds one
+``index`` item per file to (re)index, one ``remove`` item per vanished document and one
+``finalise`` item. ``finalise`` is claimable only once every other item of its run is done,
+so exactly one worker finalises each run (settles the lexical generation marker, writes the
+run's counts), whichever host finishes last.
+
+**Claims and leases.** A claim is one ``UPDATE ... WHERE id = (SELECT ... LIMIT 1)
+RETURNING``: on PostgreSQL the inner select takes ``FOR UPDATE SKIP LOCKED``, so concurrent
+workers never wait on each other's rows; on SQLite it runs in a ``BEGIN IMMEDIATE``
+transaction (``ingest.db.Database.write``), under the database's one write lock, which makes
+it just as atomic for the embedded default. Each claim
+carries ``lease_until``; the holder renews all its leases with one ``UPDATE`` per heartbeat.
+An item whose lease has expired (its worker was killed with -9, or its host vanished) is
+claimable again by any worker, and the reclaim is counted (``lease_expiries``). Completions
+are guarded by the owner, so a worker that lost its lease cannot overwrite the new holder's
+result; redoing a file is harmless because the per-document write order and the
+deterministic chunk ids of ``ingest.pipeline`` make the index converge.
+
+**Why the database and not procrastinate or Celery.** No extra broker to run, monitor and
+back up: the queue, the manifest and the run history live in one database, so one
+``pg_dump`` captures a consistent state, and a database restart loses no queued work
+(committed rows). The same code runs on the embedded SQLite default, where a broker would
+be one more daemon for a single-machine install. The load is tiny for a database (one claim
+and one completion per file, a heartbeat per worker every few seconds).
+
+Times are epoch seconds from the workers' clocks: keep hosts NTP-synced; a lease of a minute
+tolerates seconds of skew.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import and_, case, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from ingest.db.engine import Database
+from ingest.db.schema import queue_runs, work_items
+from ingest.queue_records import (
+    ItemResult,
+    NewItem,
+    QueueBusy,
+    QueueRun,
+    RunProgress,
+    WorkItem,
+    new_owner,
+)
+from ingest.report import OUTCOMES
+
+__all__ = [
+    "ItemResult",
+    "NewItem",
+    "QueueBusy",
+    "QueueRun",
+    "RunProgress",
+    "WorkItem",
+    "WorkQueue",
+    "new_owner",
+]
+
+KINDS = ("discover", "index", "remove", "finalise")
+FILE_KINDS = ("index", "remove")
+MAX_ATTEMPTS = 5
+"""Claims of one file before it is given up as failed (``worker_lost``): a file that kills
+every worker that reads it must not circle the queue forever."""
+
+
+class WorkQueue:
+    """The queue's SQL; every method is one short transaction."""
+
+    def __init__(self, db: Database, *, lease_s: float = 60.0) -> None:
+        """``db``: the shared database (its schema holds the tables: migration 0002)."""
+        self.db = db
+        self.lease_s = lease_s
+        self._pg = db.dialect == "postgresql"
+
+    # -- runs ------------------------------------------------------------------------------
+    def create_run(
+        self, run_id: str, source: str, collection: str, *, full: bool, spec: dict[str, Any]
+    ) -> None:
+        """Open a run with its ``discover`` item; ``QueueBusy`` if the source has one open."""
+        now = time.time()
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    insert(queue_runs).values(
+                        id=run_id,
+                        source=source,
+                        collection=collection,
+                        full_scan=full,
+                        spec=json.dumps(spec),
+                        state="open",
+                        unchanged=0,
+                        created_at=now,
+                    )
+                )
+                conn.execute(
+                    insert(work_items).values(
+                        run_id=run_id, kind="discover", state="queued", attempts=0
+                    )
+                )
+        except IntegrityError:
+            raise QueueBusy(f"source {source!r} already has a queued run") from None
+
+    def run(self, run_id: str) -> QueueRun | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(queue_runs).where(queue_runs.c.id == run_id)).first()
+        return _run(row) if row is not None else None
+
+    def open_runs(self) -> list[QueueRun]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(queue_runs)
+                .where(queue_runs.c.state == "open")
+                .order_by(queue_runs.c.created_at)
+            ).all()
+        return [_run(row) for row in rows]
+
+    def open_run_of(self, source: str) -> QueueRun | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(queue_runs).where(
+                    queue_runs.c.source == source, queue_runs.c.state == "open"
+                )
+            ).first()
+        return _run(row) if row is not None else None
+
+    # -- claims ----------------------------------------------------------------------------
+    def claim(
+        self, owner: str, *, run_id: str | None = None, kinds: Sequence[str] = KINDS
+    ) -> WorkItem | None:
+        """Take the oldest claimable item (optionally of one run and of some kinds)."""
+        now = time.time()
+        items = work_items
+        other = work_items.alias("other")
+        unfinished_siblings = exists().where(
+            other.c.run_id == items.c.run_id,
+            other.c.kind != "finalise",
+            other.c.state != "done",
+        )
+        claimable = or_(
+            items.c.state == "queued",
+            and_(items.c.state == "claimed", items.c.lease_until < now),
+        )
+        candidate = (
+            select(items.c.id)
+            .where(
+                claimable,
+                items.c.kind.in_(list(kinds)),
+                or_(items.c.kind != "finalise", ~unfinished_siblings),
+            )
+            .order_by(items.c.id)
+            .limit(1)
+        )
+        if run_id is not None:
+            candidate = candidate.where(items.c.run_id == run_id)
+        if self._pg:
+            candidate = candidate.with_for_update(skip_locked=True, of=items)
+        statement = (
+            update(items)
+            .where(items.c.id == candidate.scalar_subquery())
+            .values(
+                state="claimed",
+                prev_owner=case((items.c.state == "claimed", items.c.owner), else_=None),
+                lease_expiries=items.c.lease_expiries
+                + case((items.c.state == "claimed", 1), else_=0),
+                owner=owner,
+                lease_until=now + self.lease_s,
+                attempts=items.c.attempts + 1,
+                claimed_at=now,
+            )
+            .returning(
+                items.c.id,
+                items.c.run_id,
+                items.c.kind,
+                items.c.doc_id,
+                items.c.root,
+                items.c.path,
+                items.c.attempts,
+                items.c.prev_owner,
+            )
+        )
+        with self.db.write() as conn:
+            row = conn.execute(statement).first()
+            if row is None:
+                return None
+            conn.execute(
+                update(queue_runs)
+                .where(queue_runs.c.id == row.run_id, queue_runs.c.first_claim_at.is_(None))
+                .values(first_claim_at=now)
+            )
+        return WorkItem(
+            id=row.id,
+            run_id=row.run_id,
+            kind=row.kind,
+            doc_id=row.doc_id,
+            root=row.root,
+            path=row.path,
+            attempts=row.attempts,
+            reclaimed=row.prev_owner is not None,
+        )
+
+    def heartbeat(self, owner: str) -> int:
+        """Renew every lease ``owner`` holds; returns how many it still holds."""
+        with self.db.write() as conn:
+            result = conn.execute(
+                update(work_items)
+                .where(work_items.c.owner == owner, work_items.c.state == "claimed")
+                .values(lease_until=time.time() + self.lease_s)
+            )
+        return int(result.rowcount or 0)
+
+    def release(self, owner: str, item_ids: Iterable[int] | None = None) -> int:
+        """Hand items back unfinished (a graceful stop): queued again, not counted as expired."""
+        condition = and_(work_items.c.owner == owner, work_items.c.state == "claimed")
+        if item_ids is not None:
+            condition = and_(condition, work_items.c.id.in_(list(item_ids)))
+        with self.db.write() as conn:
+            result = conn.execute(
+                update(work_items)
+                .where(condition)
+                .values(state="queued", owner=None, lease_until=None, attempts=0)
+            )
+        return int(result.rowcount or 0)
+
+    def complete(
+        self,
+        item: WorkItem,
+        owner: str,
+        *,
+        status: str | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+        chunks: int = 0,
+        conn: Connection | None = None,
+    ) -> bool:
+        """Mark ``item`` done with its result; False if ``owner`` no longer holds it."""
+        statement = (
+            update(work_items)
+            .where(
+                work_items.c.id == item.id,
+                work_items.c.owner == owner,
+                work_items.c.state == "claimed",
+            )
+            .values(
+                state="done",
+                status=status,
+                reason=reason,
+                message=message,
+                chunks=chunks,
+                lease_until=None,
+                done_at=time.time(),
+            )
+        )
+        if conn is not None:
+            return bool(conn.execute(statement).rowcount)
+        with self.db.write() as own:
+            return bool(own.execute(statement).rowcount)
+
+    def add_discovered(
+        self, item: WorkItem, owner: str, items: Sequence[NewItem], *, unchanged: int
+    ) -> bool:
+        """Complete a ``discover`` item by adding its run's items and a ``finalise`` item, in
+        one transaction; False (nothing added) if ``owner`` lost the item meanwhile."""
+        rows: list[dict[str, Any]] = [
+            {
+                "run_id": item.run_id,
+                "kind": new.kind,
+                "doc_id": new.doc_id,
+                "root": new.root,
+                "path": new.path,
+                "state": "done" if new.status else "queued",
+                "status": new.status,
+                "reason": new.reason,
+                "message": new.message,
+                "attempts": 0,
+                "lease_expiries": 0,
+                "chunks": 0,
+            }
+            for new in items
+        ]
+        with self.db.write() as conn:
+            if not self.complete(item, owner, conn=conn):
+                return False
+            if rows:
+                conn.execute(insert(work_items), rows)
+            conn.execute(
+                insert(work_items).values(
+                    run_id=item.run_id, kind="finalise", state="queued", attempts=0
+                )
+            )
+            conn.execute(
+                update(queue_runs).where(queue_runs.c.id == item.run_id).values(unchanged=unchanged)
+            )
+        return True
+
+    def close_run(self, item: WorkItem, owner: str) -> bool:
+        """Complete a ``finalise`` item: the run is closed and its items deleted (their
+        results are in the run history by now). False if ``owner`` lost the item."""
+        with self.db.write() as conn:
+            if not self.complete(item, owner, conn=conn):
+                return False
+            conn.execute(
+                update(queue_runs)
+                .where(queue_runs.c.id == item.run_id)
+                .values(state="closed", closed_at=time.time())
+            )
+            conn.execute(delete(work_items).where(work_items.c.run_id == item.run_id))
+        return True
+
+    def abort_run(self, run_id: str) -> None:
+        """Close a run that failed as a whole (e.g. its root vanished), dropping its items."""
+        with self.db.write() as conn:
+            conn.execute(
+                update(queue_runs)
+                .where(queue_runs.c.id == run_id)
+                .values(state="closed", closed_at=time.time())
+            )
+            conn.execute(delete(work_items).where(work_items.c.run_id == run_id))
+
+    # -- reads -----------------------------------------------------------------------------
+    def depth(self) -> int:
+        """Items not done yet, over every open run (the ``inhouse_queue_depth`` gauge)."""
+        with self.db.read() as conn:
+            return int(
+                conn.execute(select(func.count()).where(work_items.c.state != "done")).scalar_one()
+            )
+
+    def progress(self, run_id: str, *, now: float | None = None) -> RunProgress | None:
+        """Files done / total over every worker, and an ETA from the run's rate so far."""
+        run = self.run(run_id)
+        if run is None:
+            return None
+        files = work_items.c.kind.in_(list(FILE_KINDS))
+        with self.db.read() as conn:
+            discovered = conn.execute(
+                select(func.count()).where(
+                    work_items.c.run_id == run_id, work_items.c.kind == "discover"
+                )
+            ).scalar_one()
+            rows = conn.execute(
+                select(work_items.c.state, work_items.c.status, func.count())
+                .where(work_items.c.run_id == run_id, files)
+                .group_by(work_items.c.state, work_items.c.status)
+            ).all()
+            holders = conn.execute(
+                select(func.count(func.distinct(work_items.c.owner))).where(
+                    work_items.c.run_id == run_id, work_items.c.state == "claimed"
+                )
+            ).scalar_one()
+            listed = conn.execute(
+                select(literal(1)).where(
+                    work_items.c.run_id == run_id,
+                    work_items.c.kind == "discover",
+                    work_items.c.state == "done",
+                )
+            ).first()
+        counts: dict[str, int] = {outcome: 0 for outcome in OUTCOMES}
+        counts["unchanged"] = run.unchanged
+        done = run.unchanged
+        pending = 0
+        for state, status, count in rows:
+            if state == "done":
+                done += count
+                counts[status or "failed"] = counts.get(status or "failed", 0) + count
+            else:
+                pending += count
+        if not discovered or listed is None:
+            return RunProgress(done=done, total=None, eta_s=None, counts=counts, workers=holders)
+        total = done + pending
+        eta = None
+        worked = done - run.unchanged
+        if run.first_claim_at is not None and worked > 0 and pending:
+            elapsed = max((now or time.time()) - run.first_claim_at, 1e-6)
+            eta = pending / (worked / elapsed)
+        return RunProgress(done=done, total=total, eta_s=eta, counts=counts, workers=holders)
+
+    def results(self, run_id: str) -> list[ItemResult]:
+        """Done file items of a run (for its history: counts and failures)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(work_items)
+                .where(
+                    work_items.c.run_id == run_id,
+                    work_items.c.kind.in_(list(FILE_KINDS)),
+                    work_items.c.state == "done",
+                )
+                .order_by(work_items.c.id)
+            ).all()
+        return [
+            ItemResult(r.status or "failed", r.reason, r.message, r.root, r.path, r.chunks)
+            for r in rows
+        ]
+
+    def lease_expiries(self) -> int:
+        """Reclaims after an expired lease, over the items still in the table."""
+        with self.db.read() as conn:
+            value = conn.execute(select(func.sum(work_items.c.lease_expiries))).scalar_one()
+        return int(value or 0)
+
+
+def _run(row: Any) -> QueueRun:
+    return QueueRun(
+        id=row.id,
+        source=row.source,
+        collection=row.collection,
+        full=bool(row.full_scan),
+        spec=json.loads(row.spec),
+        state=row.state,
+        unchanged=row.unchanged,
+        created_at=row.created_at,
+        first_claim_at=row.first_claim_at,
+    )
