@@ -47,14 +47,13 @@ from typing import Any
 
 from ingest import observe
 from ingest.index import META_SOURCE, META_TITLE
-from ingest.lexical_docs import DocumentIndex, group_by_document
+from ingest.lexical_docs import DocumentIndex, committed_writer, group_by_document
 from ingest.lexical_text import ParsedQuery, body_tokens, identifiers
 from ingest.locks import FileLock
 
 log = logging.getLogger(__name__)
 
 FETCH_BATCH = 5000
-WRITER_HEAP = 50_000_000
 SCHEMA_VERSION = 3  # 2: title and path beside the body; 3: whole documents (lexical_docs)
 IDENT_BOOST = 2.0  # a compacted identifier ("hr2231") match counts double
 PHRASE_BOOST = 1.5
@@ -245,11 +244,10 @@ class LexicalIndex:
         self.documents.sync(coll, group_by_document(want.values()), title_text)
         if not missing and not extra:
             return SyncResult(0, 0, False)
-        writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
-        try:
+        added = 0
+        with committed_writer(index) as writer:
             for key in extra:
                 writer.delete_documents_by_query(tantivy.Query.term_query(self._schema, "key", key))
-            added = 0
             for start in range(0, len(missing), FETCH_BATCH):
                 got = coll.get(
                     ids=missing[start : start + FETCH_BATCH], include=["documents", "metadatas"]
@@ -257,13 +255,6 @@ class LexicalIndex:
                 for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]):
                     writer.add_document(self._document(cid, text or "", title_text(meta)))
                     added += 1
-            writer.commit()
-        except BaseException:
-            writer.rollback()
-            raise
-        finally:
-            writer.wait_merging_threads()
-        index.reload()
         return SyncResult(added, len(extra), rebuilt and added > 0)
 
     def keys(self) -> set[int]:

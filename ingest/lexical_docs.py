@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,22 @@ def _schema() -> Any:
     builder.add_text_field("sig", stored=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("body", tokenizer_name="whitespace", index_option="freq")
     return builder.build()
+
+
+@contextmanager
+def committed_writer(index: Any) -> Iterator[Any]:
+    """A tantivy writer whose work is committed at the end of the block, rolled back if
+    it raises; the index is reloaded afterwards so searches see the commit."""
+    writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
+    try:
+        yield writer
+        writer.commit()
+    except BaseException:
+        writer.rollback()
+        raise
+    finally:
+        writer.wait_merging_threads()
+    index.reload()
 
 
 def signature(chunk_ids: Iterable[str]) -> str:
@@ -114,8 +131,7 @@ class DocumentIndex:
         gone = [doc for doc in have if doc not in wanted]
         if not stale and not gone:
             return 0, 0
-        writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
-        try:
+        with committed_writer(index) as writer:
             for doc in [*gone, *stale]:
                 if doc in have:
                     writer.delete_documents_by_query(
@@ -123,13 +139,6 @@ class DocumentIndex:
                     )
             for doc in stale:
                 writer.add_document(self._entry(coll, doc, by_doc[doc], wanted[doc], title))
-            writer.commit()
-        except BaseException:
-            writer.rollback()
-            raise
-        finally:
-            writer.wait_merging_threads()
-        index.reload()
         return len(stale), len(gone)
 
     def _entry(self, coll: Any, doc: str, ids: list[str], sig: str, title: Any) -> Any:
