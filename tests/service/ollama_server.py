@@ -582,6 +582,17 @@ class Recorder:
         with self._cond:
             return self._cond.wait_for(lambda: predicate(list(self._items)), timeout)
 
+    def settled(self, path: str, timeout: float = 5.0) -> list[RecordedRequest]:
+        """The requests to ``path`` once each has finished or seen its client leave.
+
+        The client can read the last byte before the server's task marks the request
+        finished, so a test that checks ``finished`` right after a response waits here.
+        """
+        self.wait_for(
+            lambda rs: all(r.finished or r.disconnected for r in rs if r.path == path), timeout
+        )
+        return [r for r in self.snapshot() if r.path == path]
+
 
 class OllamaTestServer:
     """A running server: its URL, its script, and what it received."""
@@ -641,6 +652,10 @@ class OllamaTestServer:
 
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == "/api/chat"]
+
+    def settled_chat_requests(self, timeout: float = 5.0) -> list[RecordedRequest]:
+        """The chat requests once every one has finished or been abandoned."""
+        return self.recorder.settled("/api/chat", timeout)
 
     def reset(self) -> None:
         """Forget recorded requests and queued replies."""

@@ -355,6 +355,10 @@ class OpenAITestServer:
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.recorder.snapshot() if r.path == "/v1/chat/completions"]
 
+    def settled_chat_requests(self, timeout: float = 5.0) -> list[RecordedRequest]:
+        """The chat requests once every one has finished or been abandoned."""
+        return self.recorder.settled("/v1/chat/completions", timeout)
+
     def wait_for_disconnect(self, timeout: float = 5.0) -> bool:
         return self.recorder.wait_for(lambda rs: any(r.disconnected for r in rs), timeout)
 

@@ -100,7 +100,7 @@ async def test_thinking_field_and_request_shape(ollama_server: OllamaTestServer)
         out.done.timings_ms
     )
     assert out.done.timings_ms["load"] == pytest.approx(1.0)
-    (request,) = ollama_server.chat_requests()
+    (request,) = await asyncio.to_thread(ollama_server.settled_chat_requests)
     body = request.body
     assert body["model"] == MODEL and body["stream"] is True and body["think"] is True
     assert body["options"] == {"temperature": 0.6, "num_predict": 512}

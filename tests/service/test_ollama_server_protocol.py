@@ -111,7 +111,7 @@ def test_chat_errors(ollama_server: OllamaTestServer) -> None:
     ollama_server.script.push(Reply.failing(500, "boom"))
     failed = httpx.post(url, json=CHAT)
     assert (failed.status_code, failed.json()) == (500, {"error": "boom"})
-    assert all(r.finished and not r.disconnected for r in ollama_server.chat_requests())
+    assert all(r.finished and not r.disconnected for r in ollama_server.settled_chat_requests())
     ollama_server.script.error_status = 503
     assert httpx.get(f"{ollama_server.url}/api/tags").status_code == 503
 
@@ -132,7 +132,7 @@ def test_faults_on_the_wire(ollama_server: OllamaTestServer) -> None:
     ollama_server.script.push(Reply.answer(disconnect_after=2))
     with pytest.raises(httpx.RemoteProtocolError):
         httpx.post(url, json=CHAT)
-    recorded = ollama_server.chat_requests()
+    recorded = ollama_server.settled_chat_requests()
     assert [r.finished for r in recorded] == [True, True, False]
     assert recorded[0].body == CHAT
 

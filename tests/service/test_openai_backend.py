@@ -104,7 +104,7 @@ async def test_three_reasoning_styles(server: OpenAITestServer, style: str) -> N
     assert (out.done.model, out.done.finish_reason) == (MODEL, "stop")
     assert out.done.prompt_tokens > 0 and out.done.completion_tokens > 0
     assert 0 < out.done.timings_ms["first_token"] <= out.done.timings_ms["wall"]
-    (request,) = server.chat_requests()
+    (request,) = await asyncio.to_thread(server.settled_chat_requests)
     assert request.body["stream"] is True and request.body["model"] == MODEL
     assert request.body["temperature"] == 0.6 and request.body["max_tokens"] == 99
     assert request.body["messages"][1] == {"role": "assistant", "content": "Before"}
