@@ -61,6 +61,7 @@ from ingest.index import (
 from ingest.lexical import LexicalIndexes
 from ingest.locks import Lock, collection_lock_name
 from ingest.manifest import DocumentRecord, Manifest, utc_now
+from ingest.parser_load import parser_busy_cores
 from ingest.prefetch import Prefetcher
 from ingest.report import FileResult, IngestReport
 from ingest.settings import IngestSettings, ParseSettings, validate_collection_name
@@ -271,8 +272,10 @@ class IngestPipeline:
                     # the parser works on the next files while this thread embeds and stores
                     ahead = Prefetcher(parse_ahead, depth=PARSE_AHEAD, name="parse-ahead")
 
+                    parser_cores = parser_busy_cores(parser, pool_size)
+
                     def busy_cores() -> int:
-                        return pool_size if ahead.producing else 0
+                        return parser_cores() if ahead.producing else 0
 
                     writer = BatchWriter(self, collection, full=full, busy_cores=busy_cores)
                     with closing(ahead):

@@ -40,6 +40,7 @@ from ingest.discover import DiscoveredFile, discover
 from ingest.errors import IngestError
 from ingest.index import document_id
 from ingest.observe import IngestObserver
+from ingest.parser_load import parser_busy_cores
 from ingest.pipeline import IngestPipeline, ParserLike, _Job
 from ingest.prefetch import Prefetcher
 from ingest.report import FileResult, IngestReport
@@ -306,8 +307,10 @@ class QueueWorker:
         try:
             ahead = Prefetcher(parse_ahead, depth=max(2, self.concurrency), name="parse-ahead")
 
+            parser_cores = parser_busy_cores(parser, self.concurrency)
+
             def busy_cores() -> int:
-                return self.concurrency if ahead.producing else 0
+                return parser_cores() if ahead.producing else 0
 
             writer = BatchWriter(pipeline, collection, full=full, busy_cores=busy_cores)
             with closing(ahead):

@@ -3,6 +3,8 @@ encoder only the cores the parsers leave free while they work."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import ingest.parser_load
 import ingest.pipeline
 from ingest.documents import ParsedDocument, ParsedElement
 from ingest.embed import Embedder
@@ -98,3 +101,33 @@ def test_parsing_overlaps_embedding_and_threads_follow_the_parsers(
     assert len(first_calls) > 2 and len(second_calls) > 1
     assert first_calls[1] == 1  # the parser holds one of the two cores
     assert second_calls[-1] is None  # parsing done: every core again
+
+
+def test_an_idle_parser_process_leaves_every_core_to_the_encoder(
+    data_dir: Path, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that holds a file but barely uses the CPU (many small files) is not reserved
+    a core: the encoder's threads follow the workers' measured CPU, not their busy flag."""
+    monkeypatch.setattr(ingest.pipeline, "ENCODE_SLICE", 1)
+    monkeypatch.setattr(ingest.parser_load, "WINDOW_S", 0.0)  # measure on every call
+    monkeypatch.setenv("INHOUSE_CHUNK__TOKENS", "32")
+    monkeypatch.setenv("INHOUSE_CHUNK__OVERLAP", "0")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write(docs / FIRST, "alpha", 12)
+    write(docs / SECOND, "beta", 12)
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    parser = GatedParser()
+    parser.worker_pids = [idle.pid]  # type: ignore[attr-defined]
+    recorder = RecordingEmbedder(embedder, parser)
+    pipe = IngestPipeline(IngestSettings(), embedder=recorder, parser_factory=lambda _s, _n: parser)
+    try:
+        report = pipe.run([docs], "idle-parser", workers=1)
+    finally:
+        pipe.close()
+        idle.kill()
+        idle.wait()
+    assert report.counts()["indexed"] == 2
+    assert recorder.second_parsed_during_first  # the parser was at work during the first file
+    first_calls = [t for d, t in recorder.calls if d == FIRST]
+    assert len(first_calls) > 2 and all(t is None for t in first_calls)
