@@ -36,14 +36,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ingest import bundles, observe
 from ingest.batching import BatchWriter
-from ingest.discover import DiscoveredFile, discover
+from ingest.discover import DiscoveredFile
 from ingest.errors import IngestError
-from ingest.index import document_id
 from ingest.observe import IngestObserver
 from ingest.pipeline import IngestPipeline, ParserLike, _Job
 from ingest.prefetch import Prefetcher
+from ingest.queue_discover import list_run
 from ingest.report import FileResult, IngestReport
-from ingest.workqueue import MAX_ATTEMPTS, NewItem, WorkItem, WorkQueue, new_owner
+from ingest.workqueue import MAX_ATTEMPTS, WorkItem, WorkQueue, new_owner, run_report
 
 log = logging.getLogger(__name__)
 
@@ -185,58 +185,9 @@ class QueueWorker:
         if run is None:
             return
         pipeline, collection = self.pipeline, run.collection
-        paths = [Path(p) for p in run.spec["paths"]]
         if self._check_roots is not None:
-            self._check_roots(paths, collection)
-        found: list[DiscoveredFile] = []
-        refused: list[DiscoveredFile] = []
-        dir_roots: list[str] = []
-        for path in paths:
-            for file in discover(
-                path,
-                include=run.spec.get("include", ()),
-                exclude=run.spec.get("exclude", ()),
-                data_dir=pipeline.settings.data_dir,
-            ):
-                (refused if file.refused else found).append(file)
-            if path.expanduser().resolve().is_dir():
-                dir_roots.append(str(path.expanduser().resolve()))
-        manifest = pipeline.manifest
-        seen_ids = {document_id(collection, str(f.root), f.relative) for f in found + refused}
-        seen_paths = {(str(f.root), f.relative) for f in found + refused}
-        new: list[NewItem] = []
-        for file in refused:
-            result = pipeline._refuse(collection, file, file.refused or "")
-            new.append(
-                NewItem(
-                    "index",
-                    result.document_id,
-                    result.root,
-                    result.path,
-                    "failed",
-                    result.reason,
-                    result.message,
-                )
-            )
-        unchanged = 0
-        for file in found:
-            doc_id = document_id(collection, str(file.root), file.relative)
-            record = manifest.get(doc_id)
-            if (
-                not run.full
-                and record is not None
-                and record.status in ("indexed", "failed")
-                and (record.size, record.mtime_ns) == (file.size, file.mtime_ns)
-            ):
-                unchanged += 1
-                continue
-            new.append(NewItem("index", doc_id, str(file.root), file.relative))
-        for root in dir_roots:
-            for record in manifest.documents(collection, root=root):
-                if record.id not in seen_ids and not bundles.is_member(
-                    record.root, record.path, seen_paths
-                ):
-                    new.append(NewItem("remove", record.id, record.root, record.path))
+            self._check_roots([Path(p) for p in run.spec["paths"]], collection)
+        new, unchanged = list_run(pipeline, run)
         if any(n.status is None for n in new):
             pipeline.index.refresh(collection)
             pipeline.index.collection(collection, create=True)  # embedder mismatch fails here
@@ -396,26 +347,6 @@ class QueueWorker:
             self.runs.finish(run.id, outcome, report=report)
             log.info("run %s of %s %s %s", run.id, run.source, outcome, report.counts())
         self.queue.close_run(item, self.owner)
-
-
-def run_report(queue: WorkQueue, run_id: str, collection: str, unchanged: int) -> IngestReport:
-    """The run's results gathered from its items, as the history's ``finish`` reads them."""
-    report = IngestReport(collection=collection, roots=[], started_at="")
-    placeholder = FileResult(path="", root="", document_id="", status="unchanged")
-    report.files = [placeholder] * unchanged
-    for result in queue.results(run_id):
-        report.files.append(
-            FileResult(
-                path=result.path or "",
-                root=result.root or "",
-                document_id="",
-                status=result.status,  # type: ignore[arg-type]
-                reason=result.reason,
-                message=result.message,
-                chunks=result.chunks,
-            )
-        )
-    return report
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.1) -> bool:
