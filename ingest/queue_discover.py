@@ -15,7 +15,9 @@ from ingest.queue_records import NewItem, QueueRun
 def list_run(pipeline: IngestPipeline, run: QueueRun) -> tuple[list[NewItem], int]:
     """The items a run needs (an ``index`` item per file to (re)index, a ``remove`` item per
     vanished document, refused paths as settled results) and its unchanged file count: a
-    settled row with the same size and mtime is unchanged."""
+    settled row with the same size and mtime is unchanged. Results are counted as the
+    in-process run reports them: an unchanged container's members too (unchanged, or
+    ``member`` items for those that failed), a file that failed and is unchanged as failed."""
     collection = run.collection
     paths = [Path(p) for p in run.spec["paths"]]
     found: list[DiscoveredFile] = []
@@ -58,7 +60,22 @@ def list_run(pipeline: IngestPipeline, run: QueueRun) -> tuple[list[NewItem], in
             and record.status in ("indexed", "failed")
             and (record.size, record.mtime_ns) == (file.size, file.mtime_ns)
         ):
-            unchanged += 1
+            for result in bundles.unchanged_results(manifest, collection, record):
+                if result.status == "unchanged":
+                    unchanged += 1
+                else:  # failed last time, unchanged since: reported failed again
+                    kind = "index" if result.document_id == doc_id else "member"
+                    new.append(
+                        NewItem(
+                            kind,
+                            result.document_id,
+                            result.root,
+                            result.path,
+                            result.status,
+                            result.reason,
+                            result.message,
+                        )
+                    )
             continue
         new.append(NewItem("index", doc_id, str(file.root), file.relative))
     for root in dir_roots:

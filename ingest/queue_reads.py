@@ -15,7 +15,9 @@ from ingest.db.schema import queue_runs, work_items
 from ingest.queue_records import ItemResult, QueueRun, RunProgress
 from ingest.report import OUTCOMES, FileResult, IngestReport
 
-FILE_KINDS = ("index", "remove")
+FILE_KINDS = ("index", "remove", "member")
+"""Items that are one document's result; ``member``: a container's member (an archive or
+e-mail attachment indexed as its own document), recorded done with its container's item."""
 
 
 class QueueReads:
@@ -30,13 +32,13 @@ class QueueReads:
             row = conn.execute(select(queue_runs).where(queue_runs.c.id == run_id)).first()
         return _run(row) if row is not None else None
 
-    def open_runs(self) -> list[QueueRun]:
+    def open_runs(self, collection: str | None = None) -> list[QueueRun]:
+        """Open runs, oldest first (of one collection when given)."""
+        query = select(queue_runs).where(queue_runs.c.state == "open")
+        if collection is not None:
+            query = query.where(queue_runs.c.collection == collection)
         with self.db.read() as conn:
-            rows = conn.execute(
-                select(queue_runs)
-                .where(queue_runs.c.state == "open")
-                .order_by(queue_runs.c.created_at)
-            ).all()
+            rows = conn.execute(query.order_by(queue_runs.c.created_at)).all()
         return [_run(row) for row in rows]
 
     def open_run_of(self, source: str) -> QueueRun | None:

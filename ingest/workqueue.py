@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, case, delete, exists, insert, or_, select, update
@@ -113,9 +113,15 @@ class WorkQueue(QueueReads):
 
     # -- claims ----------------------------------------------------------------------------
     def claim(
-        self, owner: str, *, run_id: str | None = None, kinds: Sequence[str] = KINDS
+        self,
+        owner: str,
+        *,
+        run_id: str | None = None,
+        kinds: Sequence[str] = KINDS,
+        skip_collections: Collection[str] = (),
     ) -> WorkItem | None:
-        """Take the oldest claimable item (optionally of one run and of some kinds)."""
+        """Take the oldest claimable item (optionally of one run and of some kinds; none of
+        a run writing one of ``skip_collections``)."""
         now = time.time()
         items = work_items
         other = work_items.alias("other")
@@ -140,6 +146,11 @@ class WorkQueue(QueueReads):
         )
         if run_id is not None:
             candidate = candidate.where(items.c.run_id == run_id)
+        if skip_collections:
+            held_off = select(queue_runs.c.id).where(
+                queue_runs.c.collection.in_(list(skip_collections))
+            )
+            candidate = candidate.where(items.c.run_id.not_in(held_off))
         if self._pg:
             candidate = candidate.with_for_update(skip_locked=True, of=items)
         statement = (
@@ -209,6 +220,26 @@ class WorkQueue(QueueReads):
             )
         return int(result.rowcount or 0)
 
+    def hand_back(self, item: WorkItem, owner: str) -> bool:
+        """Queue a claimed item again untouched (its collection is held off): the claim
+        does not count as an attempt. False if ``owner`` no longer holds it."""
+        with self.db.write() as conn:
+            result = conn.execute(
+                update(work_items)
+                .where(
+                    work_items.c.id == item.id,
+                    work_items.c.owner == owner,
+                    work_items.c.state == "claimed",
+                )
+                .values(
+                    state="queued",
+                    owner=None,
+                    lease_until=None,
+                    attempts=work_items.c.attempts - 1,
+                )
+            )
+        return bool(result.rowcount)
+
     def complete(
         self,
         item: WorkItem,
@@ -218,9 +249,12 @@ class WorkQueue(QueueReads):
         reason: str | None = None,
         message: str | None = None,
         chunks: int = 0,
+        members: Sequence[ItemResult] = (),
         conn: Connection | None = None,
     ) -> bool:
-        """Mark ``item`` done with its result; False if ``owner`` no longer holds it."""
+        """Mark ``item`` done with its result, and record its ``members`` (a container's) as
+        done ``member`` items in the same transaction; False if ``owner`` no longer holds it
+        (then nothing is written)."""
         statement = (
             update(work_items)
             .where(
@@ -238,10 +272,18 @@ class WorkQueue(QueueReads):
                 done_at=time.time(),
             )
         )
+
+        def apply(conn: Connection) -> bool:
+            if not conn.execute(statement).rowcount:
+                return False
+            if members:
+                _record_members(conn, item, members)
+            return True
+
         if conn is not None:
-            return bool(conn.execute(statement).rowcount)
+            return apply(conn)
         with self.db.write() as own:
-            return bool(own.execute(statement).rowcount)
+            return apply(own)
 
     def add_discovered(
         self, item: WorkItem, owner: str, items: Sequence[NewItem], *, unchanged: int
@@ -303,3 +345,19 @@ class WorkQueue(QueueReads):
                 .values(state="closed", closed_at=time.time())
             )
             conn.execute(delete(work_items).where(work_items.c.run_id == run_id))
+
+
+def _record_members(conn: Connection, item: WorkItem, members: Sequence[ItemResult]) -> None:
+    """``members`` of the container ``item`` as done ``member`` items of its run (once: an
+    attempt that lost its item writes none, and a done item is never claimed again)."""
+    now = time.time()
+    conn.execute(
+        insert(work_items),
+        [
+            {"run_id": item.run_id, "kind": "member", "root": member.root, "path": member.path,
+             "state": "done", "status": member.status, "reason": member.reason,
+             "message": member.message, "attempts": 0, "lease_expiries": 0,
+             "chunks": member.chunks, "done_at": now}
+            for member in members
+        ],
+    )  # fmt: skip
