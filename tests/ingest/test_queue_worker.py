@@ -266,15 +266,12 @@ def test_a_reembed_refuses_an_open_queued_run_and_workers_hold_off_during_a_reem
     assert cluster.pipeline().index.aliases.resolve("q").endswith(".g1")
 
 
-def _bundle() -> bytes:
+def _bundle(with_a: bool = True) -> bytes:
     inner = rf.zip_bytes([("b.md", b"# Nested\n\nThe zebranested figures are final.")])
-    return rf.zip_bytes(
-        [
-            ("dir/a.txt", b"The zebrazip budget was approved in March."),
-            ("inner.zip", inner),
-            ("../evil.txt", b"escape"),  # refused: a failed member
-        ]
-    )
+    members = [("inner.zip", inner), ("../evil.txt", b"escape")]  # evil.txt: a failed member
+    if with_a:
+        members.insert(0, ("dir/a.txt", b"The zebrazip budget was approved in March."))
+    return rf.zip_bytes(members)
 
 
 def _history(record: RunRecord) -> tuple[int, dict[str, int], list[tuple[str | None, str | None]]]:
@@ -287,7 +284,8 @@ def test_a_queued_run_counts_archive_members_as_an_in_process_run_does(
 ) -> None:
     """The same folder (files, a zip with a nested zip and a refused member, an e-mail with
     an attachment) indexed in-process into one collection and through the queue into
-    another: the same history each time, first run, unchanged rerun, archive touched."""
+    another: the same history each time: first run, unchanged rerun, archive touched (read
+    and hashed, not parsed), archive changed (parsed again, a member gone)."""
     docs = tmp_path / "docs"
     write_corpus(docs, files=2)
     (docs / "bundle.zip").write_bytes(_bundle())
@@ -322,4 +320,8 @@ def test_a_queued_run_counts_archive_members_as_an_in_process_run_does(
     os.utime(docs / "bundle.zip", (later, later))  # same bytes: read and hashed, not parsed
     local, queued = both()
     assert local.counts == {"indexed": 0, "unchanged": 8, "removed": 0, "failed": 1}
+    assert _history(queued) == _history(local)
+    (docs / "bundle.zip").write_bytes(_bundle(with_a=False))  # parsed again: a member goes
+    local, queued = both()
+    assert local.counts == {"indexed": 1, "unchanged": 6, "removed": 1, "failed": 1}
     assert _history(queued) == _history(local)
