@@ -5,7 +5,9 @@ A run of a source is a ``queue_runs`` row plus ``work_items``: first one ``disco
 ``index`` item per file to (re)index, one ``remove`` item per vanished document and one
 ``finalise`` item. ``finalise`` is claimable only once every other item of its run is done,
 so exactly one worker finalises each run (settles the lexical generation marker, writes the
-run's counts), whichever host finishes last.
+run's counts), whichever host finishes last. The results of a container's members (archive
+members, e-mail attachments) are ``member`` items, written done with their container's
+completion, so the run's counts include them as an in-process run's do.
 
 **Claims and leases.** A claim is one ``UPDATE ... WHERE id = (SELECT ... LIMIT 1)
 RETURNING``: on PostgreSQL the inner select takes ``FOR UPDATE SKIP LOCKED``, so concurrent
