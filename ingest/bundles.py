@@ -54,17 +54,37 @@ def member_records(
     return manifest.members(collection, root, path)
 
 
+def member_results(manifest: Manifest, collection: str, result: FileResult) -> list[FileResult]:
+    """The members' results that go with ``result`` when its container was not parsed
+    (unchanged, or failed before parsing): each member row as it stands."""
+    if result.file_type not in CONTAINER_TYPES or result.status == "indexed":
+        return []
+    return [
+        _record_result(record)
+        for record in member_records(manifest, collection, result.root, result.path)
+    ]
+
+
+def unchanged_results(
+    manifest: Manifest, collection: str, record: DocumentRecord
+) -> list[FileResult]:
+    """What a run reports for a settled file found unchanged by its size and mtime: its
+    row's result and, for a container, its members' (``emit_unchanged``'s results)."""
+    own = _record_result(record)
+    return [own, *member_results(manifest, collection, own)]
+
+
 def emit_unchanged(
     manifest: Manifest, collection: str, emit: Callable[[FileResult], None]
 ) -> Callable[[FileResult], None]:
-    """``emit`` that also reports the members of an unchanged container as unchanged."""
+    """``emit`` that also reports the members of an unchanged container as unchanged: the
+    members first, then the container, the order ``store_with_members`` reports a parsed
+    one in (a queue worker closes the container's item when its result comes)."""
 
     def emit_all(result: FileResult) -> None:
+        for member in member_results(manifest, collection, result):
+            emit(member)
         emit(result)
-        if result.file_type not in CONTAINER_TYPES or result.status == "indexed":
-            return
-        for record in member_records(manifest, collection, result.root, result.path):
-            emit(_record_result(record))
 
     return emit_all
 

@@ -8,12 +8,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.errors import IngestError
+from ingest.locks import LockBusy
+from ingest.report import FileResult
 
 
 class QueueBusy(IngestError):
     """The source already has an open run in the queue."""
 
     code = "reindex_running"
+
+
+class QueuedRunOpen(LockBusy):
+    """A re-embed of a collection that an open queued run writes: refused, like a re-embed
+    that finds the collection's lock busy (``inhouse reindex --reembed`` exits 1)."""
+
+    def __init__(self, collection: str, runs: list[QueueRun]) -> None:
+        named = ", ".join(f"run {run.id[:8]} of source {run.source!r}" for run in runs)
+        super().__init__(
+            f"collection {collection!r}",
+            f"the work queue ({named}); re-embed once the queue has finished"
+            " (`inhouse sources` shows its progress)",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +91,12 @@ class ItemResult:
     root: str | None
     path: str | None
     chunks: int
+
+    @classmethod
+    def of(cls, result: FileResult) -> ItemResult:
+        return cls(
+            result.status, result.reason, result.message, result.root, result.path, result.chunks
+        )
 
 
 def new_owner(host: str, pid: int) -> str:

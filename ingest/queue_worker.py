@@ -11,9 +11,15 @@ share one queue (``ingest.workqueue``). Per item kind:
   isolated parser process, chunk, embed (small documents batched), then manifest
   ``pending`` -> upsert -> other versions deleted -> ``indexed`` (``ingest.pipeline``'s
   numbered rules). Consecutive items of one run stream through one parse-ahead session.
+  A container's members (archive members, e-mail attachments: documents of their own) are
+  recorded with its item, so the run's history counts them as an in-process run does.
 * ``remove``: chunks, then the manifest row.
 * ``finalise`` (claimable once the run's other items are done, so exactly once): settle
   the lexical generation marker, write the run's counts and failures to its history.
+
+An item whose collection's lock is held (``inhouse reindex --reembed``, which refuses to
+start while the queue has an open run of the collection; or an in-process run) is handed
+back untaken, and the collection's items wait, queued, until the lock is free.
 
 ``concurrency`` is the parser process count; embedding and writing run in this process.
 A heartbeat thread renews this worker's leases; a stop (SIGTERM) hands unfinished items
@@ -26,8 +32,7 @@ import logging
 import os
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,15 +41,23 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ingest import bundles, observe
 from ingest.batching import BatchWriter
-from ingest.discover import DiscoveredFile, discover
+from ingest.discover import DiscoveredFile
 from ingest.errors import IngestError
-from ingest.index import document_id
+from ingest.locks import collection_lock_name
 from ingest.observe import IngestObserver
 from ingest.parser_load import parser_busy_cores
 from ingest.pipeline import IngestPipeline, ParserLike, _Job
 from ingest.prefetch import Prefetcher
+from ingest.queue_discover import list_run
 from ingest.report import FileResult, IngestReport
-from ingest.workqueue import MAX_ATTEMPTS, NewItem, WorkItem, WorkQueue, new_owner
+from ingest.workqueue import (
+    MAX_ATTEMPTS,
+    ItemResult,
+    WorkItem,
+    WorkQueue,
+    new_owner,
+    run_report,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +115,7 @@ class QueueWorker:
         self._check_roots = check_roots
         self._parser: ParserLike | None = None
         self._emit_lock = threading.Lock()
+        self._held_off: set[str] = set()  # collections whose lock someone else holds
 
     # -- the loop --------------------------------------------------------------------------
     def run_forever(self) -> None:
@@ -132,10 +146,13 @@ class QueueWorker:
         """Claim and process one item (an index item streams its run's next ones too)."""
         if self.queue_observer is not None:
             self.queue_observer.queue_depth(self.queue.depth())
-        item = self.queue.claim(self.owner)
+        self._held_off = {name for name in self._held_off if self._locked(name)}
+        item = self.queue.claim(self.owner, skip_collections=self._held_off)
         if item is None:
             return False
         self._note_claim(item)
+        if self._hold_off(item):
+            return True
         with observe.observing(self.observer):
             try:
                 if item.kind == "discover":
@@ -148,6 +165,23 @@ class QueueWorker:
                 raise  # the database, not the run: retried by the loop
             except Exception as exc:  # noqa: BLE001 - one bad run must not stop the worker
                 self._run_failed(item, exc)
+        return True
+
+    def _locked(self, collection: str) -> bool:
+        return self.queue.db.lock_busy(collection_lock_name(collection))
+
+    def _hold_off(self, item: WorkItem) -> bool:
+        """Hand ``item`` back if its collection's lock is held (a re-embed building and
+        switching generations, or an in-process run): the run waits, queued, until it is
+        free. Checked after the claim: a re-embed that takes the lock later finds the run
+        open and refuses, so no item of a re-embedding collection is ever worked on."""
+        run = self.queue.run(item.run_id)
+        if run is None or not self._locked(run.collection):
+            return False
+        self.queue.hand_back(item, self.owner)
+        if run.collection not in self._held_off:
+            log.info("holding off collection %s: its lock is held (a re-embed?)", run.collection)
+        self._held_off.add(run.collection)
         return True
 
     def _heartbeat(self) -> None:
@@ -186,58 +220,9 @@ class QueueWorker:
         if run is None:
             return
         pipeline, collection = self.pipeline, run.collection
-        paths = [Path(p) for p in run.spec["paths"]]
         if self._check_roots is not None:
-            self._check_roots(paths, collection)
-        found: list[DiscoveredFile] = []
-        refused: list[DiscoveredFile] = []
-        dir_roots: list[str] = []
-        for path in paths:
-            for file in discover(
-                path,
-                include=run.spec.get("include", ()),
-                exclude=run.spec.get("exclude", ()),
-                data_dir=pipeline.settings.data_dir,
-            ):
-                (refused if file.refused else found).append(file)
-            if path.expanduser().resolve().is_dir():
-                dir_roots.append(str(path.expanduser().resolve()))
-        manifest = pipeline.manifest
-        seen_ids = {document_id(collection, str(f.root), f.relative) for f in found + refused}
-        seen_paths = {(str(f.root), f.relative) for f in found + refused}
-        new: list[NewItem] = []
-        for file in refused:
-            result = pipeline._refuse(collection, file, file.refused or "")
-            new.append(
-                NewItem(
-                    "index",
-                    result.document_id,
-                    result.root,
-                    result.path,
-                    "failed",
-                    result.reason,
-                    result.message,
-                )
-            )
-        unchanged = 0
-        for file in found:
-            doc_id = document_id(collection, str(file.root), file.relative)
-            record = manifest.get(doc_id)
-            if (
-                not run.full
-                and record is not None
-                and record.status in ("indexed", "failed")
-                and (record.size, record.mtime_ns) == (file.size, file.mtime_ns)
-            ):
-                unchanged += 1
-                continue
-            new.append(NewItem("index", doc_id, str(file.root), file.relative))
-        for root in dir_roots:
-            for record in manifest.documents(collection, root=root):
-                if record.id not in seen_ids and not bundles.is_member(
-                    record.root, record.path, seen_paths
-                ):
-                    new.append(NewItem("remove", record.id, record.root, record.path))
+            self._check_roots([Path(p) for p in run.spec["paths"]], collection)
+        new, unchanged = list_run(pipeline, run)
         if any(n.status is None for n in new):
             pipeline.index.refresh(collection)
             pipeline.index.collection(collection, create=True)  # embedder mismatch fails here
@@ -256,11 +241,15 @@ class QueueWorker:
         pipeline.index.refresh(collection)
         pipeline.index.collection(collection, create=True)
         held: dict[str, WorkItem] = {}
+        members: dict[int, list[ItemResult]] = {}  # a container's, recorded with its item
         observer = observe.current()
 
         def emit(result: FileResult) -> None:
             with self._emit_lock:
                 item = held.pop(result.document_id, None)
+                if item is None and (parent := _container_of(held.values(), result)):
+                    members.setdefault(parent.id, []).append(ItemResult.of(result))
+                done_with = members.pop(item.id, []) if item is not None else []
                 if observer is not None:
                     observer.file_done(result)
             if item is not None and not self.queue.complete(
@@ -270,6 +259,7 @@ class QueueWorker:
                 reason=result.reason,
                 message=result.message,
                 chunks=result.chunks,
+                members=done_with,
             ):
                 log.info("item %d was taken over by another worker", item.id)
 
@@ -326,6 +316,7 @@ class QueueWorker:
             with self._emit_lock:
                 left = [item.id for item in held.values()]
                 held.clear()
+                members.clear()
             if left:
                 self.queue.release(self.owner, left)
 
@@ -401,31 +392,9 @@ class QueueWorker:
         self.queue.close_run(item, self.owner)
 
 
-def run_report(queue: WorkQueue, run_id: str, collection: str, unchanged: int) -> IngestReport:
-    """The run's results gathered from its items, as the history's ``finish`` reads them."""
-    report = IngestReport(collection=collection, roots=[], started_at="")
-    placeholder = FileResult(path="", root="", document_id="", status="unchanged")
-    report.files = [placeholder] * unchanged
-    for result in queue.results(run_id):
-        report.files.append(
-            FileResult(
-                path=result.path or "",
-                root=result.root or "",
-                document_id="",
-                status=result.status,  # type: ignore[arg-type]
-                reason=result.reason,
-                message=result.message,
-                chunks=result.chunks,
-            )
-        )
-    return report
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.1) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds pass (CLI and tests)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    return predicate()
+def _container_of(items: Iterable[WorkItem], result: FileResult) -> WorkItem | None:
+    """The item of the container that ``result`` (a member's) belongs to, if held."""
+    for item in items:
+        if item.root == result.root and item.path and result.path.startswith(f"{item.path}/"):
+            return item
+    return None

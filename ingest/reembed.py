@@ -11,7 +11,10 @@ Steps; a ``kill -9`` anywhere leaves the old generation serving and a rerun conv
 1. The collection's ingest lock (``Database.lock``, named by ``ingest.locks.
    collection_lock_name``) is held throughout, so ingest runs wait for the switch instead
    of writing into the generation being copied: on every host sharing a PostgreSQL
-   database, on this host with the SQLite default (other hosts: see step 4).
+   database, on this host with the SQLite default (other hosts: see step 4). Runs of the
+   work queue (``ingest.workqueue``) take no lock: holding it, the rebuild refuses while
+   the queue has an open run of the collection, and queue workers hold off the
+   collection's items while the lock is held (they stay queued and run after the switch).
 2. The serving generation L comes from the alias registry (``ingest.aliases``). If it
    records the configured encoder already, there is nothing to build (``--force``: build
    anyway); leftover generations of a switched or abandoned build are dropped.
@@ -53,6 +56,8 @@ from ingest.index import (
 from ingest.lexical import LexicalIndexes
 from ingest.locks import FileLock, collection_lock_name
 from ingest.manifest import Manifest
+from ingest.queue_reads import QueueReads
+from ingest.queue_records import QueuedRunOpen
 from ingest.settings import IngestSettings, validate_collection_name
 
 PAGE = 256  # chunks read, embedded and written per step
@@ -118,7 +123,9 @@ class Reembedder:
         """Rebuild ``name`` with the configured encoder and switch to it (see module doc).
 
         ``wait``: seconds to wait for an ingest run holding the collection (None: as long
-        as it takes); raises ``ingest.locks.LockBusy`` when it does not end in time.
+        as it takes); raises ``ingest.locks.LockBusy`` when it does not end in time, and
+        ``QueuedRunOpen`` (a ``LockBusy``) at once while the work queue has an open run
+        of the collection (its workers write chunks with the current encoder).
         """
         validate_collection_name(name)
         started = time.monotonic()
@@ -135,6 +142,9 @@ class Reembedder:
             lock.acquire(timeout=wait)
             self._timings["lock_wait"] = time.monotonic() - clock
             try:
+                queued = QueueReads(db).open_runs(collection=name)
+                if queued:  # checked under the lock: workers hold off while it is held
+                    raise QueuedRunOpen(name, queued)
                 report = self._run_locked(index, client, name, info, force, listener)
             finally:
                 lock.release()

@@ -5,7 +5,9 @@ A run of a source is a ``queue_runs`` row plus ``work_items``: first one ``disco
 ``index`` item per file to (re)index, one ``remove`` item per vanished document and one
 ``finalise`` item. ``finalise`` is claimable only once every other item of its run is done,
 so exactly one worker finalises each run (settles the lexical generation marker, writes the
-run's counts), whichever host finishes last.
+run's counts), whichever host finishes last. The results of a container's members (archive
+members, e-mail attachments) are ``member`` items, written done with their container's
+completion, so the run's counts include them as an in-process run's do.
 
 **Claims and leases.** A claim is one ``UPDATE ... WHERE id = (SELECT ... LIMIT 1)
 RETURNING``: on PostgreSQL the inner select takes ``FOR UPDATE SKIP LOCKED``, so concurrent
@@ -34,15 +36,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, case, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import and_, case, delete, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from ingest.db.engine import Database
 from ingest.db.schema import queue_runs, work_items
+from ingest.queue_reads import FILE_KINDS, QueueReads, run_report
 from ingest.queue_records import (
     ItemResult,
     NewItem,
@@ -52,32 +55,33 @@ from ingest.queue_records import (
     WorkItem,
     new_owner,
 )
-from ingest.report import OUTCOMES
 
 __all__ = [
+    "FILE_KINDS",
     "ItemResult",
     "NewItem",
     "QueueBusy",
+    "QueueReads",
     "QueueRun",
     "RunProgress",
     "WorkItem",
     "WorkQueue",
     "new_owner",
+    "run_report",
 ]
 
 KINDS = ("discover", "index", "remove", "finalise")
-FILE_KINDS = ("index", "remove")
 MAX_ATTEMPTS = 5
 """Claims of one file before it is given up as failed (``worker_lost``): a file that kills
 every worker that reads it must not circle the queue forever."""
 
 
-class WorkQueue:
-    """The queue's SQL; every method is one short transaction."""
+class WorkQueue(QueueReads):
+    """The queue's SQL; every method is one short transaction (reads: ``QueueReads``)."""
 
     def __init__(self, db: Database, *, lease_s: float = 60.0) -> None:
         """``db``: the shared database (its schema holds the tables: migration 0002)."""
-        self.db = db
+        super().__init__(db)
         self.lease_s = lease_s
         self._pg = db.dialect == "postgresql"
 
@@ -109,34 +113,17 @@ class WorkQueue:
         except IntegrityError:
             raise QueueBusy(f"source {source!r} already has a queued run") from None
 
-    def run(self, run_id: str) -> QueueRun | None:
-        with self.db.read() as conn:
-            row = conn.execute(select(queue_runs).where(queue_runs.c.id == run_id)).first()
-        return _run(row) if row is not None else None
-
-    def open_runs(self) -> list[QueueRun]:
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(queue_runs)
-                .where(queue_runs.c.state == "open")
-                .order_by(queue_runs.c.created_at)
-            ).all()
-        return [_run(row) for row in rows]
-
-    def open_run_of(self, source: str) -> QueueRun | None:
-        with self.db.read() as conn:
-            row = conn.execute(
-                select(queue_runs).where(
-                    queue_runs.c.source == source, queue_runs.c.state == "open"
-                )
-            ).first()
-        return _run(row) if row is not None else None
-
     # -- claims ----------------------------------------------------------------------------
     def claim(
-        self, owner: str, *, run_id: str | None = None, kinds: Sequence[str] = KINDS
+        self,
+        owner: str,
+        *,
+        run_id: str | None = None,
+        kinds: Sequence[str] = KINDS,
+        skip_collections: Collection[str] = (),
     ) -> WorkItem | None:
-        """Take the oldest claimable item (optionally of one run and of some kinds)."""
+        """Take the oldest claimable item (optionally of one run and of some kinds; none of
+        a run writing one of ``skip_collections``)."""
         now = time.time()
         items = work_items
         other = work_items.alias("other")
@@ -161,6 +148,11 @@ class WorkQueue:
         )
         if run_id is not None:
             candidate = candidate.where(items.c.run_id == run_id)
+        if skip_collections:
+            held_off = select(queue_runs.c.id).where(
+                queue_runs.c.collection.in_(list(skip_collections))
+            )
+            candidate = candidate.where(items.c.run_id.not_in(held_off))
         if self._pg:
             candidate = candidate.with_for_update(skip_locked=True, of=items)
         statement = (
@@ -230,6 +222,26 @@ class WorkQueue:
             )
         return int(result.rowcount or 0)
 
+    def hand_back(self, item: WorkItem, owner: str) -> bool:
+        """Queue a claimed item again untouched (its collection is held off): the claim
+        does not count as an attempt. False if ``owner`` no longer holds it."""
+        with self.db.write() as conn:
+            result = conn.execute(
+                update(work_items)
+                .where(
+                    work_items.c.id == item.id,
+                    work_items.c.owner == owner,
+                    work_items.c.state == "claimed",
+                )
+                .values(
+                    state="queued",
+                    owner=None,
+                    lease_until=None,
+                    attempts=work_items.c.attempts - 1,
+                )
+            )
+        return bool(result.rowcount)
+
     def complete(
         self,
         item: WorkItem,
@@ -239,9 +251,12 @@ class WorkQueue:
         reason: str | None = None,
         message: str | None = None,
         chunks: int = 0,
+        members: Sequence[ItemResult] = (),
         conn: Connection | None = None,
     ) -> bool:
-        """Mark ``item`` done with its result; False if ``owner`` no longer holds it."""
+        """Mark ``item`` done with its result, and record its ``members`` (a container's) as
+        done ``member`` items in the same transaction; False if ``owner`` no longer holds it
+        (then nothing is written)."""
         statement = (
             update(work_items)
             .where(
@@ -259,10 +274,18 @@ class WorkQueue:
                 done_at=time.time(),
             )
         )
+
+        def apply(conn: Connection) -> bool:
+            if not conn.execute(statement).rowcount:
+                return False
+            if members:
+                _record_members(conn, item, members)
+            return True
+
         if conn is not None:
-            return bool(conn.execute(statement).rowcount)
+            return apply(conn)
         with self.db.write() as own:
-            return bool(own.execute(statement).rowcount)
+            return apply(own)
 
     def add_discovered(
         self, item: WorkItem, owner: str, items: Sequence[NewItem], *, unchanged: int
@@ -325,96 +348,18 @@ class WorkQueue:
             )
             conn.execute(delete(work_items).where(work_items.c.run_id == run_id))
 
-    # -- reads -----------------------------------------------------------------------------
-    def depth(self) -> int:
-        """Items not done yet, over every open run (the ``inhouse_queue_depth`` gauge)."""
-        with self.db.read() as conn:
-            return int(
-                conn.execute(select(func.count()).where(work_items.c.state != "done")).scalar_one()
-            )
 
-    def progress(self, run_id: str, *, now: float | None = None) -> RunProgress | None:
-        """Files done / total over every worker, and an ETA from the run's rate so far."""
-        run = self.run(run_id)
-        if run is None:
-            return None
-        files = work_items.c.kind.in_(list(FILE_KINDS))
-        with self.db.read() as conn:
-            discovered = conn.execute(
-                select(func.count()).where(
-                    work_items.c.run_id == run_id, work_items.c.kind == "discover"
-                )
-            ).scalar_one()
-            rows = conn.execute(
-                select(work_items.c.state, work_items.c.status, func.count())
-                .where(work_items.c.run_id == run_id, files)
-                .group_by(work_items.c.state, work_items.c.status)
-            ).all()
-            holders = conn.execute(
-                select(func.count(func.distinct(work_items.c.owner))).where(
-                    work_items.c.run_id == run_id, work_items.c.state == "claimed"
-                )
-            ).scalar_one()
-            listed = conn.execute(
-                select(literal(1)).where(
-                    work_items.c.run_id == run_id,
-                    work_items.c.kind == "discover",
-                    work_items.c.state == "done",
-                )
-            ).first()
-        counts: dict[str, int] = {outcome: 0 for outcome in OUTCOMES}
-        counts["unchanged"] = run.unchanged
-        done = run.unchanged
-        pending = 0
-        for state, status, count in rows:
-            if state == "done":
-                done += count
-                counts[status or "failed"] = counts.get(status or "failed", 0) + count
-            else:
-                pending += count
-        if not discovered or listed is None:
-            return RunProgress(done=done, total=None, eta_s=None, counts=counts, workers=holders)
-        total = done + pending
-        eta = None
-        worked = done - run.unchanged
-        if run.first_claim_at is not None and worked > 0 and pending:
-            elapsed = max((now or time.time()) - run.first_claim_at, 1e-6)
-            eta = pending / (worked / elapsed)
-        return RunProgress(done=done, total=total, eta_s=eta, counts=counts, workers=holders)
-
-    def results(self, run_id: str) -> list[ItemResult]:
-        """Done file items of a run (for its history: counts and failures)."""
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(work_items)
-                .where(
-                    work_items.c.run_id == run_id,
-                    work_items.c.kind.in_(list(FILE_KINDS)),
-                    work_items.c.state == "done",
-                )
-                .order_by(work_items.c.id)
-            ).all()
-        return [
-            ItemResult(r.status or "failed", r.reason, r.message, r.root, r.path, r.chunks)
-            for r in rows
-        ]
-
-    def lease_expiries(self) -> int:
-        """Reclaims after an expired lease, over the items still in the table."""
-        with self.db.read() as conn:
-            value = conn.execute(select(func.sum(work_items.c.lease_expiries))).scalar_one()
-        return int(value or 0)
-
-
-def _run(row: Any) -> QueueRun:
-    return QueueRun(
-        id=row.id,
-        source=row.source,
-        collection=row.collection,
-        full=bool(row.full_scan),
-        spec=json.loads(row.spec),
-        state=row.state,
-        unchanged=row.unchanged,
-        created_at=row.created_at,
-        first_claim_at=row.first_claim_at,
-    )
+def _record_members(conn: Connection, item: WorkItem, members: Sequence[ItemResult]) -> None:
+    """``members`` of the container ``item`` as done ``member`` items of its run (once: an
+    attempt that lost its item writes none, and a done item is never claimed again)."""
+    now = time.time()
+    conn.execute(
+        insert(work_items),
+        [
+            {"run_id": item.run_id, "kind": "member", "root": member.root, "path": member.path,
+             "state": "done", "status": member.status, "reason": member.reason,
+             "message": member.message, "attempts": 0, "lease_expiries": 0,
+             "chunks": member.chunks, "done_at": now}
+            for member in members
+        ],
+    )  # fmt: skip

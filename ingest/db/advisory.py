@@ -35,6 +35,18 @@ HOLDER_SQL = text(
 )
 
 
+def _key_parts(key: int) -> dict[str, int]:
+    """``pg_locks``' classid/objid of a bigint advisory key (its high and low 32 bits)."""
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    return {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF}
+
+
+def advisory_held(conn: Connection, name: str) -> bool:
+    """Whether some session holds the advisory lock ``name`` now (read from ``pg_locks`` on
+    ``conn``, any pooled connection: nothing is taken)."""
+    return conn.execute(HOLDER_SQL, _key_parts(lock_key(name))).first() is not None
+
+
 class AdvisoryLock:
     """``FileLock``'s interface over ``pg_try_advisory_lock`` (polled until ``timeout``)."""
 
@@ -64,8 +76,7 @@ class AdvisoryLock:
         return self
 
     def _holder(self, conn: Connection) -> str:
-        unsigned = self.key & 0xFFFFFFFFFFFFFFFF
-        row = conn.execute(HOLDER_SQL, {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF}).first()
+        row = conn.execute(HOLDER_SQL, _key_parts(self.key)).first()
         if row is None:
             return ""
         name = str(row[0] or "")

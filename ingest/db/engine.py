@@ -179,6 +179,16 @@ class Database:
             return AdvisoryLock(self.lock_engine(), name)
         return FileLock(self.lock_dir / f"{name}.lock")
 
+    def lock_busy(self, name: str) -> bool:
+        """Whether someone holds the lock ``name`` now, without taking it (queue workers ask
+        before touching a collection that a re-embed may hold)."""
+        if self.dialect == "postgresql":
+            from ingest.db.advisory import advisory_held
+
+            with self.read() as conn:
+                return advisory_held(conn, name)
+        return FileLock(self.lock_dir / f"{name}.lock").busy()
+
     def check_schema(self) -> None:
         """Create a fresh database at the newest schema; raise :class:`SchemaOutdated` for
         one at an older revision (or a data dir with legacy files to import)."""

@@ -203,7 +203,7 @@ work_items = Table(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
     Column("run_id", Text, nullable=False),
-    Column("kind", Text, nullable=False),  # discover, index, remove, finalise
+    Column("kind", Text, nullable=False),  # discover, index, remove, member, finalise
     Column("doc_id", Text),
     Column("root", Text),
     Column("path", Text),

@@ -190,3 +190,13 @@ def test_a_newer_schema_is_refused(database: Database, data_dir: Path) -> None:
         conn.execute(text("UPDATE alembic_version SET version_num = 'zz99'"))
     with pytest.raises(SchemaOutdated, match="newer than this version"):
         open_database(IngestSettings(data_dir=data_dir))
+
+
+def test_lock_busy_sees_a_holder_without_taking_the_lock(database: Database) -> None:
+    assert not database.lock_busy("probe")  # never taken (no lock file yet on SQLite)
+    with database.lock("probe"):
+        assert database.lock_busy("probe")
+        assert database.lock_busy("probe")  # the probe took nothing: still held
+        assert not database.lock_busy("other")
+    assert not database.lock_busy("probe")
+    database.lock("probe").acquire(timeout=0).release()  # no probe left anything held

@@ -1,12 +1,15 @@
 """Queue workers in one process on the embedded default (SQLite queue, embedded Chroma, the
-real parser pool and encoder): runs spread over two workers, incremental reruns, a dead
-holder's files redone after its lease expires, the lexical marker settled once.
+real parser pool and encoder), and on PostgreSQL: runs spread over two workers, incremental
+reruns, a dead holder's files redone after its lease expires, the lexical marker settled
+once, re-embeds and queued runs excluding each other, archive members in the run history.
 
 Many processes on PostgreSQL and a Chroma server: ``tests/ingest/test_scale_out.py``."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +22,16 @@ from ingest.index import ChromaIndex
 from ingest.manifest import Manifest
 from ingest.pipeline import IngestPipeline
 from ingest.queue_dispatch import QueueDispatch
+from ingest.queue_records import QueuedRunOpen
 from ingest.queue_worker import QueueWorker
+from ingest.reembed import Reembedder
+from ingest.runs import RunRecord
 from ingest.schedule import Scheduler, SourceRunner
 from ingest.settings import IngestSettings
 from ingest.sources import parse_sources
 from ingest.workqueue import WorkQueue
 from service.metrics import IngestMetrics
+from tests.ingest import reader_fixtures as rf
 from tests.ingest.cli_helpers import run_json
 from tests.ingest.source_helpers import wait_for, write_corpus, write_doc
 
@@ -197,3 +204,124 @@ def test_inhouse_sources_shows_a_queued_run_s_progress_over_workers(
     assert running["progress"]["workers"] == 2
     assert running["progress"]["eta_s"] is not None
     assert running["counts"]["indexed"] == 2
+
+
+class _Paused:
+    """A re-embed listener that holds the rebuild at its start until ``go_on`` is set."""
+
+    def __init__(self) -> None:
+        self.started, self.go_on = threading.Event(), threading.Event()
+
+    def on_start(self, total: int) -> None:
+        self.started.set()
+        assert self.go_on.wait(120)
+
+    def on_progress(self, done: int, total: int) -> None:
+        pass
+
+    def on_stage(self, stage: str) -> None:
+        pass
+
+
+def test_a_reembed_refuses_an_open_queued_run_and_workers_hold_off_during_a_reembed(
+    cluster: Cluster, tmp_path: Path, data_dir: Path
+) -> None:
+    docs = tmp_path / "docs"
+    write_corpus(docs, files=3)
+    scheduler = _scheduler(cluster, docs)
+    run_id = scheduler.trigger("docs", trigger="api")  # open; no worker has taken it yet
+    reembedder = Reembedder(cluster.settings, embedder=cluster.embedder)
+    with pytest.raises(QueuedRunOpen, match=f"held by the work queue .run {run_id[:8]}"):
+        reembedder.run("q", force=True)
+    code, out = run_json(["reindex", "--reembed", "q"], data_dir, INHOUSE_QUEUE__ENABLED="true")
+    assert code == 1 and out["outcome"] == "skipped", out  # as when the collection is busy
+    assert f"run {run_id[:8]} of source 'docs'" in out["reason"]
+
+    cluster.start(1)
+    assert wait_for(lambda: _finished(cluster, run_id), 300, "the first run")
+    wait_for(lambda: not cluster.queue.open_runs(), 60, "the run to close")
+    write_doc(docs, 7, version=1)
+    paused = _Paused()
+    reports: list[object] = []
+    thread = threading.Thread(
+        target=lambda: reports.append(reembedder.run("q", force=True, listener=paused))
+    )
+    thread.start()
+    try:
+        assert paused.started.wait(120)  # building, under the collection's lock
+        run_id = scheduler.trigger("docs", trigger="api")
+        time.sleep(2.0)  # twenty polls of the worker
+        record = cluster.runner.runs.get(run_id)
+        assert record is not None and record.outcome == "running"
+        progress = cluster.queue.progress(run_id)
+        assert progress is not None and progress.total is None  # not even listed yet
+        assert cluster.queue.depth() == 1  # its discover item, still queued
+    finally:
+        paused.go_on.set()
+        thread.join(300)
+    assert [getattr(r, "outcome", r) for r in reports] == ["switched"]
+    done = wait_for(lambda: _finished(cluster, run_id), 300, "the held-off run")
+    assert done.counts == {"indexed": 1, "unchanged": 3, "removed": 0, "failed": 0}  # type: ignore[attr-defined]
+    cluster.assert_index_matches_files("q", docs)  # in the new generation
+    assert cluster.pipeline().index.aliases.resolve("q").endswith(".g1")
+
+
+def _bundle(with_a: bool = True) -> bytes:
+    inner = rf.zip_bytes([("b.md", b"# Nested\n\nThe zebranested figures are final.")])
+    members = [("inner.zip", inner), ("../evil.txt", b"escape")]  # evil.txt: a failed member
+    if with_a:
+        members.insert(0, ("dir/a.txt", b"The zebrazip budget was approved in March."))
+    return rf.zip_bytes(members)
+
+
+def _history(record: RunRecord) -> tuple[int, dict[str, int], list[tuple[str | None, str | None]]]:
+    failures = sorted((f["path"], f["reason"]) for f in record.failures)
+    return record.files_done, record.counts, failures
+
+
+def test_a_queued_run_counts_archive_members_as_an_in_process_run_does(
+    cluster: Cluster, tmp_path: Path, data_dir: Path
+) -> None:
+    """The same folder (files, a zip with a nested zip and a refused member, an e-mail with
+    an attachment) indexed in-process into one collection and through the queue into
+    another: the same history each time: first run, unchanged rerun, archive touched (read
+    and hashed, not parsed), archive changed (parsed again, a member gone)."""
+    docs = tmp_path / "docs"
+    write_corpus(docs, files=2)
+    (docs / "bundle.zip").write_bytes(_bundle())
+    attachment = ("minutes.txt", "text/plain", b"The zebraminutes record the vote.")
+    (docs / "mail.eml").write_bytes(rf.eml_with_attachments("Minutes attached.", [attachment]))
+    config = parse_sources(
+        {
+            "sources": [
+                {"name": name, "paths": [str(docs)], "collection": name, "schedule": "0 0 1 1 *"}
+                for name in ("local", "queued")
+            ]
+        }
+    )
+    dispatch = QueueDispatch(cluster.queue, cluster.runner.runs)
+    scheduler = Scheduler(config, cluster.runner, dispatch=dispatch)
+    cluster.start(1)
+
+    def both() -> tuple[RunRecord, RunRecord]:
+        local = cluster.runner.run(config.sources[0], trigger="manual")
+        run_id = scheduler.trigger("queued", trigger="api")
+        queued = wait_for(lambda: _finished(cluster, run_id), 300, "the queued run")
+        wait_for(lambda: not cluster.queue.open_runs(), 60, "the run to close")
+        return local, queued  # type: ignore[return-value]
+
+    local, queued = both()
+    assert local.counts == {"indexed": 8, "unchanged": 0, "removed": 0, "failed": 1}
+    assert _history(queued) == _history(local)
+    local, queued = both()  # nothing changed: members reported unchanged (or failed) too
+    assert local.counts == {"indexed": 0, "unchanged": 8, "removed": 0, "failed": 1}
+    assert _history(queued) == _history(local)
+    later = time.time() + 5
+    os.utime(docs / "bundle.zip", (later, later))  # same bytes: read and hashed, not parsed
+    local, queued = both()
+    assert local.counts == {"indexed": 0, "unchanged": 8, "removed": 0, "failed": 1}
+    assert _history(queued) == _history(local)
+    (docs / "bundle.zip").write_bytes(_bundle(with_a=False))  # parsed again: a member goes
+    local, queued = both()
+    assert local.counts == {"indexed": 1, "unchanged": 6, "removed": 1, "failed": 1}
+    assert _history(queued) == _history(local)

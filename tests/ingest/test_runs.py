@@ -11,6 +11,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import func, inspect, select, text
 
+from ingest import run_records
 from ingest import runs as runs_module
 from ingest.db import Database
 from ingest.db.schema import source_run_failures, source_runs
@@ -131,7 +132,7 @@ def test_progress_listener_writes_done_total_and_eta(
     store: RunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [100.0]
-    monkeypatch.setattr(runs_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(run_records.time, "monotonic", lambda: clock[0])
     run_id = store.start("docs", "main", trigger="api", full=False)
     progress = RunProgress(store, run_id, every_s=1.0)
     progress.on_start(10)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from ingest.db import Database
-from ingest.workqueue import NewItem, QueueBusy, WorkItem, WorkQueue
+from ingest.workqueue import ItemResult, NewItem, QueueBusy, WorkItem, WorkQueue
 
 
 @pytest.fixture()
@@ -135,3 +135,43 @@ def test_concurrent_claimers_never_get_the_same_item(queue: WorkQueue) -> None:
     assert sum(1 for items in got.values() if items) >= 2  # the work was shared
     final = queue.claim("w0")
     assert final is not None and final.kind == "finalise"
+
+
+def test_held_off_collections_are_skipped_and_a_hand_back_is_no_attempt(
+    queue: WorkQueue,
+) -> None:
+    _open(queue)  # collection "main"
+    queue.create_run("r2", "other", "side", full=False, spec={"paths": ["/y"]})
+    item = queue.claim("w1", skip_collections={"main"})
+    assert item is not None and item.run_id == "r2"
+    assert queue.claim("w1", skip_collections={"main", "side"}) is None
+    item = queue.claim("w1")
+    assert item is not None and (item.run_id, item.attempts) == ("r1", 1)
+    assert not queue.hand_back(item, "w2")  # only the holder hands it back
+    assert queue.hand_back(item, "w1")
+    again = queue.claim("w2")
+    assert again is not None and again.id == item.id
+    assert (again.attempts, again.reclaimed) == (1, False)
+
+
+def test_a_container_s_members_are_recorded_with_its_item(queue: WorkQueue) -> None:
+    _open(queue)
+    _discovered(queue, 1)
+    item = queue.claim("w1")
+    assert item is not None and item.path == "f0.md"
+    members = [
+        ItemResult("indexed", None, None, "/x", "f0.md/a.txt", 3),
+        ItemResult("failed", "unsupported_type", "no reader", "/x", "f0.md/b.bin", 0),
+    ]
+    stale = WorkItem(item.id, "r1", "index", "d0", "/x", "f0.md", 1, False)
+    assert not queue.complete(stale, "w9", status="indexed", members=members)  # not its holder
+    assert queue.complete(item, "w1", status="indexed", chunks=2, members=members)
+    progress = queue.progress("r1")
+    assert progress is not None and (progress.done, progress.total) == (4, 4)
+    assert progress.counts == {"indexed": 2, "unchanged": 0, "removed": 0, "failed": 2}
+    assert [(r.path, r.status) for r in queue.results("r1")] == [
+        ("f0.md", "indexed"),
+        ("link.md", "failed"),
+        ("f0.md/a.txt", "indexed"),
+        ("f0.md/b.bin", "failed"),
+    ]
