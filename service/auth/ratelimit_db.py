@@ -137,31 +137,33 @@ class DatabaseRateLimiter:
 
     # -- the database, or the fallback ----------------------------------------------------
     def _shared(self, work: Callable[[], T]) -> T | None:
-        """``work()``, or None when the database is unavailable (the caller counts locally)."""
+        """``work()``, or None when the database is unavailable (the caller counts locally).
+        ``work`` may raise ``RateLimited``: the database answered, so it is up."""
         if time.monotonic() < self._down_until:
             self._fell_back()
             return None
+        failed = False
         try:
-            result = work()
+            return work()
         except UNAVAILABLE as exc:
+            failed = True
             self._down_until = time.monotonic() + RETRY_DB_S
             if not self._down:
                 text = str(getattr(exc, "orig", None) or exc).strip()
-                cause = text.splitlines()[0] if text else type(exc).__name__
                 log.warning(
                     "rate limits (%s): the database %s is unavailable (%s); counting in this"
                     " process only (each replica allows the full limit) until it is back",
                     self.namespace,
                     self.db.display_url,
-                    cause,
+                    text.splitlines()[0] if text else type(exc).__name__,
                 )
-            self._down = True
+                self._down = True
             self._fell_back()
             return None
-        if self._down:
-            log.info("rate limits (%s): the database is back; counting there", self.namespace)
-            self._down = False
-        return result
+        finally:
+            if self._down and not failed:
+                log.info("rate limits (%s): the database is back; counting there", self.namespace)
+                self._down = False
 
     def _fell_back(self) -> None:
         from service.metrics import current

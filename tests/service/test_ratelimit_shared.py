@@ -136,7 +136,7 @@ def test_two_servers_share_the_limit_on_postgresql_not_on_sqlite(
     if shared:
         assert statuses == [200, 200, 200, 429, 429, 429]
         assert refused.json()["error"]["code"] == "rate_limited"
-        assert 1 <= int(refused.headers["retry-after"]) <= 3 * 3600
+        assert 1200 <= int(refused.headers["retry-after"]) <= 4800  # 1/3 h after the hour
         assert failures == [401, 401, 429]  # guessing is slowed across replicas too
         with LiveService(create_app(settings)) as restarted:  # counters outlive a replica
             assert me(restarted.url, key).status_code == 429
