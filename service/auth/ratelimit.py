@@ -11,10 +11,10 @@ per client address.
 
 Where the counters live (``open_limiter``): with PostgreSQL, the database every replica
 shares (``service.auth.ratelimit_db``), so N replicas allow a caller the limit once, not N
-times. With SQLite (one host), process memory (:class:`RateLimiter`): a hit costs
-TIMING_MEMORY there against TIMING_SQLITE as a SQLite write, which would also queue behind
-ingest writers on the database's one write lock (busy timeout 30 s). Several ``inhouse
-serve`` processes on SQLite each allow the full limit.
+times. With SQLite (one host), process memory (:class:`RateLimiter`): a check costs about
+6 us there against 1.1 ms (p95 10 ms) as a write to the SQLite file, which would also queue
+behind ingest writers for the one write lock (``tests/bench/ratelimit_bench.py``, 2 loaded
+cores). Several ``inhouse serve`` processes on one SQLite data dir each allow the full limit.
 """
 
 from __future__ import annotations

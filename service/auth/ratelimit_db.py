@@ -25,6 +25,10 @@ stays (figures in that module). The SQL of ``rate_limit_hits`` lives here only.
 6. Hits commit without waiting for the WAL flush (``synchronous_commit = off`` for their
    transaction only): a crash of the database server may forget the last fraction of a
    second of hits, harmless for a rate limit, and no request waits for a disk flush.
+7. Cost: one write transaction per hit, 3 statements (SET LOCAL, SELECT, upsert; 5 with two
+   limits); on the loaded 2-core test machine p50 5.5 ms, where a bare ``SELECT 1`` took
+   0.44 ms (``tests/bench/ratelimit_bench.py``). It runs on the request's path, like the
+   key lookup before it.
 """
 
 from __future__ import annotations

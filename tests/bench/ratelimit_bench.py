@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import event, text
+
 from ingest.db import Database
 from ingest.db.migrate import check_schema
 from service.auth.ratelimit import RateLimiter
@@ -45,6 +47,24 @@ def report(label: str, samples: list[float]) -> None:
     p50, p95 = ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.95)]
     mean = statistics.fmean(samples)
     print(f"{label:<44} p50 {p50:8.1f} us   p95 {p95:8.1f} us   mean {mean:8.1f} us")
+
+
+def statements_per_hit(db: Database, spec: str) -> float:
+    """SQL statements sent per hit (BEGIN/COMMIT and the pool's ping not included)."""
+    sent = [0]
+
+    def count(*_args: object) -> None:
+        sent[0] += 1
+
+    limiter = DatabaseRateLimiter(spec, "key", db)
+    limiter.hit("warm")
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        for n in range(10):
+            limiter.hit(f"c{n}")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    return sent[0] / 10
 
 
 def concurrent(url: str, folder: Path, seconds: float = 3.0) -> None:
@@ -85,9 +105,16 @@ def main() -> None:
     try:
         pg = Database(server.url, lock_dir=folder)
         check_schema(pg)
+
+        def select_1(_subject: str) -> None:
+            with pg.read() as conn:
+                conn.execute(text("SELECT 1"))
+
+        report("postgres SELECT 1 (baseline: checkout+ping+query)", timed(select_1, args.hits))
         for spec in SPECS:
             limiter = DatabaseRateLimiter(spec, "key", pg)
             report(f"postgres {spec}", timed(limiter.hit, args.hits))
+            print(f"  statements per hit: {statements_per_hit(pg, spec):.1f}")
         pg.dispose()
         concurrent(server.url, folder)
     finally:
