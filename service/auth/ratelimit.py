@@ -12,7 +12,7 @@ per client address.
 Where the counters live (``open_limiter``): with PostgreSQL, the database every replica
 shares (``service.auth.ratelimit_db``), so N replicas allow a caller the limit once, not N
 times. With SQLite (one host), process memory (:class:`RateLimiter`): a check costs about
-6 us there against 1.1 ms (p95 10 ms) as a write to the SQLite file, which would also queue
+6 us there against 0.3 ms (p95 13 ms) as a write to the SQLite file, which would also queue
 behind ingest writers for the one write lock (``tests/bench/ratelimit_bench.py``, 2 loaded
 cores). Several ``inhouse serve`` processes on one SQLite data dir each allow the full limit.
 """
