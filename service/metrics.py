@@ -30,6 +30,10 @@ one process (tests) count apart. Series (counters end in ``_total`` when exposed
                                             expired (a worker killed or cut off)
 ``inhouse_schedule_lag_seconds``           histogram: how late a scheduled run fired after
                                             its cron slot (the scheduler that won the slot)
+``inhouse_rate_limit_fallbacks_total``      limit (key, auth-failure): rate-limit checks
+                                            answered in process because the shared
+                                            database was unavailable
+                                            (``service.auth.ratelimit_db``)
 =========================================== ===================================================
 
 The ingest series (``IngestMetrics``) are the same in the service (uploads, the embedded
@@ -45,7 +49,8 @@ through ``ingest.observe``, which the middleware sets too.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -216,13 +221,25 @@ class ServiceMetrics(IngestMetrics):
             ["mode", "code"],
             registry=registry,
         )
+        self.rate_limit_fallbacks = Counter(
+            "inhouse_rate_limit_fallbacks",
+            "Rate-limit checks answered in this process because the shared database was"
+            " unavailable, by limit (key, auth-failure).",
+            ["limit"],
+            registry=registry,
+        )
         for mode in ("model", "extract"):
             self.answers.labels(mode=mode, code="ok")
+        for limit in ("key", "auth-failure"):
+            self.rate_limit_fallbacks.labels(limit=limit)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = {"method": method, "route": route, "status": str(status)}
         self.requests.labels(**labels).inc()
         self.request_seconds.labels(**labels).observe(seconds)
+
+    def rate_limit_fallback(self, limit: str) -> None:
+        self.rate_limit_fallbacks.labels(limit=limit).inc()
 
     def observe_retrieval(self, seconds: float) -> None:
         self.retrieval_seconds.observe(seconds)
@@ -297,6 +314,17 @@ def current() -> ServiceMetrics | None:
     return _CURRENT.get()
 
 
+@contextmanager
+def recording(metrics: ServiceMetrics) -> Iterator[None]:
+    """Make ``metrics`` current (``current()``, ``ingest.observe``) inside the block."""
+    token = _CURRENT.set(metrics)
+    try:
+        with observe.observing(metrics):
+            yield
+    finally:
+        _CURRENT.reset(token)
+
+
 class MetricsMiddleware:
     """Pure ASGI middleware: count and time each HTTP request by route template and status.
 
@@ -321,12 +349,10 @@ class MetricsMiddleware:
                 status = int(message["status"])
             await send(message)
 
-        token = _CURRENT.set(self.metrics)
         try:
-            with observe.observing(self.metrics):
+            with recording(self.metrics):
                 await self.app(scope, receive, send_wrapper)
         finally:
-            _CURRENT.reset(token)
             route = getattr(scope.get("route"), "path", None) or UNMATCHED
             method = str(scope.get("method", ""))
             method = method if method in METHODS else "other"  # bounded label values

@@ -72,10 +72,12 @@ class SecuritySettings(BaseModel):
     rate_limit: str = Field(
         "120/minute",
         description="Per-key request limit in `limits` notation, e.g. '60/minute;1000/day'"
-        "; empty = unlimited.",
+        "; empty = unlimited. With PostgreSQL counted in the database (one limit across all"
+        " replicas); with SQLite per process.",
     )
     auth_failure_limit: str = Field(
-        "30/minute", description="Failed authentications allowed per client address."
+        "30/minute",
+        description="Failed authentications allowed per client address (shared like rate_limit).",
     )
     audit_dir: Path | None = Field(None, description="Default: <data dir>/audit.")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(

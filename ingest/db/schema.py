@@ -3,7 +3,7 @@
 The SQL on each table lives in one module (``ingest.manifest``: documents; ``ingest.runs``:
 source_*; ``ingest.schedule``: schedule_ticks; ``service.auth.keys``: api_keys;
 ``service.auth.sessions``: sessions, pending_logins; ``ingest.workqueue``: queue_runs,
-work_items). Changing a table here needs an Alembic
+work_items; ``service.auth.ratelimit_db``: rate_limit_hits). Changing a table here needs an Alembic
 revision in ``ingest/db/migrations/versions`` (tests compare the two).
 Times are ISO-8601 UTC text where they were text before (they sort as strings), epoch
 seconds (double) for sessions.
@@ -221,4 +221,18 @@ work_items = Table(
     Column("done_at", Double),
     Index("work_items_claim", "state", "run_id"),
     Index("work_items_by_run", "run_id", "kind"),
+)
+
+
+# -- rate limits shared by API replicas (``service.auth.ratelimit_db``) --------------------
+rate_limit_hits = Table(  # one row per (limit, subject, window): its hit count
+    "rate_limit_hits",
+    metadata,
+    Column("name", Text, nullable=False),  # namespace/amount/window seconds, e.g. key/120/60
+    Column("subject", Text, nullable=False),  # key id, or client address for auth failures
+    Column("window_start", BigInteger, nullable=False),  # epoch s, a multiple of the window
+    Column("hits", Integer, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),  # epoch s: no longer read after this
+    PrimaryKeyConstraint("name", "subject", "window_start"),
+    Index("rate_limit_hits_expiry", "expires_at"),
 )

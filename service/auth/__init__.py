@@ -2,6 +2,7 @@
 
 ``keys`` (KeyStore: create, list, revoke, verify), ``caller`` (scopes, collections,
 ``searchable``), ``audit`` (append-only JSON lines + ASGI middleware), ``ratelimit``
-(per-key limits), ``hardening`` (body limits, security headers, CORS, upload names),
-``bootstrap`` (what happens at start: INHOUSE_AUTH, INHOUSE_ADMIN_KEY, first-run help).
+(per-key limits; ``ratelimit_db``: counted in PostgreSQL for all replicas), ``hardening``
+(body limits, security headers, CORS, upload names), ``bootstrap`` (what happens at start:
+INHOUSE_AUTH, INHOUSE_ADMIN_KEY, first-run help).
 """

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from service.auth.audit import note_caller
 from service.auth.keys import KeyStore
-from service.auth.ratelimit import RateLimiter
+from service.auth.ratelimit import open_limiter
 from service.caller import ANONYMOUS, Caller
 from service.errors import AuthError, RateLimited
 from service.settings import ServiceSettings
@@ -45,8 +45,10 @@ class AccessControl:
         self.enabled = settings.auth != "disabled"
         self.keys = "keys" in settings.auth_modes  # oidc alone: the store only for management
         self.store = store
-        self.limiter = RateLimiter(settings.security.rate_limit, "key")
-        self.failures = RateLimiter(settings.security.auth_failure_limit, "auth-failure")
+        # shared by every replica when the database is PostgreSQL (service.auth.ratelimit)
+        db = store.db if store is not None else None
+        self.limiter = open_limiter(settings.security.rate_limit, "key", db)
+        self.failures = open_limiter(settings.security.auth_failure_limit, "auth-failure", db)
 
     def authenticate(self, authorization: str | None, client: str | None = None) -> Caller:
         """The caller for an ``Authorization`` header value; ``AuthError`` / ``RateLimited``."""
