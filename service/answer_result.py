@@ -1,6 +1,8 @@
 """From what one model request produced to the ``QueryResult`` the caller gets: usage,
-timings, the notice when no model answered, the extract, and the grounding check (in
-strict mode an answer with unsupported figures is replaced by the extract).
+timings, the notice when no model answered, the extract, citations attributed after the fact
+(``grounding.attribute``: uncited sentences get the passage that supports them, marks to no
+passage are dropped) and the grounding check of the final text (in strict mode an answer
+with unsupported figures is replaced by the extract).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from service.answer_types import PreparedQuery, QueryResult
 from service.errors import ModelError
-from service.grounding import Grounding, check_answer, extract
+from service.grounding import Attributed, Grounding, attribute, check_answer, extract
 from service.llm.base import ModelDone
 from service.prompt import cited_numbers
 from service.settings import GroundingSettings
@@ -120,7 +122,17 @@ def checked_result(
     # each passage as the prompt showed it: under its heading, the document's title
     titles = {c.n: c.title for c in prepared.citations}
     passages = {p.n: f"{titles.get(p.n, '')}\n{p.text}" for p in prepared.passages}
+    removed: list[int] = []
+    attributed: list[Attributed] = []
+    if settings.attribute:
+        attribution = attribute(result.answer, passages)
+        removed, attributed = attribution.removed, attribution.attributed
+        cited = cited_numbers(attribution.text, len(prepared.citations))
+        result = replace(result, answer=attribution.text, cited=cited)
     grounding = check_answer(result.answer, passages, prepared.question)
+    # the check reads the final text; the marks removed from it are reported from the model's
+    invalid = sorted({*grounding.invalid_citations, *removed})
+    grounding = replace(grounding, invalid_citations=invalid, attributed=attributed)
     grounding_ms = round((time.perf_counter() - started) * 1000, 2)
     measured = {**result.timings, "grounding_ms": grounding_ms}
     if settings.strict and any(u.kind == "figure" for u in grounding.unsupported):

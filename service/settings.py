@@ -175,6 +175,11 @@ class GroundingSettings(BaseModel):
         description="Replace a generated answer that states figures found in none of its"
         " sources by the extract, with a notice.",
     )
+    attribute: bool = Field(
+        True,
+        description="Cite each uncited sentence of a generated answer by the passage that"
+        " supports it best (marked as inferred), and drop citations that point to no passage.",
+    )
     extract_sentences: int = Field(
         3, ge=1, le=10, description="Most sentences (or lines) quoted in an extract."
     )

@@ -87,6 +87,19 @@ class UnsupportedSpan(BaseModel):
     kind: Literal["figure", "quote"]
 
 
+class AttributedMark(BaseModel):
+    n: int = Field(description="The source the service matched the sentence to.")
+    span: tuple[int, int] = Field(
+        description="[start, end) of the inserted [n] mark in the answer."
+    )
+    sentence: tuple[int, int] = Field(
+        description="[start, end) of the sentence it cites, mark included."
+    )
+    score: float = Field(
+        description="Share of the sentence's words and figures found in source n (0-1)."
+    )
+
+
 class GroundingModel(BaseModel):
     """The check of a generated answer against the passages it cites."""
 
@@ -94,7 +107,14 @@ class GroundingModel(BaseModel):
     unsupported: list[UnsupportedSpan] = Field(
         description="Those found in none of the cited passages (nor the question)."
     )
-    invalid_citations: list[int] = Field(description="Cited [n] that point to no passage.")
+    invalid_citations: list[int] = Field(
+        description="[n] the model cited that point to no passage (removed from the answer"
+        " unless INHOUSE_GROUNDING__ATTRIBUTE=false)."
+    )
+    attributed: list[AttributedMark] = Field(
+        description="[n] marks the service inserted, not the model: sentences that cited"
+        " nothing, matched to the passage that shares most of their words and figures.",
+    )
 
     @classmethod
     def of(cls, grounding: Grounding) -> GroundingModel:
@@ -105,6 +125,10 @@ class GroundingModel(BaseModel):
                 for u in grounding.unsupported
             ],
             invalid_citations=grounding.invalid_citations,
+            attributed=[
+                AttributedMark(n=a.n, span=a.span, sentence=a.sentence, score=a.score)
+                for a in grounding.attributed
+            ],
         )
 
 

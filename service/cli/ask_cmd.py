@@ -140,10 +140,9 @@ def _ask_stream(client: Any, body: dict[str, Any]) -> int:
             elif name == "done":
                 cited = set(data.get("cited", []))
                 answer = data.get("answer")
-                if isinstance(answer, str) and answer and answer != "".join(streamed):
-                    sys.stdout.write(
-                        f"\n\n{escape_control(answer, keep_newlines=True)}"
-                    )  # strict grounding replaced it
+                replaced = data.get("mode") == "extract"  # strict grounding replaced it
+                if replaced and isinstance(answer, str) and answer != "".join(streamed):
+                    sys.stdout.write(f"\n\n{escape_control(answer, keep_newlines=True)}")
                 status = _report(data)
             elif name == "error":
                 sys.stdout.write("\n")
@@ -171,7 +170,20 @@ def _report(done: dict[str, Any]) -> int:
         _note(f"not found in the cited sources: {shown}", "warning")
     if invalid:
         _note(f"citations to no source: {', '.join(f'[{n}]' for n in invalid)}", "warning")
+    attributed = grounding.get("attributed", [])
+    answer = done.get("answer") or ""
+    if attributed and mode == "model":
+        shown = ", ".join(f"[{a['n']}] for {_sentence(answer, a)}" for a in attributed[:3])
+        more = ", ..." if len(attributed) > 3 else ""
+        _note(f"citations added by the service (the model cited nothing there): {shown}{more}")
     return 0
+
+
+def _sentence(answer: str, mark: dict[str, Any]) -> str:
+    """The start of the sentence an attributed mark cites, quoted."""
+    start = mark["sentence"][0]
+    text = " ".join(answer[start : mark["span"][0]].split())
+    return f"“{text[:40]}…”" if len(text) > 40 else f"“{text}”"
 
 
 def _note(message: str, label: str = "note") -> None:

@@ -40,12 +40,25 @@ class Unsupported:
 
 
 @dataclass(frozen=True, slots=True)
+class Attributed:
+    """A citation mark the service inserted (``service.grounding.attribute``): ``[n]`` at
+    ``span`` of the final answer, for the sentence at ``sentence``, which cited nothing."""
+
+    n: int
+    span: tuple[int, int]
+    sentence: tuple[int, int]
+    score: float  # the share of the sentence's words and figures found in passage n
+
+
+@dataclass(frozen=True, slots=True)
 class Grounding:
-    """What the check found; ``checked``: figures and quotes looked up."""
+    """What the check found; ``checked``: figures and quotes looked up. ``attributed``:
+    marks inserted after the fact (``invalid_citations`` were then removed from the text)."""
 
     checked: int
     unsupported: list[Unsupported] = field(default_factory=list)
     invalid_citations: list[int] = field(default_factory=list)
+    attributed: list[Attributed] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -141,15 +154,33 @@ def _quote_found(quote: str, haystack: str) -> bool:
     return True
 
 
-def citations_in(answer: str) -> tuple[list[int], list[int]]:
-    """``(valid, invalid)`` citation numbers, read like ``prompt.cited_numbers``."""
-    numbers: set[int] = set()
-    for match in CITATION_RE.finditer(CODE_RE.sub(" ", answer)):
+@dataclass(frozen=True, slots=True)
+class CitationMark:
+    """A citation mark ``[n]``/``[1, 3]``/``[2-4]`` of an answer and the numbers it names."""
+
+    span: tuple[int, int]
+    numbers: tuple[int, ...]
+
+
+def citation_marks(answer: str) -> list[CitationMark]:
+    """The answer's citation marks outside code, in order (year ranges are not marks)."""
+    marks = []
+    blanked = CODE_RE.sub(lambda c: " " * len(c.group()), answer)
+    for match in CITATION_RE.finditer(blanked):
+        numbers: set[int] = set()
         for part in re.split(r"\s*,\s*", match.group(1)):
             bounds = [int(x) for x in re.split(r"\s*[-–]\s*", part)]
             if bounds[-1] - bounds[0] > 50:  # "[1999-2024]": a year range
                 continue
             numbers.update(range(bounds[0], bounds[-1] + 1))
+        if numbers:
+            marks.append(CitationMark(match.span(), tuple(sorted(numbers))))
+    return marks
+
+
+def citations_in(answer: str) -> tuple[list[int], list[int]]:
+    """``(valid, invalid)`` citation numbers, read like ``prompt.cited_numbers``."""
+    numbers = {n for mark in citation_marks(answer) for n in mark.numbers}
     return sorted(numbers), []
 
 

@@ -4,8 +4,10 @@ The two documents of ``tests/service/test_local_model_integration.py`` (a vacati
 a parking note), seven questions over them at top_k 1-2, the product prompt
 (``service.prompt.build_messages``) and the demo model's token budget and stops. For each
 answer: the ``[n]`` it cites and those that point to no passage (the grounding check). An
-answer counts when it cites at least one passage and no missing one. Prints figures; no
-asserts. Needs llama-cpp-python (``make install-local-llm``).
+answer counts when it cites at least one passage and no missing one. Then the same answer
+after ``service.grounding.attribute`` (what the service returns): does it hold a valid [n],
+and does one point at the passage that answers the question? Prints figures; no asserts.
+Needs llama-cpp-python (``make install-local-llm``).
 
 Chat layouts: ``alpaca`` (what the demo server uses), ``alpaca-cued`` (the same with the
 ``### Response:`` cue llama-cpp-python's alpaca layout leaves out), ``gemma``, ``auto`` (the
@@ -26,7 +28,7 @@ from typing import Any
 
 from ingest.index import META_SOURCE, META_TITLE, Hit
 from service import prompt
-from service.grounding import check_answer
+from service.grounding import attribute, check_answer
 from service.llm import local_model
 
 VACATION = Hit(
@@ -42,7 +44,7 @@ PARKING = Hit(
     metadata={META_SOURCE: "parking.txt"},
     score=0.5,
 )
-CASES = [
+CASES = [  # (question, the passages in prompt order); the first-named document answers it
     ("How many days of paid vacation do employees get?", [VACATION, PARKING]),
     ("How many days of paid vacation do employees get?", [VACATION]),
     ("How many vacation days per year?", [VACATION, PARKING]),
@@ -51,6 +53,7 @@ CASES = [
     ("Who do vacation requests go to?", [VACATION, PARKING]),
     ("How far in advance must vacation be requested?", [VACATION, PARKING]),
 ]
+ANSWERING = {"vacation": VACATION, "parking": PARKING}
 CLOSING = (
     "Answer the question in one or two sentences, from the sources only, and cite the"
     " source of each statement as [n]."
@@ -82,7 +85,7 @@ def main() -> None:
     gguf = args.gguf or local_model.ensure_gguf(Path(tempfile.gettempdir()) / "inhouse-models")
     layout = {} if args.layout == "auto" else {"chat_format": args.layout}
     llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=2, verbose=False, **layout)
-    valid = 0
+    valid = valid_after = right_after = 0
     started = time.monotonic()
     for question, hits in CASES:
         messages = [
@@ -93,16 +96,28 @@ def main() -> None:
         out: Any = llm.create_chat_completion(
             messages, temperature=0.0, max_tokens=args.max_tokens, stop=list(local_model.STOP)
         )
-        answer = out["choices"][0]["message"]["content"] or ""
+        answer = (out["choices"][0]["message"]["content"] or "").strip()
         cited = prompt.cited_numbers(answer, len(hits))
         invalid = check_answer(answer, {n: h.text for n, h in enumerate(hits, 1)}).invalid_citations
         ok = bool(cited) and not invalid
         valid += ok
+        # after the fact, as the service does: passages under their titles
+        passages = {n: f"{prompt.document_title(h)}\n{h.text}" for n, h in enumerate(hits, 1)}
+        final = attribute(answer, passages)
+        after = prompt.cited_numbers(final.text, len(hits))
+        topic = next(k for k in ANSWERING if k in question.lower())
+        right = [n for n in after if hits[n - 1] is ANSWERING[topic]]
+        valid_after += bool(after)
+        right_after += bool(right)
         row = {"question": question, "top_k": len(hits), "valid": ok, "cited": cited}
         print(json.dumps({**row, "invalid": invalid, "answer": answer}))
+        inferred = [a.n for a in final.attributed]
+        print(json.dumps({"after": final.text, "cited": after, "inferred": inferred}))
     elapsed = time.monotonic() - started
     print(f"{gguf.name} {args.layout}{' +closing' if args.closing else ''}:", end=" ")
-    print(f"{valid}/{len(CASES)} answers cite a valid [n] ({elapsed:.0f} s)")
+    print(f"{valid}/{len(CASES)} answers cite a valid [n] ({elapsed:.0f} s);", end=" ")
+    print(f"after attribution {valid_after}/{len(CASES)} hold a valid [n],", end=" ")
+    print(f"{right_after}/{len(CASES)} cite the passage that answers the question")
 
 
 if __name__ == "__main__":

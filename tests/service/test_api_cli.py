@@ -200,3 +200,25 @@ def test_serve_runs_the_service_until_interrupted(
     # info level is on in the output checked (uvicorn's raw-path access log is off by design)
     assert "Application startup complete" in output
     assert SECRET not in output
+
+
+def test_ask_notes_citations_the_service_added(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.cli.ask_cmd import _report
+
+    answer = "Employees get 27 days of paid vacation [1]. The moon is cheese."
+    mark = answer.index("[1]")
+    done = {
+        "mode": "model",
+        "answer": answer,
+        "grounding": {
+            "unsupported": [],
+            "invalid_citations": [3],
+            "attributed": [{"n": 1, "span": [mark, mark + 3], "sentence": [0, mark + 4]}],
+        },
+    }
+
+    assert _report(done) == 0
+    err = capsys.readouterr().err
+    assert "citations to no source: [3]" in err
+    assert "citations added by the service" in err
+    assert "[1] for “Employees get 27 days of paid vacation”" in err

@@ -168,7 +168,88 @@ def test_unsupported_figures_and_invalid_citations_are_reported(
         }
     ]
     assert grounding["invalid_citations"] == [9]
-    assert body["answer"] == answer  # reported, not replaced (strict mode is off)
+    # reported, not replaced (strict mode is off); the mark to no passage is removed
+    assert body["answer"] == answer.replace("[9]", "") and body["cited"] == [n]
+
+
+def test_without_attribution_answers_stay_as_the_model_wrote_them(
+    start: Start, ollama_server: OllamaTestServer
+) -> None:
+    live = start(ollama_server.url, grounding={"attribute": False})
+    answer = "Products brought in 94,836 million in net sales [9]."
+    ollama_server.script.push(Reply.answer(answer, "thinking"))
+
+    body = ask(live).json()
+
+    assert body["answer"] == answer and body["cited"] == []
+    assert body["grounding"]["invalid_citations"] == [9]
+    assert body["grounding"]["attributed"] == []
+
+
+UNCITED = "Products brought in 94,836 million in net sales. The moon is made of green cheese."
+
+
+def attributed_answer(n: int) -> str:
+    return UNCITED.replace(" in net sales.", f" in net sales [{n}].")
+
+
+def test_uncited_sentences_are_attributed_and_labelled_as_inferred(
+    start: Start, ollama_server: OllamaTestServer
+) -> None:
+    live = start(ollama_server.url)
+    n = report_n(ask(live, mode="extract").json())
+    ollama_server.script.push(Reply.answer(UNCITED, "thinking"))
+    ollama_server.script.push(Reply.answer(UNCITED, "thinking"))
+
+    body = ask(live).json()
+    streamed = ask(live, stream=True)
+
+    final = attributed_answer(n)
+    mark = final.index(f"[{n}]")
+    expected = [
+        {
+            "n": n,
+            "span": [mark, mark + len(f"[{n}]")],
+            "sentence": [0, final.index(".") + 1],
+            "score": body["grounding"]["attributed"][0]["score"],
+        }
+    ]
+    assert body["answer"] == final and body["cited"] == [n]
+    assert body["grounding"]["attributed"] == expected  # the moon sentence stays uncited
+    assert 0.5 <= expected[0]["score"] <= 1
+    assert body["grounding"]["unsupported"] == [] and body["grounding"]["invalid_citations"] == []
+    # streaming: the tokens are the model's text; done carries the final one
+    events = parse_sse(streamed.text)
+    tokens = "".join(json.loads(d)["text"] for name, d in events if name == "token")
+    assert tokens.strip() == UNCITED
+    done = done_of(streamed)
+    assert done["answer"] == final and done["cited"] == [n]
+    assert done["grounding"]["attributed"] == expected
+
+
+def test_chat_completions_send_the_attributed_answer(
+    start: Start, ollama_server: OllamaTestServer
+) -> None:
+    live = start(ollama_server.url)
+    n = report_n(ask(live, mode="extract").json())
+    ollama_server.script.push(Reply.answer(UNCITED, "thinking"))
+    ollama_server.script.push(Reply.answer(UNCITED, "thinking"))
+    messages = [{"role": "user", "content": QUESTION}]
+
+    body = httpx.post(
+        f"{live.url}/v1/chat/completions", json={"messages": messages}, timeout=30
+    ).json()
+    streamed = httpx.post(
+        f"{live.url}/v1/chat/completions", json={"messages": messages, "stream": True}, timeout=30
+    )
+
+    assert body["choices"][0]["message"]["content"] == attributed_answer(n)
+    assert [a["n"] for a in body["inhouse_grounding"]["attributed"]] == [n]
+    frames = [json.loads(d) for _, d in parse_sse(streamed.text) if d != "[DONE]"]
+    content = "".join(f["choices"][0]["delta"].get("content", "") for f in frames)
+    assert content.strip() == UNCITED  # deltas already sent are the model's
+    assert frames[-1]["inhouse_answer"] == attributed_answer(n)
+    assert [a["n"] for a in frames[-1]["inhouse_grounding"]["attributed"]] == [n]
 
 
 def test_streamed_answers_carry_the_check_in_done(
@@ -259,6 +340,8 @@ def test_openapi_schema_describes_modes_fallbacks_and_grounding(start: Start) ->
         "checked",
         "unsupported",
         "invalid_citations",
+        "attributed",
     }
+    assert set(parts["AttributedMark"]["properties"]) == {"n", "span", "sentence", "score"}
     chat = parts["ChatCompletionResponse"]["properties"]
     assert {"inhouse_mode", "inhouse_notice", "inhouse_grounding"} <= set(chat)

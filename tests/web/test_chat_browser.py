@@ -369,8 +369,14 @@ def test_unsupported_figures_are_marked_and_explained(
     assert warning.get_attribute("role") == "note"
     text = warning.inner_text()
     assert "2 figures in this answer were not found in the cited sources" in text
-    assert "[7] points to no source" in text
+    assert "The model cited [7], which points to no source (removed)" in text
     assert turn.locator(".extract-label").count() == 0
+    # the sentence that lost its [7] is cited by the service: dashed, labelled, explained
+    inferred = turn.locator(".answer .cite-inferred")
+    assert inferred.count() == 1 and "[7]" not in turn.locator(".answer").inner_text()
+    assert "not cited by the model" in (inferred.first.get_attribute("aria-label") or "")
+    assert turn.locator(".answer .cite:not(.cite-inferred)").count() == 2
+    assert "added by Inhouse" in turn.locator(".attributed-note").inner_text()
     # the explanation: on keyboard focus (CSS tooltip) and for screen readers
     marks.first.focus()
     tip = chat.page.evaluate(

@@ -255,8 +255,9 @@ function handleEvent(turn, view, event, data) {
       turn.mode = data.mode;
       turn.grounding = data.grounding || null;
       if (data.usage) turn.reasoned = data.usage.reasoning_chars > 0;
-      // the final answer: strict grounding may have replaced what streamed by an extract
-      if (data.answer !== undefined && (!turn.answer || turn.mode === "extract")) turn.answer = data.answer;
+      // the final answer replaces what streamed: citations attributed after the fact (marks
+      // to no source removed), or an extract when strict grounding replaced the answer
+      if (data.answer !== undefined) turn.answer = data.answer;
       turn.totalMs = data.timings?.total_ms;
       turn.model = turn.notice ? "" : data.model;
       view.update();

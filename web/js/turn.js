@@ -29,6 +29,7 @@ const NOTICE_TITLES = {
   model_error: "The language model could not answer.",
   grounding_failed: "The model's answer stated figures that are not in its sources.",
 };
+const INFERRED_TIP = "added by Inhouse, not cited by the model";
 const UNSUPPORTED_TIP = {
   figure: "This figure was not found in the sources this answer cites. Check it before relying on it.",
   quote: "This quotation was not found in the sources this answer cites.",
@@ -110,13 +111,19 @@ export class TurnView {
 
   renderAnswer() {
     const turn = this.turn;
+    const inferred = turn.pending ? new Map() : inferredMarks(turn.answer, turn.grounding?.attributed || [], turn.sources.length);
+    const seen = new Map();
     const citation = (n) => {
       const source = turn.sources.find((s) => s.n === n);
-      const label = source ? `Source ${n}: ${source.title}${source.page ? `, ${pageLabel(source)}` : ""}` : `Source ${n}`;
+      const k = seen.get(n) || 0;
+      seen.set(n, k + 1);
+      const added = Boolean(inferred.get(n)?.has(k));
+      let label = source ? `Source ${n}: ${source.title}${source.page ? `, ${pageLabel(source)}` : ""}` : `Source ${n}`;
+      if (added) label += ` (${INFERRED_TIP})`;
       return el("button", {
-        class: "cite",
+        class: added ? "cite cite-inferred" : "cite",
         text: n,
-        data: { n },
+        data: added ? { n, inferred: "true" } : { n },
         attrs: { type: "button", "aria-label": label, title: label },
         on: { click: () => this.hooks.onCite(turn, n) },
       });
@@ -147,9 +154,15 @@ export class TurnView {
     if (figures) parts.push(`${figures} figure${figures === 1 ? "" : "s"}`);
     if (quotes) parts.push(`${quotes} quotation${quotes === 1 ? "" : "s"}`);
     let text = parts.length ? `${parts.join(" and ")} in this answer ${figures + quotes === 1 ? "was" : "were"} not found in the cited sources (marked).` : "";
-    if (invalid.length) text += `${text ? " " : ""}Citation${invalid.length === 1 ? "" : "s"} ${invalid.map((n) => `[${n}]`).join(", ")} point${invalid.length === 1 ? "s" : ""} to no source.`;
+    if (invalid.length) text += `${text ? " " : ""}The model cited ${invalid.map((n) => `[${n}]`).join(", ")}, which point${invalid.length === 1 ? "s" : ""} to no source${g.attributed ? " (removed)" : ""}.`;
     if (!text) return null;
     return el("p", { class: "grounding-warning", attrs: { role: "note" } }, icon("alert", "icon icon-sm"), el("span", { text }));
+  }
+
+  attributedNote() {
+    const marks = this.turn.grounding?.attributed || [];
+    if (!marks.length || this.turn.pending || this.turn.mode !== "model") return null;
+    return el("p", { class: "attributed-note muted small", attrs: { role: "note" } }, `Dashed citations were added by Inhouse: the model cited nothing there, and ${marks.length === 1 ? "that sentence shares" : "those sentences share"} most of ${marks.length === 1 ? "its" : "their"} words with the source.`);
   }
 
   update() {
@@ -199,6 +212,9 @@ export class TurnView {
     const warning = this.groundingWarning();
     if (warning) this.answer.after(warning);
     this.body.querySelectorAll(".grounding-warning").forEach((w) => w !== warning && w.remove());
+    const note = this.attributedNote();
+    if (note) (warning || this.answer).after(note);
+    this.body.querySelectorAll(".attributed-note").forEach((w) => w !== note && w.remove());
     // sources
     this.sources.replaceChildren();
     if (turn.sources.length && turn.notice && !turn.answer) {
@@ -299,6 +315,43 @@ export class TurnView {
 }
 
 /** Wrap each unsupported figure or quote (in answer order) in a focusable mark with its explanation. */
+/**
+ * Which citation marks of `answer` the service inserted: n -> the indexes, among the marks
+ * that name n (in order), of the inserted ones (`attributed` spans point at them).
+ * @param {string} answer
+ * @param {import("./types.js").AttributedMark[]} attributed
+ * @param {number} sourceCount  marks naming another number stay text (as in markdown.js)
+ */
+function inferredMarks(answer, attributed, sourceCount) {
+  const out = new Map();
+  if (!attributed.length) return out;
+  // the server counts code points, JavaScript strings UTF-16 units
+  const units = (point) => {
+    let at = 0;
+    let i = 0;
+    for (const ch of answer) {
+      if (i++ >= point) break;
+      at += ch.length;
+    }
+    return at;
+  };
+  const starts = new Set(attributed.map((a) => units(a.span[0])));
+  const count = new Map();
+  for (const m of answer.matchAll(/\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\](?!\()/g)) {
+    const numbers = m[1].split(/\s*[,;]\s*/).map(Number);
+    if (!numbers.every((n) => n >= 1 && n <= sourceCount)) continue;
+    for (const n of numbers) {
+      const k = count.get(n) || 0;
+      count.set(n, k + 1);
+      if (starts.has(m.index)) {
+        if (!out.has(n)) out.set(n, new Set());
+        out.get(n).add(k);
+      }
+    }
+  }
+  return out;
+}
+
 function markUnsupported(root, unsupported) {
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
   const nodes = [];

@@ -134,6 +134,17 @@
  * @property {number} checked
  * @property {UnsupportedSpan[]} unsupported
  * @property {number[]} invalid_citations
+ * @property {AttributedMark[]} attributed
+ */
+
+/**
+ * A citation mark the service inserted (the model cited nothing in that sentence).
+ * @typedef {Object} AttributedMark
+ * @schema AttributedMark
+ * @property {number} n
+ * @property {number[]} span
+ * @property {number[]} sentence
+ * @property {number} score
  */
 
 /**

@@ -7,7 +7,9 @@ instructions in the user turn (R1 takes no system prompt). ``content`` is the an
 only; the numbered sources travel in ``inhouse_sources`` (in the first chunk when
 streaming). When no model can answer, ``content`` is the extract (sentences quoted from
 the passages) and ``inhouse_mode``/``inhouse_notice`` say so; a generated answer's
-figure check travels in ``inhouse_grounding`` (in the last chunk when streaming).
+figure check travels in ``inhouse_grounding`` (in the last chunk when streaming). When
+the final answer differs from the streamed deltas (citations attributed after the fact,
+or strict grounding replaced it), the last chunk also carries it whole in ``inhouse_answer``.
 Extensions in the body: ``collections``, ``top_k``, ``fallback``, ``mode``.
 """
 
@@ -168,8 +170,9 @@ async def openai_chunks(
                 if result.grounding is not None:
                     grounding = GroundingModel.of(result.grounding).model_dump(mode="json")
                     extra["inhouse_grounding"] = grounding
-                if result.mode == "extract" and streamed and streamed != result.answer:
-                    extra["inhouse_answer"] = result.answer  # strict mode replaced it
+                if streamed and result.answer != streamed.strip():
+                    # strict mode replaced it, or citations were attributed after the fact
+                    extra["inhouse_answer"] = result.answer
                 yield chunk({}, "stop", **extra)
                 if include_usage:
                     usage = {k: item.result.usage[k] for k in ChatUsage.model_fields}

@@ -3,8 +3,11 @@
 SSE events, in order: ``sources`` (right after retrieval), ``token`` deltas,
 ``reasoning`` deltas (only when asked for and the key has ``reasoning:read``), then
 ``done`` or ``error`` ({code, message}). Comment lines keep quiet streams alive. ``done``
-carries ``mode`` (model / extract / sources), the final ``answer`` (the streamed tokens,
-unless strict grounding replaced them) and, for generated answers, ``grounding``.
+carries ``mode`` (model / extract / sources), the final ``answer`` and, for generated
+answers, ``grounding``. Tokens already sent cannot change: the final answer is the streamed
+text with citations attributed after the fact (``grounding.attributed``: inserted marks;
+marks to no passage removed), or the extract when strict grounding replaced it; clients
+show ``done.answer`` in place of what streamed.
 """
 
 from __future__ import annotations
