@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import ingest.pipeline
+import ingest.writer
 from ingest.documents import ParsedDocument, ParsedElement
 from ingest.embed import Embedder
 from ingest.errors import FileRejected
@@ -76,7 +76,7 @@ def write(path: Path, word: str, paragraphs: int) -> None:
 def test_parsing_overlaps_embedding_and_threads_follow_the_parsers(
     data_dir: Path, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest.pipeline, "ENCODE_SLICE", 1)  # one chunk per encode call
+    monkeypatch.setattr(ingest.writer, "ENCODE_SLICE", 1)  # one chunk per encode call
     monkeypatch.setenv("INHOUSE_CHUNK__TOKENS", "32")
     monkeypatch.setenv("INHOUSE_CHUNK__OVERLAP", "0")
     docs = tmp_path / "docs"
