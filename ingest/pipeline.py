@@ -73,7 +73,11 @@ def default_parser_factory(settings: ParseSettings, workers: int) -> ParserLike:
 
 
 class IngestPipeline:
-    """Runs incremental ingests into one data dir; collaborators injectable for tests."""
+    """Runs incremental ingests into one data dir; collaborators injectable for tests.
+
+    Besides ``run``, the queue worker (``ingest.queue_worker``) drives the same steps one
+    item at a time through ``classify``, ``writer`` and ``parser_factory``.
+    """
 
     def __init__(
         self,
