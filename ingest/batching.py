@@ -26,7 +26,8 @@ from ingest.errors import FileRejected
 from ingest.report import FileResult
 
 if TYPE_CHECKING:
-    from ingest.pipeline import IngestPipeline, Prepared
+    from ingest.jobs import Prepared
+    from ingest.pipeline import IngestPipeline
 
 BATCH_CHUNKS = 64
 """Chunks that trigger a batch's encode (a document with more is encoded on its own)."""
@@ -45,7 +46,7 @@ class BatchWriter:
         full: bool,
         busy_cores: Callable[[], int],
     ) -> None:
-        self._pipeline = pipeline
+        self._writer = pipeline.writer
         self._collection = collection
         self._full = full
         self._busy_cores = busy_cores
@@ -62,7 +63,7 @@ class BatchWriter:
         if not self._batchable(job, parsed):
             yield from self.flush()
             yield from bundles.store_with_members(
-                self._pipeline,
+                self._writer,
                 self._collection,
                 job,
                 parsed,
@@ -70,7 +71,7 @@ class BatchWriter:
                 busy_cores=self._busy_cores,
             )
             return
-        prepared = self._pipeline._prepare(self._collection, job, parsed)
+        prepared = self._writer.prepare(self._collection, job, parsed)
         self._waiting.append(prepared)
         if not isinstance(prepared, FileResult):
             self._chunks += len(prepared.chunks)
@@ -81,14 +82,14 @@ class BatchWriter:
         """Encode the waiting documents' chunks in one call and write them, in order."""
         waiting, self._waiting, self._chunks = self._waiting, [], 0
         texts = [t for item in waiting if not isinstance(item, FileResult) for t in item.texts]
-        vectors = self._pipeline._embed(texts, self._busy_cores) if texts else np.zeros((0, 0))
+        vectors = self._writer.embed(texts, self._busy_cores) if texts else np.zeros((0, 0))
         start = 0
         for item in waiting:
             if isinstance(item, FileResult):  # a failure, already recorded in order
                 yield item
                 continue
             end = start + len(item.chunks)
-            yield self._pipeline._write(self._collection, item, vectors[start:end])
+            yield self._writer.write(self._collection, item, vectors[start:end])
             start = end
 
     def abandon(self) -> Iterator[FileResult]:

@@ -37,7 +37,7 @@ from ingest.manifest import DocumentRecord, Manifest
 from ingest.report import FileResult
 
 if TYPE_CHECKING:
-    from ingest.pipeline import IngestPipeline
+    from ingest.writer import DocumentWriter
 
 
 def is_member(root: str, path: str, discovered: set[tuple[str, str]]) -> bool:
@@ -90,7 +90,7 @@ def emit_unchanged(
 
 
 def store_with_members(
-    pipeline: IngestPipeline,
+    writer: DocumentWriter,
     collection: str,
     job: Any,
     parsed: ParsedDocument | FileRejected,
@@ -103,14 +103,14 @@ def store_with_members(
     had_members = job.record is not None and job.record.file_type in CONTAINER_TYPES
     members = parsed.members if isinstance(parsed, ParsedDocument) else ()
     if not members and not had_members:
-        yield pipeline._store(collection, job, parsed, busy_cores=busy_cores)
+        yield writer.store(collection, job, parsed, busy_cores=busy_cores)
         return
-    manifest = pipeline.manifest
+    manifest = writer.manifest
     previous = member_records(manifest, collection, str(file.root), file.relative)
     record: DocumentRecord | None = job.record
     kept = record is not None and record.status == "indexed"
     if isinstance(parsed, FileRejected) and kept:  # the old version and its members stay
-        yield pipeline._store(collection, job, parsed, busy_cores=busy_cores)
+        yield writer.store(collection, job, parsed, busy_cores=busy_cores)
         return
     manifest.begin_document(  # (1) the bundle's ledger
         doc_id=job.doc_id,
@@ -120,17 +120,17 @@ def store_with_members(
         size=file.size,
         mtime_ns=file.mtime_ns,
         pending_hash=job.content_hash,
-        embedder=pipeline.embedder.info.name,
+        embedder=writer.embedder.info.name,
     )
     current: set[str] = set()
     for member in members:  # (2)
         member_job = _member_job(manifest, collection, job, member)
         current.add(member_job.doc_id)
-        yield _store_member(pipeline, collection, member_job, member, full, busy_cores)
+        yield _store_member(writer, collection, member_job, member, full, busy_cores)
     for record in previous:  # (3)
         if record.id not in current:
-            yield pipeline._remove(record)
-    yield pipeline._store(collection, job, parsed, busy_cores=busy_cores)  # (4)
+            yield writer.remove(record)
+    yield writer.store(collection, job, parsed, busy_cores=busy_cores)  # (4)
 
 
 def _member_job(manifest: Manifest, collection: str, job: Any, member: ParsedMember) -> Any:
@@ -150,7 +150,7 @@ def _member_job(manifest: Manifest, collection: str, job: Any, member: ParsedMem
 
 
 def _store_member(
-    pipeline: IngestPipeline,
+    writer: DocumentWriter,
     collection: str,
     job: Any,
     member: ParsedMember,
@@ -166,12 +166,12 @@ def _store_member(
         and not (record.status == "failed" and member.document is not None)
     ):
         if (record.size, record.mtime_ns) != (job.file.size, job.file.mtime_ns):
-            pipeline.manifest.touch(record.id, size=job.file.size, mtime_ns=job.file.mtime_ns)
+            writer.manifest.touch(record.id, size=job.file.size, mtime_ns=job.file.mtime_ns)
         return _record_result(record)
     if member.document is None:
         error = rejection_from_code(member.error_code or "parse_error", member.error_message or "")
-        return pipeline._fail(collection, job, error)
-    return pipeline._store(collection, job, member.document, busy_cores=busy_cores)
+        return writer.fail(collection, job, error)
+    return writer.store(collection, job, member.document, busy_cores=busy_cores)
 
 
 def _record_result(record: DocumentRecord) -> FileResult:

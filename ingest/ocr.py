@@ -122,7 +122,7 @@ def ocr_image(image: Image, settings: ParseSettings, *, page_number: int) -> lis
     """Elements of one page image (titles, list items, text), tagged with ``page_number``."""
     from unstructured.partition.text import partition_text
 
-    from ingest.parse import NO_LANGUAGE_DETECTION
+    from ingest.partitioners import NO_LANGUAGE_DETECTION
 
     paragraphs = list(_paragraphs(ocr_data(image, settings.ocr_languages)))
     if not paragraphs:

@@ -106,7 +106,7 @@ def page_elements(
     elements: list[Element] = []
     boxes = [(box, _box_text(box)) for box in text_boxes(words)]
     boxes = [(box, text) for box, text in boxes if text]
-    # text inside a table gives way to the table (parse.place_tables): not worth classifying
+    # text inside a table gives way to the table (pdf_partition.place_tables): not worth classifying
     loose = [not any(_inside(box, t) for t in tables) for box, _ in boxes]
     with batched_nlp([text for (_, text), keep in zip(boxes, loose) if keep]):
         classified = [
@@ -130,7 +130,7 @@ def page_elements(
 
 
 def _inside(box: _Box, table: PdfTable) -> bool:
-    """The box's centre lies in the table's box (``parse.place_tables``'s rule)."""
+    """The box's centre lies in the table's box (``pdf_partition.place_tables``'s rule)."""
     x0, top, x1, bottom = table.box
     x, y = (box.x0 + box.x1) / 2, (box.top + box.bottom) / 2
     return x0 - 2 <= x <= x1 + 2 and top - 2 <= y <= bottom + 2

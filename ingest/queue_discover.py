@@ -38,7 +38,7 @@ def list_run(pipeline: IngestPipeline, run: QueueRun) -> tuple[list[NewItem], in
     seen_paths = {(str(f.root), f.relative) for f in found + refused}
     new: list[NewItem] = []
     for file in refused:
-        result = pipeline._refuse(collection, file, file.refused or "")
+        result = pipeline.writer.refuse(collection, file, file.refused or "")
         new.append(
             NewItem(
                 "index",

@@ -43,10 +43,11 @@ from ingest import bundles, observe
 from ingest.batching import BatchWriter
 from ingest.discover import DiscoveredFile
 from ingest.errors import IngestError
+from ingest.jobs import Job
 from ingest.locks import collection_lock_name
 from ingest.observe import IngestObserver
 from ingest.parser_load import parser_busy_cores
-from ingest.pipeline import IngestPipeline, ParserLike, _Job
+from ingest.pipeline import IngestPipeline, ParserLike
 from ingest.prefetch import Prefetcher
 from ingest.queue_discover import list_run
 from ingest.report import FileResult, IngestReport
@@ -271,7 +272,7 @@ class QueueWorker:
                 if item is not None:
                     self._note_claim(item)
 
-        def jobs() -> Iterator[_Job]:
+        def jobs() -> Iterator[Job]:
             for item in claimed():
                 with self._emit_lock:
                     held[item.doc_id or ""] = item
@@ -286,12 +287,12 @@ class QueueWorker:
                     emit(self._vanished(collection, item))
                     continue
                 unchanged = bundles.emit_unchanged(pipeline.manifest, collection, emit)
-                yield from pipeline._classify([file], collection, full, unchanged, self.stop)
+                yield from pipeline.classify([file], collection, full, unchanged, self.stop)
 
         parser = self._parser_pool()
         pending = ((job, job.file.path) for job in jobs())
 
-        def parse_ahead(halt: threading.Event) -> Iterator[tuple[_Job, Any]]:
+        def parse_ahead(halt: threading.Event) -> Iterator[tuple[Job, Any]]:
             return parser.parse_many(pending, stop=lambda: halt.is_set() or self.stop.is_set())
 
         try:
@@ -322,9 +323,7 @@ class QueueWorker:
 
     def _parser_pool(self) -> ParserLike:
         if self._parser is None:
-            from ingest.pipeline import default_parser_factory
-
-            factory = getattr(self.pipeline, "_parser_factory", default_parser_factory)
+            factory = self.pipeline.parser_factory
             self._parser = factory(self.pipeline.settings.parse, self.concurrency)
         return self._parser
 
@@ -342,7 +341,7 @@ class QueueWorker:
     def _remove(self, collection: str, item: WorkItem) -> FileResult:
         record = self.pipeline.manifest.get(item.doc_id or "")
         if record is not None:
-            return self.pipeline._remove(record)
+            return self.pipeline.writer.remove(record)
         self.pipeline.index.delete_document(collection, item.doc_id or "")  # a redo
         return FileResult(
             path=item.path or "",
@@ -382,7 +381,7 @@ class QueueWorker:
         run = self.queue.run(item.run_id)
         if run is None:
             return
-        self.pipeline._settle(run.collection)
+        self.pipeline.writer.settle(run.collection)
         record = self.runs.get(run.id, with_failures=False)
         if record is not None and record.outcome == "running":
             report = run_report(self.queue, run.id, run.collection, run.unchanged)

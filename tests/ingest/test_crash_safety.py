@@ -21,8 +21,8 @@ import pytest
 
 from ingest.embed import EmbedderInfo
 from ingest.index import META_DOC_HASH, ChromaIndex, make_chroma_client
+from ingest.jobs import file_hash
 from ingest.lexical import chunk_key
-from ingest.pipeline import file_hash
 from ingest.settings import IngestSettings
 from tests.ingest.cli_helpers import INHOUSE, index_snapshot, inhouse_env, run_inhouse
 from tests.ingest.source_helpers import wait_for

@@ -160,7 +160,7 @@ def test_embedder_mismatch_is_an_error(data_dir: Path, docs: Path, embedder: Emb
 
 
 def test_display_title_prefers_a_real_title() -> None:
-    from ingest.pipeline import display_title
+    from ingest.jobs import display_title
 
     assert display_title("Annual Report 2023", "ar.pdf") == "Annual Report 2023"
     assert display_title("0000320193-23-000077", "2023 Q3 AAPL.pdf") == "2023 Q3 AAPL.pdf"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import ingest.parser_load
-import ingest.pipeline
+import ingest.writer
 from ingest.documents import ParsedDocument, ParsedElement
 from ingest.embed import Embedder
 from ingest.errors import FileRejected
@@ -79,7 +79,7 @@ def write(path: Path, word: str, paragraphs: int) -> None:
 def test_parsing_overlaps_embedding_and_threads_follow_the_parsers(
     data_dir: Path, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest.pipeline, "ENCODE_SLICE", 1)  # one chunk per encode call
+    monkeypatch.setattr(ingest.writer, "ENCODE_SLICE", 1)  # one chunk per encode call
     monkeypatch.setenv("INHOUSE_CHUNK__TOKENS", "32")
     monkeypatch.setenv("INHOUSE_CHUNK__OVERLAP", "0")
     docs = tmp_path / "docs"
@@ -108,7 +108,7 @@ def test_an_idle_parser_process_leaves_every_core_to_the_encoder(
 ) -> None:
     """A worker that holds a file but barely uses the CPU (many small files) is not reserved
     a core: the encoder's threads follow the workers' measured CPU, not their busy flag."""
-    monkeypatch.setattr(ingest.pipeline, "ENCODE_SLICE", 1)
+    monkeypatch.setattr(ingest.writer, "ENCODE_SLICE", 1)
     monkeypatch.setattr(ingest.parser_load, "WINDOW_S", 0.0)  # measure on every call
     monkeypatch.setenv("INHOUSE_CHUNK__TOKENS", "32")
     monkeypatch.setenv("INHOUSE_CHUNK__OVERLAP", "0")

@@ -15,6 +15,7 @@ from ingest.index import META_SOURCE, document_id
 from ingest.parse import parse_file
 from ingest.pipeline import IngestPipeline
 from ingest.settings import IngestSettings, ParseSettings
+from ingest.writer import DocumentWriter
 from service.caller import SCOPE_QUERY, Caller
 from service.errors import NotFound
 from service.originals import Originals
@@ -146,20 +147,20 @@ def test_a_crash_mid_container_converges(
     pipeline: IngestPipeline, docs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     container_id = document_id(COLLECTION, str(docs.resolve()), "bundle.zip")
-    store = IngestPipeline._store
+    store = DocumentWriter.store
 
     def crash_on_container(
-        self: IngestPipeline, collection: str, job: Any, *a: Any, **k: Any
+        self: DocumentWriter, collection: str, job: Any, *a: Any, **k: Any
     ) -> Any:
         if job.doc_id == container_id:
             raise KeyboardInterrupt("killed after the members, before the container")
         return store(self, collection, job, *a, **k)
 
-    monkeypatch.setattr(IngestPipeline, "_store", crash_on_container)
+    monkeypatch.setattr(DocumentWriter, "store", crash_on_container)
     with pytest.raises(KeyboardInterrupt):
         pipeline.run([docs / "bundle.zip"], COLLECTION)
     assert pipeline.manifest.get(container_id).status == "pending"  # type: ignore[union-attr]
-    monkeypatch.setattr(IngestPipeline, "_store", store)
+    monkeypatch.setattr(DocumentWriter, "store", store)
 
     rerun = pipeline.run([docs], COLLECTION)
     by_path = {r.path: r.status for r in rerun.files}

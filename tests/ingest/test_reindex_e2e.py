@@ -22,8 +22,9 @@ import pytest
 from ingest.discover import scan_root
 from ingest.embed import Embedder
 from ingest.index import META_DOC_HASH, ChromaIndex, document_id, make_chroma_client
+from ingest.jobs import file_hash
 from ingest.manifest import utc_now
-from ingest.pipeline import IngestPipeline, file_hash
+from ingest.pipeline import IngestPipeline
 from ingest.schedule import Scheduler, SourceRunner
 from ingest.settings import IngestSettings
 from ingest.sources import Source, parse_sources
