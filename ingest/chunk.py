@@ -7,11 +7,17 @@ Rules:
   "ACME Inc. | Q3 2023 Form 10-Q | 7" often arrive as plain text).
 - A Title starts a new section once the current one holds enough text (tiny sections
   from over-eager title detection are merged into the next one). Column-header fragments
-  just before a table ("Three Months Ended", "July 1, 2023") do not start one.
+  just before a table ("Three Months Ended", "July 1, 2023") do not start one, nor do
+  "titles" the parser guessed (PDF, plain text) that are sentences or their tails ("See
+  accompanying notes.", "on the new process."), parenthesised notes ("(In millions)") or
+  links: they would become the section name in the context line of every chunk that
+  follows. Marked headings (Markdown, DOCX, HTML) always count.
 - Tables stay whole where they fit the window; bigger ones split on row boundaries. The
   short text just before a table (its caption, units, column-header fragments) travels
   with the table and is repeated in every piece of it, so a table chunk always says what
-  its figures are.
+  its figures are; where the lead and the column headers together would take more than
+  half the window, the lead goes with the first piece and the column headers with every
+  piece. A table without a header line repeats none (never its first row).
 - Every chunk is embedded with a context line (file name - section) in front of its
   passage, and the whole, context included, fits the embedder's window: 100% of the text
   is embedded. Chroma stores the passage (``Chunk.body``); title and section are metadata.
@@ -27,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from ingest.documents import Chunk, ParsedDocument, ParsedElement
 from ingest.settings import ChunkSettings
+from ingest.tables import CELL_SEPARATOR, is_value
 
 if TYPE_CHECKING:
     from llama_index.core.node_parser import SentenceSplitter
@@ -36,6 +43,8 @@ RUNNING_CATEGORIES = frozenset({"Header", "Footer"})
 RUNNING_MIN_REPEATS = 3  # a header/footer seen this often is page furniture, not content
 TITLE_CATEGORIES = frozenset({"Title"})
 TABLE_CATEGORIES = frozenset({"Table"})
+# file types whose titles the parser guesses from the look of a line (not marked headings)
+GUESSED_TITLE_TYPES = frozenset({"pdf", "txt"})
 MIN_SECTION_TOKENS = 48
 LEAD_ELEMENT_TOKENS = 48  # a caption or header fragment before a table is at most this long
 MAX_LEAD_TOKENS = 96
@@ -70,7 +79,8 @@ class Chunker:
 
     def chunk(self, doc: ParsedDocument, doc_title: str) -> list[Chunk]:
         chunks: list[Chunk] = []
-        for section in self._sections(doc.elements):
+        guessed = doc.file_type in GUESSED_TITLE_TYPES
+        for section in self._sections(doc.elements, guessed_titles=guessed):
             for text, pages, is_table in self._section_pieces(section, doc_title):
                 chunks.append(
                     Chunk(
@@ -90,12 +100,18 @@ class Chunker:
         return self._join(self._context_line(file_name, section_title), passage)
 
     # -- sections -------------------------------------------------------------------
-    def _sections(self, elements: tuple[ParsedElement, ...]) -> Iterator[_Section]:
+    def _sections(
+        self, elements: tuple[ParsedElement, ...], *, guessed_titles: bool = False
+    ) -> Iterator[_Section]:
         kept = _content(elements)
         current = _Section(title=None)
         for i, element in enumerate(kept):
             text = element.text.strip()
-            starts_section = element.category in TITLE_CATEGORIES and not _table_fragment(kept, i)
+            starts_section = (
+                element.category in TITLE_CATEGORIES
+                and (not guessed_titles or _heading(text))
+                and not _table_fragment(kept, i)
+            )
             if starts_section and current.tokens >= MIN_SECTION_TOKENS:
                 yield current
                 current = _Section(title=None)
@@ -243,28 +259,38 @@ class Chunker:
         if len(rows) <= 1:
             yield from self._split(text, budget)
             return
-        header = rows[0]
+        opening = ""  # the lead, when it is too long to repeat: the first piece only
         if lead and len(rows) > 2 and _header_like(rows[1]):  # the lead, then column headers
-            header = f"{rows[0]}\n{rows[1]}"
-            rows = [header, *rows[2:]]
+            header, body = f"{rows[0]}\n{rows[1]}", rows[2:]
+            if len(self._tokenize(header)) > budget // 2:
+                opening, header = rows[0], rows[1]
+        elif lead or not _data_row(rows[0]):
+            header, body = rows[0], rows[1:]
+        else:  # no header line at all: no first row repeated as one
+            header, body = "", rows
         if len(self._tokenize(header)) > budget // 2:  # a runaway header: rows on their own
-            yield from self._split(header, budget)
-            header = ""
-        limit = budget  # the whole window: the repeated header line takes its share
-        groups = self._row_groups(header, rows[1:], limit)
+            yield from self._split("\n".join(filter(None, [opening, header])), budget)
+            opening = header = ""
+        first = "\n".join(filter(None, [opening, header]))
+        groups = self._row_groups(header, body, budget, first)
         if len(groups) > 1:  # even the pieces out: no last piece with a single row
-            pieces = len(self._tokenize("\n".join(rows[1:])))
+            pieces = len(self._tokenize("\n".join(body)))
             share = -(-pieces // len(groups)) + len(self._tokenize(header)) + 8
-            balanced = self._row_groups(header, rows[1:], min(limit, share))
+            balanced = self._row_groups(header, body, min(budget, share), first)
             groups = balanced if len(balanced) == len(groups) else groups
-        for group in groups:
-            yield from self._fit("\n".join([header, *group] if header else group), budget)
+        for n, group in enumerate(groups):
+            head = first if n == 0 else header
+            yield from self._fit("\n".join([head, *group] if head else group), budget)
 
-    def _row_groups(self, header: str, rows: list[str], limit: int) -> list[list[str]]:
-        """Consecutive rows, as many per group as fit ``limit`` under the header line."""
+    def _row_groups(
+        self, header: str, rows: list[str], limit: int, first: str | None = None
+    ) -> list[list[str]]:
+        """Consecutive rows, as many per group as fit ``limit`` under the header line
+        (``first``, when given, heads the first group instead)."""
         groups: list[list[str]] = [[]]
         for row in rows:
-            candidate = "\n".join([header, *groups[-1], row] if header else [*groups[-1], row])
+            head = first if first is not None and len(groups) == 1 else header
+            candidate = "\n".join([head, *groups[-1], row] if head else [*groups[-1], row])
             if groups[-1] and len(self._tokenize(candidate)) > limit:
                 groups.append([])
             groups[-1].append(row)
@@ -349,6 +375,27 @@ def _header_like(row: str) -> bool:
         if len(digits) >= 3 and not (len(digits) == 4 and digits[:2] in ("19", "20")):
             return False
     return True
+
+
+_URL_RE = re.compile(r"https?://|www\.", re.IGNORECASE)
+_CLOSERS = "\"'”’)] "
+
+
+def _heading(text: str) -> bool:
+    """Whether a text the parser calls a title can head a section. Not: a sentence or its
+    tail ("See accompanying notes to the financial statements.", "on the new process."),
+    a parenthesised note ("(In millions)"), a link ("Our page (https://...)")."""
+    line = " ".join(text.split())
+    words = line.split()
+    if not words or line[0].islower() or line[0] == "(" or _URL_RE.search(line):
+        return False
+    return not (line.rstrip(_CLOSERS).endswith((".", "!", "?")) and len(words) >= 4)
+
+
+def _data_row(row: str) -> bool:
+    """A table line of a label and figures only (not a header line)."""
+    cells = [c.strip() for c in row.split(CELL_SEPARATOR)[1:]]
+    return any(cells) and all(is_value(c) for c in cells if c)
 
 
 def _pages(elements: list[ParsedElement]) -> tuple[int, ...]:

@@ -14,46 +14,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.pdf_layout import Line, Word, group_lines, read_words
 from ingest.tables import Grid, is_value
 
 MIN_ROWS = 2
 """Rows with figures a table needs (with at least 3 figures in all)."""
 MAX_HEADER_LINES = 5
-SEGMENT_GAP = 1.0  # in line heights: wider gaps between words separate cells
+PROSE_WORDS = 8  # a line outside tables with more words is prose (not a running header)
 ROW_GAP = 3.2  # in line heights: a wider vertical gap ends a table
+_SENTENCE_END = re.compile(r"[a-z]{2}[.!?]$")  # "notes." ends a sentence, "U.S." does not
 _UNITS_RE = re.compile(
     r"\b(in (millions|thousands|billions)|unaudited|except (per|share|number|percentage))\b",
     re.IGNORECASE,
 )
-
-
-@dataclass(slots=True)
-class Word:
-    text: str
-    x0: float
-    x1: float
-    top: float
-    bottom: float
-
-
-@dataclass(slots=True)
-class Line:
-    words: list[Word]
-    top: float
-    bottom: float
-
-    @property
-    def height(self) -> float:
-        return max(1.0, self.bottom - self.top)
-
-    def segments(self) -> list[list[Word]]:
-        out: list[list[Word]] = [[self.words[0]]]
-        for word in self.words[1:]:
-            if word.x0 - out[-1][-1].x1 > SEGMENT_GAP * self.height:
-                out.append([word])
-            else:
-                out[-1].append(word)
-        return out
 
 
 @dataclass(slots=True)
@@ -63,6 +36,8 @@ class PdfTable:
     page: int
     box: tuple[float, float, float, float]
     grid: Grid
+    opens_page: bool = False  # no prose above it on its page (it may continue a table)
+    closes_page: bool = False  # no prose below it on its page (it may go on overleaf)
 
 
 @dataclass(slots=True)
@@ -88,7 +63,7 @@ def find_tables(path: Path, max_pages: int | None = None) -> list[PdfTable]:
                 height = page.get_height()
                 textpage = page.get_textpage()
                 try:
-                    words = _words(textpage, height)
+                    words = read_words(textpage, height)
                 finally:
                     textpage.close()
             finally:
@@ -96,71 +71,13 @@ def find_tables(path: Path, max_pages: int | None = None) -> list[PdfTable]:
             tables.extend(page_tables(words, index + 1))
     finally:
         pdf.close()
+    carry_headers(tables)
     return tables
-
-
-def _words(textpage: object, page_height: float) -> list[Word]:
-    import pypdfium2.raw as raw
-
-    handle = textpage.raw  # type: ignore[attr-defined]
-    words: list[Word] = []
-    current: list[tuple[str, float, float, float, float]] = []
-
-    def flush() -> None:
-        if current:
-            text = "".join(c[0] for c in current)
-            words.append(
-                Word(
-                    text,
-                    min(c[1] for c in current),
-                    max(c[2] for c in current),
-                    min(c[3] for c in current),
-                    max(c[4] for c in current),
-                )
-            )
-            current.clear()
-
-    left, bottom, right, top = (raw.c_double(), raw.c_double(), raw.c_double(), raw.c_double())
-    for i in range(raw.FPDFText_CountChars(handle)):
-        code = raw.FPDFText_GetUnicode(handle, i)
-        char = chr(code) if 0 < code < 0x110000 else " "
-        if char.isspace() or not raw.FPDFText_GetCharBox(handle, i, left, right, bottom, top):
-            flush()
-            continue
-        box = (char, left.value, right.value, page_height - top.value, page_height - bottom.value)
-        if current:
-            prev = current[-1]
-            size = max(1.0, prev[4] - prev[3], box[4] - box[3])
-            if (
-                box[3] > prev[4]
-                or box[4] < prev[3]
-                or (box[1] - prev[2] > 0.45 * size or box[1] < prev[1] - 0.5 * size)
-            ):
-                flush()
-        current.append(box)
-    flush()
-    return words
-
-
-def _lines(words: list[Word]) -> list[Line]:
-    """Words grouped into lines by vertical overlap, each line ordered left to right."""
-    lines: list[Line] = []
-    for word in sorted(words, key=lambda w: ((w.top + w.bottom) / 2, w.x0)):
-        middle = (word.top + word.bottom) / 2
-        if lines and lines[-1].top <= middle <= lines[-1].bottom:
-            line = lines[-1]
-            line.words.append(word)
-            line.top, line.bottom = min(line.top, word.top), max(line.bottom, word.bottom)
-        else:
-            lines.append(Line([word], word.top, word.bottom))
-    for line in lines:
-        line.words.sort(key=lambda w: w.x0)
-    return lines
 
 
 def page_tables(words: list[Word], page: int) -> list[PdfTable]:
     """The tables among one page's words."""
-    lines = _lines(words)
+    lines = group_lines(words)
     rows = [_as_row(line) for line in lines]
     tables: list[PdfTable] = []
     i = 0
@@ -187,7 +104,41 @@ def page_tables(words: list[Word], page: int) -> list[PdfTable]:
             i = end + 1
         else:
             i += 1
+    _mark_page_edges(lines, tables)
     return tables
+
+
+def _mark_page_edges(lines: list[Line], tables: list[PdfTable]) -> None:
+    """Which tables open or close their page: no prose line (more than a few words, outside
+    every table) and no other table above, or below, them."""
+
+    def inside(line: Line) -> bool:
+        middle = (line.top + line.bottom) / 2
+        return any(t.box[1] - 1 <= middle <= t.box[3] + 1 for t in tables)
+
+    prose = [line for line in lines if len(line.words) > PROSE_WORDS and not inside(line)]
+    for n, table in enumerate(tables):
+        top, bottom = table.box[1], table.box[3]
+        table.opens_page = n == 0 and not any(line.bottom <= top for line in prose)
+        table.closes_page = n == len(tables) - 1 and not any(line.top >= bottom for line in prose)
+
+
+def carry_headers(tables: list[PdfTable]) -> None:
+    """A table with no column headers that opens a page, right after a table with as many
+    columns that closes the page before it, goes on with that table: it gets its caption
+    and headers (so the rows of a statement printed over two pages keep their periods)."""
+    for before, table in zip(tables, tables[1:]):
+        grid, previous = table.grid, before.grid
+        if (
+            not grid.caption
+            and not any(grid.headers)
+            and any(previous.headers)
+            and len(grid.headers) == len(previous.headers)
+            and table.page == before.page + 1
+            and table.opens_page
+            and before.closes_page
+        ):
+            grid.caption, grid.headers = previous.caption, list(previous.headers)
 
 
 def _as_row(line: Line) -> _Row | None:
@@ -226,7 +177,33 @@ def _leading_labels(lines: list[Line], rows: list[_Row | None], first: int) -> l
             break
         picked.insert(0, k)
         below = line
-    return picked
+    return _labels_under_headers(lines, rows, first - len(picked), value_x0) + picked
+
+
+def _labels_under_headers(
+    lines: list[Line], rows: list[_Row | None], first: int, value_x0: float
+) -> list[int]:
+    """Short label lines ("Assets") between the column headers and the first row: part of
+    the body, so the headers above them are still found (``_header_lines``)."""
+    picked: list[int] = []
+    below = lines[first]
+    for k in range(first - 1, max(-1, first - 3), -1):
+        line = lines[k]
+        if rows[k] is not None or below.top - line.bottom > 2.5 * line.height:
+            return []
+        if _over_columns(line, value_x0):
+            return picked  # the headers: the labels below them belong to the table
+        text = " ".join(w.text for w in line.words)
+        if len(line.segments()) != 1 or len(text.split()) > 6 or _SENTENCE_END.search(text):
+            return []
+        picked.insert(0, k)
+        below = line
+    return []
+
+
+def _over_columns(line: Line, value_x0: float) -> bool:
+    """Whether some of ``line`` sits over the value columns (a column header's place)."""
+    return any(seg[0].x0 >= value_x0 - 2 * line.height for seg in line.segments())
 
 
 def _is_label_line(line: Line, rows: list[_Row | None], members: list[int]) -> bool:
@@ -255,18 +232,21 @@ def _build(
     header_idx = _header_lines(lines, rows, body[0], value_x0)
     headers = ["" for _ in columns]
     caption_parts: list[str] = []
-    for k in header_idx:
+    headed = False
+    for n, k in enumerate(header_idx):
+        over: list[tuple[float, float, str]] = []
         for segment in lines[k].segments():
             text = " ".join(w.text for w in segment)
             x0, x1 = segment[0].x0, segment[-1].x1
             if x1 <= value_x0 or _UNITS_RE.search(text) or (x0 < value_x0 and _is_title(text)):
                 caption_parts.append(text)
-                continue
-            overlaps = [min(x1, b1) - max(x0, b0) for b0, b1 in bands]
-            best = max(overlaps)
-            for c, overlap in enumerate(overlaps):
-                if best > 0 and (overlap == best or overlap > 0.3 * (x1 - x0)):
-                    headers[c] = f"{headers[c]} {text}".strip()
+            else:
+                over.append((x0, x1, text))
+        # the top line of several headers may span groups of columns (lower lines do not)
+        spanning = not headed and n + 1 < len(header_idx) and 2 <= len(over) < len(columns)
+        headed = headed or len(over) > 1
+        for c, text in _assign(over, columns, bands, spanning):
+            headers[c] = f"{headers[c]} {text}".strip()
     grid = Grid(caption=" ".join(caption_parts), headers=headers)
     group: tuple[float, str] | None = None
     wrapped: tuple[float, str] | None = None
@@ -289,7 +269,7 @@ def _build(
             group = None
         shown = f"{group[1]} {label}" if group and label else label
         cells = ["" for _ in columns]
-        for x0, x1, text in _cells(row.values):
+        for x0, x1, text, _ in _cells(row.values):
             c = max(range(len(bands)), key=lambda n: min(x1, bands[n][1]) - max(x0, bands[n][0]))
             cells[c] = f"{cells[c]} {text}".strip()
         grid.rows.append([shown, *cells])
@@ -306,33 +286,69 @@ def _build(
     return PdfTable(page, box, grid)
 
 
-def _cells(values: list[Word]) -> list[tuple[float, float, str]]:
-    """Figures with a currency sign glued to the figure after it, ")" or "%" to the one before."""
-    cells: list[tuple[float, float, str]] = []
+def _assign(
+    over: list[tuple[float, float, str]],
+    columns: list[tuple[float, float]],
+    bands: list[tuple[float, float]],
+    spanning: bool,
+) -> list[tuple[int, str]]:
+    """Which columns each header text heads. A text heads the columns its band overlaps
+    most; on a line of ``spanning`` headers above other header lines ("Three Months Ended",
+    "Nine Months Ended" over two dates each) it heads every column whose centre lies within
+    half the gap to the next text on either side."""
+    out: list[tuple[int, str]] = []
+    for i, (x0, x1, text) in enumerate(over):
+        if spanning:
+            left = (over[i - 1][1] + x0) / 2 if i else x0 - (over[1][0] - over[0][1]) / 2
+            right = (
+                (x1 + over[i + 1][0]) / 2 if i + 1 < len(over) else x1 + (x0 - over[i - 1][1]) / 2
+            )
+            picked = [c for c, (a, b) in enumerate(columns) if left <= (a + b) / 2 < right]
+            if picked:
+                out.extend((c, text) for c in picked)
+                continue
+        overlaps = [min(x1, b1) - max(x0, b0) for b0, b1 in bands]
+        best = max(overlaps)
+        out.extend(
+            (c, text)
+            for c, overlap in enumerate(overlaps)
+            if best > 0 and (overlap == best or overlap > 0.3 * (x1 - x0))
+        )
+    return out
+
+
+def _cells(values: list[Word]) -> list[tuple[float, float, str, float]]:
+    """Figures with a currency sign glued to the figure after it, ")" or "%" to the one before:
+    (figure's left edge, right edge, text, left edge with the sign)."""
+    cells: list[tuple[float, float, str, float]] = []
     pending: Word | None = None
     for word in values:
         if word.text in ("$", "€", "£", "¥"):
             pending = word
         elif word.text in (")", "%", ")%") and cells:
-            x0, _, text = cells[-1]
-            cells[-1] = (x0, word.x1, text + word.text)
+            x0, _, text, left = cells[-1]
+            cells[-1] = (x0, word.x1, text + word.text, left)
         else:
             text = (pending.text if pending else "") + word.text
-            cells.append((pending.x0 if pending else word.x0, word.x1, text))
+            cells.append((word.x0, word.x1, text, pending.x0 if pending else word.x0))
             pending = None
     return cells
 
 
-def _columns(cell_rows: list[list[tuple[float, float, str]]]) -> list[tuple[float, float]]:
-    """Value columns: cells whose spans overlap or share a right edge, merged."""
-    spans = sorted((x0, x1) for row in cell_rows for x0, x1, _ in row)
-    columns: list[list[float]] = []
-    for x0, x1 in spans:
-        if columns and (x0 <= columns[-1][1] + 1):
-            columns[-1][1] = max(columns[-1][1], x1)
+def _columns(
+    cell_rows: list[list[tuple[float, float, str, float]]],
+) -> list[tuple[float, float]]:
+    """Value columns: cells whose figures overlap or share a right edge, merged (a "$" may
+    sit right after the column before: it widens its column but never joins two)."""
+    spans = sorted((x0, x1, left) for row in cell_rows for x0, x1, _, left in row)
+    columns: list[list[float]] = []  # left edge with signs, right edge, right edge of figures
+    for x0, x1, left in spans:
+        if columns and x0 <= columns[-1][2] + 1:
+            columns[-1][0] = min(columns[-1][0], left)
+            columns[-1][1] = columns[-1][2] = max(columns[-1][2], x1)
         else:
-            columns.append([x0, x1])
-    return [(a, b) for a, b in columns]
+            columns.append([left, x1, x1])
+    return [(a, b) for a, b, _ in columns]
 
 
 def _bands(columns: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -357,7 +373,7 @@ def _header_lines(
         if below.top - line.bottom > 2.5 * max(line.height, below.height) or rows[k] is not None:
             break
         text = " ".join(w.text for w in line.words)
-        over_columns = any(seg[0].x0 >= value_x0 - 2 * line.height for seg in line.segments())
+        over_columns = _over_columns(line, value_x0)
         title = bool(picked) and _is_title(text) and titles < 1
         if not over_columns and not _UNITS_RE.search(text) and not title:
             break

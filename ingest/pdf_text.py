@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.pdf_tables import Line, PdfTable, Word, _words, page_tables
+from ingest.pdf_layout import Line, Word, read_words
+from ingest.pdf_tables import PdfTable, carry_headers, page_tables
 
 if TYPE_CHECKING:
     from unstructured.documents.elements import Element
@@ -69,7 +70,7 @@ def read_text_layer(path: Path, *, tables: bool = True, filename: str | None = N
                 width, height = page.get_width(), page.get_height()
                 textpage = page.get_textpage()
                 try:
-                    words = _dedupe(_words(textpage, height))
+                    words = _dedupe(read_words(textpage, height))
                 finally:
                     textpage.close()
             finally:
@@ -83,6 +84,7 @@ def read_text_layer(path: Path, *, tables: bool = True, filename: str | None = N
             )
     finally:
         pdf.close()
+    carry_headers(layer.tables)
     return layer
 
 
