@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy import and_, case, delete, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from ingest.db.engine import Database
 from ingest.db.schema import queue_runs, work_items
@@ -204,14 +205,14 @@ class WorkQueue(QueueReads):
         with self.db.write() as conn:
             result = conn.execute(
                 update(work_items)
-                .where(work_items.c.owner == owner, work_items.c.state == "claimed")
+                .where(_held_by(owner))
                 .values(lease_until=time.time() + self.lease_s)
             )
         return int(result.rowcount or 0)
 
     def release(self, owner: str, item_ids: Iterable[int] | None = None) -> int:
         """Hand items back unfinished (a graceful stop): queued again, not counted as expired."""
-        condition = and_(work_items.c.owner == owner, work_items.c.state == "claimed")
+        condition = _held_by(owner)
         if item_ids is not None:
             condition = and_(condition, work_items.c.id.in_(list(item_ids)))
         with self.db.write() as conn:
@@ -228,11 +229,7 @@ class WorkQueue(QueueReads):
         with self.db.write() as conn:
             result = conn.execute(
                 update(work_items)
-                .where(
-                    work_items.c.id == item.id,
-                    work_items.c.owner == owner,
-                    work_items.c.state == "claimed",
-                )
+                .where(work_items.c.id == item.id, _held_by(owner))
                 .values(
                     state="queued",
                     owner=None,
@@ -259,11 +256,7 @@ class WorkQueue(QueueReads):
         (then nothing is written)."""
         statement = (
             update(work_items)
-            .where(
-                work_items.c.id == item.id,
-                work_items.c.owner == owner,
-                work_items.c.state == "claimed",
-            )
+            .where(work_items.c.id == item.id, _held_by(owner))
             .values(
                 state="done",
                 status=status,
@@ -363,3 +356,8 @@ def _record_members(conn: Connection, item: WorkItem, members: Sequence[ItemResu
             for member in members
         ],
     )  # fmt: skip
+
+
+def _held_by(owner: str) -> ColumnElement[bool]:
+    """Items ``owner`` has claimed and still holds (its lease was not taken over)."""
+    return and_(work_items.c.owner == owner, work_items.c.state == "claimed")
