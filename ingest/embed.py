@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingest.encode_threads import ThreadChooser
 from ingest.settings import EmbedSettings
 
 if TYPE_CHECKING:
@@ -54,7 +52,6 @@ class Embedder:
         self._lock = threading.Lock()
         self._use = threading.Lock()  # the tokenizer is not safe across threads
         self.threads = 1  # torch threads at full speed; set when the model loads
-        self.chooser = ThreadChooser()  # ingest's thread count, by measured speed
         self.info_is_loaded = self._settings.model_path is None
         # Known without loading for the packaged model, so unchanged re-runs load nothing.
         self.info = EmbedderInfo(name=DEFAULT_MODEL_NAME, dimension=DEFAULT_DIMENSION)
@@ -124,15 +121,6 @@ class Embedder:
             return self._encode(model, texts)
         with _THREADS_LOCK, _torch_threads(threads):
             return self._encode(model, texts)
-
-    def encode_fastest(self, texts: list[str], *, most: int) -> np.ndarray:
-        """``encode`` with ``most`` threads or one, whichever ``chooser`` has found faster
-        under the load of the moment (``ingest.encode_threads``); the call is timed."""
-        threads = self.chooser.choose(most)
-        began = time.perf_counter()
-        vectors = self.encode(texts, threads=None if threads == self.threads else threads)
-        self.chooser.record(threads, sum(map(len, texts)), time.perf_counter() - began)
-        return vectors
 
     def _encode(self, model: SentenceTransformer, texts: list[str]) -> np.ndarray:
         with self._use:

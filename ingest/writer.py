@@ -145,15 +145,13 @@ class DocumentWriter:
 
         Torch threads that share a core with a parser process slow down far more than the
         core's share, so while parsers run the encoder uses the remaining cores only, and
-        all of them again as soon as the parsers are idle; or one thread, when one has
-        been measured faster (a loaded machine: ``ingest.encode_threads``).
+        all of them again as soon as the parsers are idle.
         """
         parts = []
         for start in range(0, len(texts), ENCODE_SLICE):
-            most = max(1, self.embedder.threads - busy_cores())
-            parts.append(
-                self.embedder.encode_fastest(texts[start : start + ENCODE_SLICE], most=most)
-            )
+            busy = busy_cores()
+            threads = max(1, self.embedder.threads - busy) if busy else None
+            parts.append(self.embedder.encode(texts[start : start + ENCODE_SLICE], threads=threads))
         return np.concatenate(parts)
 
     def _stored_chunk(

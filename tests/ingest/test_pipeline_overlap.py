@@ -17,7 +17,6 @@ import ingest.parser_load
 import ingest.writer
 from ingest.documents import ParsedDocument, ParsedElement
 from ingest.embed import Embedder
-from ingest.encode_threads import ThreadChooser
 from ingest.errors import FileRejected
 from ingest.pipeline import IngestPipeline
 from ingest.settings import IngestSettings
@@ -47,13 +46,6 @@ class GatedParser:
         pass
 
 
-class _AllAllowed(ThreadChooser):
-    """Always every core the parsers leave (these tests are about the parsers' share)."""
-
-    def choose(self, most: int) -> int:
-        return most
-
-
 class RecordingEmbedder(Embedder):
     """The real encoder; records the thread count asked for per call (without applying it)."""
 
@@ -62,7 +54,6 @@ class RecordingEmbedder(Embedder):
         self._model = shared.model
         self.info = shared.info
         self.threads = 2
-        self.chooser = _AllAllowed()
         self.parser = parser
         self.calls: list[tuple[str, int | None]] = []
         self.second_parsed_during_first = False
