@@ -76,16 +76,22 @@ def write(path: Path, word: str, paragraphs: int) -> None:
     path.write_text(text)
 
 
-def test_parsing_overlaps_embedding_and_threads_follow_the_parsers(
-    data_dir: Path, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(ingest.writer, "ENCODE_SLICE", 1)  # one chunk per encode call
+def two_documents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder of two 12-paragraph documents, chunked small: many encode calls each."""
     monkeypatch.setenv("INHOUSE_CHUNK__TOKENS", "32")
     monkeypatch.setenv("INHOUSE_CHUNK__OVERLAP", "0")
     docs = tmp_path / "docs"
     docs.mkdir()
     write(docs / FIRST, "alpha", 12)
     write(docs / SECOND, "beta", 12)
+    return docs
+
+
+def test_parsing_overlaps_embedding_and_threads_follow_the_parsers(
+    data_dir: Path, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest.writer, "ENCODE_SLICE", 1)  # one chunk per encode call
+    docs = two_documents(tmp_path, monkeypatch)
     parser = GatedParser()
     recorder = RecordingEmbedder(embedder, parser)
     settings = IngestSettings()
@@ -110,12 +116,7 @@ def test_an_idle_parser_process_leaves_every_core_to_the_encoder(
     a core: the encoder's threads follow the workers' measured CPU, not their busy flag."""
     monkeypatch.setattr(ingest.writer, "ENCODE_SLICE", 1)
     monkeypatch.setattr(ingest.parser_load, "WINDOW_S", 0.0)  # measure on every call
-    monkeypatch.setenv("INHOUSE_CHUNK__TOKENS", "32")
-    monkeypatch.setenv("INHOUSE_CHUNK__OVERLAP", "0")
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    write(docs / FIRST, "alpha", 12)
-    write(docs / SECOND, "beta", 12)
+    docs = two_documents(tmp_path, monkeypatch)
     idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     parser = GatedParser()
     parser.worker_pids = [idle.pid]  # type: ignore[attr-defined]
