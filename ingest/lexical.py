@@ -47,14 +47,15 @@ from typing import Any
 
 from ingest import observe
 from ingest.index import META_SOURCE, META_TITLE
-from ingest.lexical_docs import DocumentIndex, committed_writer, group_by_document
+from ingest.lexical_docs import DocumentIndex, DocumentMatch, committed_writer, group_by_document
 from ingest.lexical_text import ParsedQuery, body_tokens, identifiers
 from ingest.locks import FileLock
 
 log = logging.getLogger(__name__)
 
 FETCH_BATCH = 5000
-SCHEMA_VERSION = 3  # 2: title and path beside the body; 3: whole documents (lexical_docs)
+# 2: title and path beside the body; 3: whole documents (lexical_docs); 4: their openings
+SCHEMA_VERSION = 4
 IDENT_BOOST = 2.0  # a compacted identifier ("hr2231") match counts double
 PHRASE_BOOST = 1.5
 TITLE_BOOST = 0.5  # a question word in the document's title or path (e.g. "Q3 2023 ACME")
@@ -281,9 +282,11 @@ class LexicalIndex:
         return doc
 
     # -- searching ------------------------------------------------------------------------
-    def search_documents(self, query: ParsedQuery, k: int) -> dict[str, float]:
-        """BM25 of whole documents (``ingest.lexical_docs``): document id -> score."""
-        return self.documents.search(query, k)
+    def search_documents(
+        self, query: ParsedQuery, k: int, head_weight: float = 1.0
+    ) -> dict[str, DocumentMatch]:
+        """Whole documents' matches (``ingest.lexical_docs``): document id -> match."""
+        return self.documents.search(query, k, head_weight)
 
     def search(self, query: ParsedQuery, k: int) -> list[LexicalHit]:
         """BM25 top ``k`` for ``query`` (quoted phrases must match), best first."""

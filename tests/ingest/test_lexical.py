@@ -222,9 +222,10 @@ def test_whole_documents_follow_chroma_and_score_words_spread_over_chunks(
 
     def scores(text: str) -> dict[str, float]:
         coll = index.collection("lex")
-        return indexes.current(coll, index.generation("lex")).search_documents(
+        found = indexes.current(coll, index.generation("lex")).search_documents(
             parse_query(text), 10
         )
+        return {doc: match.score for doc, match in found.items()}
 
     got = scores("Acme revenue")  # no chunk holds both words; the document does
     assert max(got, key=got.__getitem__) == "acme"
@@ -239,3 +240,53 @@ def test_whole_documents_follow_chroma_and_score_words_spread_over_chunks(
     coll = index.collection("lex")
     by_doc = group_by_document(coll.get(include=[])["ids"])
     assert indexes.for_collection(coll).documents.sync(coll, by_doc, title_text) == (0, 0)
+
+
+def test_a_documents_opening_names_it_and_dates_it(tmp_path: Path) -> None:
+    """A report that mentions a company many times deep inside (past its opening),
+    against the company's own report, which names it once, up front: the opening decides."""
+    index = ChromaIndex(make_chroma_client(IngestSettings(data_dir=tmp_path)), INFO)
+    filler = "Sales of widgets and gears were steady across the regions this quarter."
+
+    def doc(name: str, opening: str, body: list[str]) -> list[StoredChunk]:
+        texts = [opening, *body]
+        return [
+            StoredChunk(
+                id=f"{name}:{i:05d}:{i:016x}",
+                text=t,
+                metadata={"document_id": name, "position": i},
+            )
+            for i, t in enumerate(texts)
+        ]
+
+    _write(
+        index,
+        doc(
+            "zentrix",
+            "Zentrix Corporation. Quarterly report for the period ended July 1, 2023.",
+            [filler] * 40 + [f"Our partner Vexa shipped parts; Vexa invoices rose. {filler}"] * 6,
+        ),
+    )
+    _write(
+        index,
+        doc(
+            "vexa",
+            "Vexa Inc. Quarterly report for the period ended April 1, 2023.",
+            [filler] * 40 + [f"Our partner shipped parts; invoices rose. {filler}"] * 6,
+        ),
+    )
+    index.settle("lex")
+    coll = index.collection("lex")
+    mirror = LexicalIndexes(tmp_path / "lexical").current(coll, index.generation("lex"))
+
+    def first(head_weight: float) -> str:
+        found = mirror.search_documents(parse_query("Vexa quarterly report"), 10, head_weight)
+        return max(found, key=lambda doc: found[doc].score)
+
+    assert first(0.0) == "zentrix"  # the body alone: the report that repeats the name
+    assert first(1.0) == "vexa"  # with the opening: the report that is Vexa's
+    found = mirror.search_documents(parse_query("quarterly report"), 10)
+    assert {doc: match.dated for doc, match in found.items()} == {
+        "zentrix": 20230701,
+        "vexa": 20230401,
+    }
