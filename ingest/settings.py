@@ -113,12 +113,35 @@ class RetrievalSettings(BaseModel):
     )
     rrf_k: int = Field(60, ge=1, description="RRF constant (rank + k).")
     document_prior: float = Field(
-        0.3,
+        0.5,
         ge=0,
         le=1,
-        description="Weight of the whole-document BM25 score (best document 1, under 60% of"
+        description="Weight of the whole-document BM25 score (best document 1, under 80% of"
         " it 0) added to each fused chunk score: finds the document a question names"
         " (hybrid and lexical modes; 0: off).",
+    )
+    head_weight: float = Field(
+        2.0,
+        ge=0,
+        le=20,
+        description="Weight of a document's opening (title, path, first 400 tokens) beside"
+        " its whole text in the document score: where documents name their company, period"
+        " or policy.",
+    )
+    latest_boost: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="For questions asking for the latest/most recent/newest document: among"
+        " the documents the question matches (document score within this share of the"
+        " best), the one whose opening states the latest date scores as the best (0: off).",
+    )
+    named_document_ratio: float = Field(
+        1.25,
+        ge=0,
+        description="A document scoring at least this many times the next one is the one the"
+        " question names: its passages may fill the results past ``max_per_document``"
+        " (0: never).",
     )
     depth: int = Field(
         50, ge=1, le=1000, description="Candidates taken from each ranking (at least top_k)."

@@ -23,7 +23,7 @@ nDCG@10 0.708 / 0.722 / 0.735 and sec10q dev figure@6 0.262 / 0.246 / 0.197 at 0
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -60,9 +60,16 @@ def fuse(
     return fused
 
 
-def diversify(ranked: Sequence[T], top_k: int, cap: int, document: Callable[[T], str]) -> list[T]:
-    """The first ``top_k`` of ``ranked`` with at most ``cap`` per document, while other
-    documents still have candidates; then the skipped ones fill the rest in order."""
+def diversify(
+    ranked: Sequence[T],
+    top_k: int,
+    cap: int,
+    document: Callable[[T], str],
+    uncapped: Collection[str] = (),
+) -> list[T]:
+    """The first ``top_k`` of ``ranked`` with at most ``cap`` per document (except the
+    documents in ``uncapped``), while other documents still have candidates; then the
+    skipped ones fill the rest in order."""
     if cap <= 0:
         return list(ranked[:top_k])
     chosen: list[T] = []
@@ -72,7 +79,7 @@ def diversify(ranked: Sequence[T], top_k: int, cap: int, document: Callable[[T],
         if len(chosen) == top_k:
             break
         doc = document(item)
-        if per_doc.get(doc, 0) < cap:
+        if doc in uncapped or per_doc.get(doc, 0) < cap:
             per_doc[doc] = per_doc.get(doc, 0) + 1
             chosen.append(item)
         else:

@@ -13,9 +13,10 @@ never blocks on them; questions asked at the same time are embedded in one batch
 
 Hybrid (the default, ``INHOUSE_RETRIEVAL__MODE``): the ``depth`` nearest chunks and the
 ``depth`` best BM25 chunks (``ingest.lexical``, brought up to date with Chroma first) are
-fused (``service.fusion``), and each candidate gets a document prior: the question's BM25
-against its whole document (``ingest.lexical_docs``), so the filing a question names wins
-over the same table row in its siblings. Chunks only the lexical side found are read from
+fused (``service.fusion``), and each candidate gets a document prior
+(``service.document_prior``): the question's BM25 against its whole document and its
+opening (``ingest.lexical_docs``), so the filing a question names wins over the same
+table row in its siblings, and may fill the results past the per-document cap. Chunks only the lexical side found are read from
 Chroma by id, so a chunk is returned only while it is in Chroma. Quoted phrases filter the
 candidates (unless no chunk contains them: then they count as plain words). A lexical index that
 cannot be read is rebuilt, and until then the dense ranking answers alone: never a 500.
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 from anyio import to_thread
 
+from ingest.doc_dates import asks_for_latest
 from ingest.embed import Embedder, EmbedderInfo
 from ingest.errors import CollectionNotFound, EmbedderMismatch, IndexUnavailable
 from ingest.index import (
@@ -51,6 +53,7 @@ from ingest.status import CollectionStatus, collection_statuses
 from service import metrics
 from service.auth import audit
 from service.caller import Caller, searchable
+from service.document_prior import DocumentPrior, document_prior
 from service.errors import NoDocuments
 from service.fusion import diversify, fuse, min_max
 from service.query_encoder import BatchingEncoder, QueryEncoders
@@ -59,9 +62,6 @@ from service.rerank import Reranker
 log = logging.getLogger(__name__)
 
 DOCUMENT_DEPTH = 100  # documents scored for the document prior (the rest add nothing)
-# Documents scoring under this share of the best one get no prior: only the documents a
-# question singles out are lifted, dense-only finds keep their place (SciFact Recall@100).
-PRIOR_FLOOR = 0.6
 
 
 class Retriever:
@@ -186,6 +186,7 @@ class Retriever:
         lexical: list[Hit] = []
         owner: dict[str, str] = {}  # chunk id -> collection
         prior: dict[str, float] = {}  # document id -> its whole-document score, 0-1
+        named: list[str] = []  # "collection/document id" of each collection's named document
         for name in names:
             found = self._candidates(name, vectors[name], query, depth)
             for hit in found[0]:
@@ -195,7 +196,9 @@ class Retriever:
                 lexical.append(hit)
                 owner[hit.id] = name
             if found[1] and self.settings.document_prior > 0:
-                prior.update(self._document_scores(name, query))
+                found_prior = self._document_prior(name, query, asks_for_latest(text))
+                prior.update(found_prior.scores)
+                named += [f"{name}/{found_prior.named}"] if found_prior.named else []
         if lexical and mode != "dense":
             hits = self._fused(
                 dense, lexical, owner, wanted, lexical_only=mode == "lexical", prior=prior
@@ -209,6 +212,7 @@ class Retriever:
             top_k,
             self.settings.max_per_document,
             lambda hit: f"{hit.metadata.get(META_COLLECTION)}/{hit.metadata.get(META_DOCUMENT_ID)}",
+            uncapped=named if len(named) == 1 else (),
         )
         if not hits:
             listed = ", ".join(names)
@@ -277,24 +281,22 @@ class Retriever:
             )
         return [replace(known[cid], score=fused[cid]) for cid in keep if cid in known]
 
-    def _document_scores(self, name: str, query: ParsedQuery) -> dict[str, float]:
-        """Whole-document BM25 of the question (``ingest.lexical_docs``), rescaled so the
-        best document scores 1 and ``PRIOR_FLOOR`` of it 0: the prior that points the
-        fusion at the document asked about."""
+    def _document_prior(self, name: str, query: ParsedQuery, latest: bool) -> DocumentPrior:
+        """One collection's document prior (``service.document_prior``); ``latest``: the
+        question asks for the newest document."""
         try:
             coll = self._collection(name)
             index = self._lexical.current(coll, self._index.generation(name))
-            scores = index.search_documents(query, DOCUMENT_DEPTH)
+            matches = index.search_documents(query, DOCUMENT_DEPTH, self.settings.head_weight)
         except Exception:  # noqa: BLE001 - no prior rather than no answer
             log.exception("collection %s: document scores failed; no document prior", name)
-            return {}
-        best = max(scores.values(), default=0.0)
-        if best <= 0:
-            return {}
-        floor = PRIOR_FLOOR * best  # documents well behind the best one get no prior
-        return {
-            doc: (score - floor) / (best - floor) for doc, score in scores.items() if score > floor
-        }
+            return DocumentPrior()
+        return document_prior(
+            matches,
+            latest=latest,
+            latest_boost=self.settings.latest_boost,
+            named_ratio=self.settings.named_document_ratio,
+        )
 
     def _lexical_search(self, name: str, query: ParsedQuery, depth: int) -> list[Hit]:
         """BM25 candidates (ids and scores only); [] when the lexical side cannot answer."""

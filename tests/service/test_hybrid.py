@@ -206,3 +206,63 @@ def test_the_document_a_question_names_lifts_its_passages(tmp_path: Path) -> Non
 
     assert "3,393" not in first_row(RetrievalSettings(document_prior=0))
     assert "3,393" in first_row(None)  # the default prior: Zentrix's own row first
+
+
+def test_a_question_for_the_latest_report_gets_the_newest_one(tmp_path: Path) -> None:
+    """Three quarterly reports of one company match a question's words alike; the
+    newest by the date its opening states answers "latest", whatever the file order."""
+    periods = [("2023-q1", "April 1, 2023", "4,100"), ("2023-q3", "September 30, 2023", "7,300"),
+               ("2023-q2", "July 1, 2023", "5,200")]  # fmt: skip
+    docs = [
+        Doc(
+            "qr",
+            f"reports/{stem}.md",
+            "Quarterly report",
+            [
+                f"Zentrix Corporation quarterly report for the period ended {ended}.",
+                "Zentrix designs and sells widgets and employs engineers in three countries.",
+                f"Zentrix net revenue was {revenue}.",
+            ],
+        )
+        for stem, ended, revenue in periods
+    ]
+    build_index(tmp_path, docs)
+
+    def first_revenue(question: str, settings: RetrievalSettings | None = None) -> str:
+        hits = search(make_retriever(tmp_path, settings), question, ["qr"])
+        return next(h.text for h in hits if "revenue" in h.text)
+
+    latest = "What was Zentrix's net revenue in the latest quarterly report?"
+    assert "7,300" not in first_revenue(latest, RetrievalSettings(latest_boost=0))
+    assert "7,300" in first_revenue(latest)
+    assert "7,300" in first_revenue(latest.replace("latest", "most recent"))
+    assert "7,300" not in first_revenue(latest.replace("latest ", ""))  # no boost without it
+
+
+def test_the_document_a_question_names_may_fill_the_results(tmp_path: Path) -> None:
+    """Three filings alike but for their company; a question naming one company gets all
+    six passages from its filing, one that names none keeps the per-document cap."""
+    companies = ["Zentrix", "Quorvane", "Halbrook"]
+    docs = [
+        Doc(
+            "fil",
+            f"filings/{name.lower()}.md",
+            "Quarterly report",
+            [f"{name} Corporation quarterly report for the period ended July 1, 2023."]
+            + [f"Segment {i}: revenue from widgets grew and margins held." for i in range(8)],
+        )
+        for name in companies
+    ]
+    build_index(tmp_path, docs)
+
+    def per_document(question: str, settings: RetrievalSettings | None = None) -> list[int]:
+        hits = search(make_retriever(tmp_path, settings), question, ["fil"])
+        counts: dict[str, int] = {}
+        for hit in hits:
+            counts[hit.metadata[META_SOURCE]] = counts.get(hit.metadata[META_SOURCE], 0) + 1
+        return sorted(counts.values(), reverse=True)
+
+    named = "How did segment revenue from widgets grow in Quorvane's quarterly report?"
+    assert per_document(named) == [6]
+    assert max(per_document(named, RetrievalSettings(named_document_ratio=0))) == 3
+    assert max(per_document("How did segment revenue from widgets grow?")) <= 3

@@ -1,0 +1,45 @@
+"""The document prior's rules on whole-document scores: rescaling, the named document,
+and newest-first for "latest" questions."""
+
+from __future__ import annotations
+
+from ingest.lexical_docs import DocumentMatch
+from service.document_prior import PRIOR_FLOOR, document_prior, named_document, newest_first
+
+
+def test_scores_are_rescaled_best_one_floor_zero() -> None:
+    matches = {"a": DocumentMatch(10.0, 0), "b": DocumentMatch(9.0, 0), "c": DocumentMatch(5.0, 0)}
+    prior = document_prior(matches, latest=False, latest_boost=0.2, named_ratio=0)
+    assert prior.scores["a"] == 1.0
+    assert abs(prior.scores["b"] - (9 - 10 * PRIOR_FLOOR) / (10 - 10 * PRIOR_FLOOR)) < 1e-9
+    assert "c" not in prior.scores  # under the floor: no prior
+    assert prior.named is None  # ratio 0: never
+    assert document_prior({}, latest=True, latest_boost=0.2, named_ratio=1.25).scores == {}
+
+
+def test_a_document_is_named_only_when_it_stands_out() -> None:
+    assert named_document({"a": 13.0, "b": 10.0}, 1.25) == "a"
+    assert named_document({"a": 12.0, "b": 10.0}, 1.25) is None
+    assert named_document({"a": 3.0}, 1.25) == "a"  # the only match
+    assert named_document({}, 1.25) is None
+
+
+def test_newest_first_orders_only_documents_matched_alike() -> None:
+    matches = {
+        "q1": DocumentMatch(10.0, 20230401),
+        "q2": DocumentMatch(9.5, 20230701),
+        "q3": DocumentMatch(9.0, 20230930),
+        "other": DocumentMatch(7.0, 20240101),  # newer, but matched far less (outside 20%)
+        "undated": DocumentMatch(9.9, 0),
+    }
+    scores = newest_first(matches, 0.2)
+    assert max(scores, key=scores.__getitem__) == "q3"
+    assert scores["q3"] == 10.0
+    assert scores["q1"] == PRIOR_FLOOR * 10.0 and scores["q2"] == PRIOR_FLOOR * 9.5
+    assert scores["other"] == 7.0 and scores["undated"] == 9.9  # untouched
+
+    prior = document_prior(matches, latest=True, latest_boost=0.2, named_ratio=0)
+    assert prior.scores["q3"] == 1.0 and "q1" not in prior.scores
+
+    one = {"q1": DocumentMatch(10.0, 20230401), "x": DocumentMatch(5.0, 20250101)}
+    assert newest_first(one, 0.2) == {"q1": 10.0, "x": 5.0}  # nothing to order
