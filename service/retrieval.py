@@ -16,10 +16,11 @@ Hybrid (the default, ``INHOUSE_RETRIEVAL__MODE``): the ``depth`` nearest chunks 
 fused (``service.fusion``), and each candidate gets a document prior
 (``service.document_prior``): the question's BM25 against its whole document and its
 opening (``ingest.lexical_docs``), so the filing a question names wins over the same
-table row in its siblings, and may fill the results past the per-document cap. Chunks only the lexical side found are read from
-Chroma by id, so a chunk is returned only while it is in Chroma. Quoted phrases filter the
-candidates (unless no chunk contains them: then they count as plain words). A lexical index that
-cannot be read is rebuilt, and until then the dense ranking answers alone: never a 500.
+table row in its siblings, and may fill the results past the per-document cap. Chunks
+only the lexical side found are read from Chroma by id, so a chunk is returned only while
+it is in Chroma. Quoted phrases filter the candidates (unless no chunk contains them: then
+they count as plain words). A lexical index that cannot be read is rebuilt, and until then
+the dense ranking answers alone: never a 500.
 """
 
 from __future__ import annotations
