@@ -17,8 +17,9 @@ which company, period or policy it is, while the body repeats "Q3" or "2023" abo
 everything else. So each entry also has a ``head`` field (title, path and the first
 ``HEAD_TOKENS`` tokens of text, in chunk order), weighted beside the body
 (``RetrievalSettings.head_weight``), and the latest date stated in that opening
-(``ingest.doc_dates``), for questions that ask for the newest document. With both, the first document is the asked-about filing for 66
-of sec10q dev's 67 single-filing questions, against 31 on whole text alone.
+(``ingest.doc_dates``), for questions that ask for the newest document. With both, the
+first document is the asked-about filing for 66 of sec10q dev's 67 single-filing
+questions, against 31 on whole text alone.
 
 Like the chunk mirror, this is derived from Chroma alone (``ingest.lexical`` syncs it in
 the same locked pass): each entry stores a signature of its document's chunk ids, so a
