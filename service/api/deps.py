@@ -266,10 +266,10 @@ async def require_caller(
 
         caller = await request_caller(signin, request)
         if caller is not None:
-            access.admit(caller)
+            await access.admit(caller)
             return caller
     client = request.client.host if request.client else None
-    return access.authenticate(request.headers.get("authorization"), client)
+    return await access.authenticate_async(request.headers.get("authorization"), client)
 
 
 async def require_key_caller(caller: Annotated[Caller, Depends(require_caller)]) -> Caller:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from anyio import to_thread
+
 from service.auth.audit import note_caller
 from service.auth.keys import KeyStore
 from service.auth.ratelimit import open_limiter
@@ -52,26 +54,42 @@ class AccessControl:
 
     def authenticate(self, authorization: str | None, client: str | None = None) -> Caller:
         """The caller for an ``Authorization`` header value; ``AuthError`` / ``RateLimited``."""
+        caller = self._verify(authorization, client)
+        note_caller(caller)
+        if self.enabled:
+            self.limiter.hit(caller.id)
+        return caller
+
+    async def authenticate_async(
+        self, authorization: str | None, client: str | None = None
+    ) -> Caller:
+        """``authenticate`` for the event loop: the key lookup and the rate-limit count
+        (database round trips, with PostgreSQL over the network) run in worker threads;
+        the caller is noted for the audit in the request's own context."""
+        caller = await to_thread.run_sync(self._verify, authorization, client)
+        note_caller(caller)
+        if self.enabled:
+            await to_thread.run_sync(self.limiter.hit, caller.id)
+        return caller
+
+    def _verify(self, authorization: str | None, client: str | None) -> Caller:
         if not self.enabled:
-            note_caller(AUTH_DISABLED)
             return AUTH_DISABLED
         assert self.store is not None
         if not self.keys:
             raise AuthError("API keys are off here (INHOUSE_AUTH=oidc): sign in at /auth/login")
         token = bearer_token(authorization)  # missing or malformed: 401, not a guess
         try:
-            caller = self.store.verify(token)
+            return self.store.verify(token)
         except AuthError:
             self._count_failure(client or "unknown")
             raise
-        note_caller(caller)
-        self.limiter.hit(caller.id)
-        return caller
 
-    def admit(self, caller: Caller) -> None:
-        """Audit and rate-limit a caller authenticated another way (a session)."""
+    async def admit(self, caller: Caller) -> None:
+        """Audit and rate-limit a caller authenticated another way (a session); the count
+        runs in a worker thread."""
         note_caller(caller)
-        self.limiter.hit(caller.id)
+        await to_thread.run_sync(self.limiter.hit, caller.id)
 
     def _count_failure(self, address: str) -> None:
         """Slow down guessing from one address: over the limit, failures become 429s.

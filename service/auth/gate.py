@@ -133,7 +133,7 @@ class AuthGateMiddleware:
 
             session_caller = await request_caller(signin, Request(scope))
             if session_caller is not None:
-                access.admit(session_caller)
+                await access.admit(session_caller)
                 return session_caller
         authorization = None
         for name, value in scope.get("headers") or []:
@@ -141,7 +141,9 @@ class AuthGateMiddleware:
                 authorization = value.decode("latin-1")
                 break
         client = scope.get("client")
-        caller: Caller = access.authenticate(authorization, client[0] if client else None)
+        caller: Caller = await access.authenticate_async(
+            authorization, client[0] if client else None
+        )
         return caller
 
 

@@ -62,7 +62,9 @@ class FakeAccess:
 
     enabled = True
 
-    def authenticate(self, authorization: str | None, client: str | None = None) -> Caller:
+    async def authenticate_async(
+        self, authorization: str | None, client: str | None = None
+    ) -> Caller:
         key = (authorization or "").removeprefix("Bearer ")
         if not key:
             raise AuthError("missing API key")

@@ -241,3 +241,40 @@ def test_replicas_sharing_postgresql_need_the_same_secret(
     (two / "auth" / "hmac.key").write_bytes((one / "auth" / "hmac.key").read_bytes())
     os.chmod(two / "auth" / "hmac.key", 0o600)
     assert KeyStore(two).verify(key).name == "dana"  # a key made on one replica works on another
+
+
+def test_async_checks_run_in_worker_threads(tmp_path: Path) -> None:
+    """The key lookup and the rate-limit count (database round trips) leave the event
+    loop's thread; the limit holds as in the blocking path."""
+    import threading
+
+    import anyio
+
+    settings = ServiceSettings(data_dir=tmp_path, security={"rate_limit": "2/minute"})
+    store = KeyStore(tmp_path)
+    key = store.create("dora", ["query"], ["*"]).key
+    access = AccessControl(settings, store)
+    threads: list[str] = []
+    verify, hit = store.verify, access.limiter.hit
+
+    def spy_verify(token: str) -> Caller:
+        threads.append(threading.current_thread().name)
+        return verify(token)
+
+    def spy_hit(identity: str) -> None:
+        threads.append(threading.current_thread().name)
+        hit(identity)
+
+    store.verify = spy_verify  # type: ignore[method-assign]
+    access.limiter.hit = spy_hit  # type: ignore[method-assign]
+
+    async def request() -> tuple[str, str]:
+        caller = await access.authenticate_async(f"Bearer {key}")
+        return threading.current_thread().name, caller.name
+
+    loop_thread, name = anyio.run(request)
+    assert name == "dora"
+    assert len(threads) == 2 and loop_thread not in threads
+    anyio.run(request)
+    with pytest.raises(RateLimited):
+        anyio.run(request)

@@ -68,7 +68,7 @@ async def readyz(
         failed = ",".join(name for name, check in checks.items() if not check.ok)
         log.warning("not ready: %s", failed)
     readers = None
-    if _is_admin(request):  # reader versions are detail for operators, like the checks
+    if await _is_admin(request):  # reader versions are detail for operators, like the checks
         readers = await _readers(settings.parse)
     else:
         checks = {name: ReadinessCheck(ok=check.ok) for name, check in checks.items()}
@@ -80,7 +80,7 @@ async def readyz(
     )
 
 
-def _is_admin(request: Request) -> bool:
+async def _is_admin(request: Request) -> bool:
     """Whether the request carries an admin key (always, with auth disabled); never raises."""
     from service.caller import SCOPE_ADMIN
     from service.errors import ServiceError
@@ -92,7 +92,7 @@ def _is_admin(request: Request) -> bool:
         return False
     client = request.client.host if request.client else None
     try:
-        caller = access.authenticate(request.headers.get("authorization"), client)
+        caller = await access.authenticate_async(request.headers.get("authorization"), client)
     except ServiceError:
         return False
     return SCOPE_ADMIN in caller.scopes
