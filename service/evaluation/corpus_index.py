@@ -11,7 +11,10 @@ A fingerprint (corpus file hash, encoder, chunk settings) is stored beside the f
 after a complete run; an unchanged corpus with its collection intact is not touched at all.
 Another encoder or chunk size, or a collection that no longer holds what was built (its
 documents deleted meanwhile), rebuilds the collection from scratch; a changed corpus is
-ingested incrementally (changed files re-indexed, removed ones deleted).
+ingested incrementally (changed files re-indexed, removed ones deleted). The encoder
+compared with the configured one is the one the collection records, when it exists: a
+collection switched by ``inhouse reindex --reembed`` to the configured encoder is reused,
+one switched away from it is rebuilt.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 from ingest.documents import ParsedDocument
 from ingest.errors import FileRejected
+from ingest.index import recorded_embedder
 from ingest.pipeline import IngestPipeline, ProgressListener
 from ingest.settings import IngestSettings, ParseSettings
 from service.evaluation.datasets import BeirSet, CorpusDoc
@@ -121,6 +125,7 @@ class CorpusIndexer:
         stamp_path = folder / "fingerprint.json"
         wanted = self.fingerprint(data)
         stored = _read_json(stamp_path) or {}
+        stored["embedder"] = self._built_with(collection) or stored.get("embedder")
         documents = sum(1 for doc in data.corpus if doc.text or doc.title)
         same_settings = all(stored.get(k) == v for k, v in wanted.items() if k != "corpus_sha256")
         if not rebuild and same_settings and stored.get("corpus_sha256") == wanted["corpus_sha256"]:
@@ -184,6 +189,15 @@ class CorpusIndexer:
         for stale in docs_dir.glob("*.md"):
             if stale.name not in wanted:
                 stale.unlink()
+
+    def _built_with(self, collection: str) -> str | None:
+        """The encoder ``collection`` records, as the fingerprint names encoders (a resolved
+        folder, or "default"); None when there is no such collection."""
+        index = self.pipeline.index
+        if not index.has_collection(collection):
+            return None
+        path = recorded_embedder(dict(index.handle(collection).metadata or {})).path
+        return str(Path(path).resolve()) if path else "default"
 
     def _indexed_count(self, collection: str) -> int:
         return self.pipeline.manifest.count(collection, status="indexed")

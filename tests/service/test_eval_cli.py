@@ -263,3 +263,32 @@ def test_compare_refuses_runs_of_different_kinds(
         capsys, "compare", str(a), str(b)
     )
     assert "not an `inhouse eval --json` run" in usage_error(capsys, "show", str(junk))
+
+
+@pytest.mark.slow
+def test_beir_compares_the_encoder_the_collection_records(
+    tmp_path: Path,
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A collection re-embedded to the configured encoder is reused; one re-embedded away
+    from it is rebuilt with it (the fingerprint alone names the encoder of the first run)."""
+    from tests.ingest.reembed_support import DIMENSION, make_projected_encoder
+
+    other = make_projected_encoder(tmp_path / "minilm-proj")
+    beir = write_beir(tmp_path / "toyset")
+    assert run_json(capsys, "beir", str(beir))["index"]["reused"] is False
+
+    monkeypatch.setenv("INHOUSE_EMBED__MODEL_PATH", str(other))
+    assert main(["reindex", "--reembed", "beir-toyset", "--json"]) == 0
+    capsys.readouterr()
+    switched = run_json(capsys, "beir", str(beir))
+    assert switched["index"]["reused"] is True  # already built with the configured encoder
+    assert switched["config"]["embedder_dimension"] == DIMENSION
+    assert switched["metrics"]["recall@100"] == 1.0
+
+    monkeypatch.delenv("INHOUSE_EMBED__MODEL_PATH")
+    back = run_json(capsys, "beir", str(beir))
+    assert back["index"]["reused"] is False and back["index"]["indexed"] == 6
+    assert back["config"]["embedder_dimension"] == 384
