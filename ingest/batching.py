@@ -10,8 +10,8 @@ each of the pipeline's numbered rules to the whole batch in turn: one manifest t
 marks every row ``pending``, one upsert stores all their chunks, each document with an
 earlier row loses its other versions, one transaction marks every row ``indexed``. Crash
 safety stays per document: a document waiting in a batch has had nothing written, and a
-``kill -9`` during a batch's writes leaves its documents ``pending`` (changed ones with
-their old chunks) or ``indexed``, never anything else; a rerun redoes the pending ones. A
+``kill -9`` during a batch's writes leaves its documents ``pending`` (a changed one still
+findable: old chunks, then old and new, then new) or ``indexed``; a rerun redoes them. A
 file that fails (rejected, empty) is recorded when it is chunked and does not hold up the
 others. Containers (archives, e-mails with attachments) and big documents go through
 unbatched.
