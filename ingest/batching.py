@@ -1,15 +1,20 @@
-"""Embedding many small documents together, while writing each one on its own.
+"""Embedding and writing many small documents together, each still recoverable on its own.
 
-With one encode call per file, a folder of small files (abstracts, notes, e-mails of a few
-paragraphs) keeps the encoder at batches of one or two texts and leaves it idle between
-files. ``BatchWriter`` collects parsed documents (chunked at once) until they hold
-``BATCH_CHUNKS`` chunks or ``BATCH_DOCS`` documents, or until no parsed file is waiting (the
-encoder never idles for a batch to fill), encodes all their chunks in one call,
-then writes the documents one by one, in order, each by the pipeline's numbered rules
-(manifest ``pending``, upsert, other versions deleted, ``indexed``). Crash safety is per
-document exactly as before: a document waiting in a batch has had nothing written, so a
-``kill -9`` leaves at most the document being written ``pending``, and a rerun redoes it.
-Containers (archives, e-mails with attachments) and big documents go through unbatched.
+With one encode call and one set of writes per file, a folder of small files (abstracts,
+notes, e-mails of a few paragraphs) keeps the encoder at batches of one or two texts and
+pays Chroma's and the manifest's per-call costs once per file. ``BatchWriter`` collects
+parsed documents (chunked at once) until they hold ``BATCH_CHUNKS`` chunks or
+``BATCH_DOCS`` documents, or until no parsed file is waiting (the encoder never idles for a
+batch to fill), encodes all their chunks in one call, then writes them together, applying
+each of the pipeline's numbered rules to the whole batch in turn: one manifest transaction
+marks every row ``pending``, one upsert stores all their chunks, each document with an
+earlier row loses its other versions, one transaction marks every row ``indexed``. Crash
+safety stays per document: a document waiting in a batch has had nothing written, and a
+``kill -9`` during a batch's writes leaves its documents ``pending`` (a changed one still
+findable: old chunks, then old and new, then new) or ``indexed``; a rerun redoes them. A
+file that fails (rejected, empty) is recorded when it is chunked and does not hold up the
+others. Containers (archives, e-mails with attachments) and big documents go through
+unbatched.
 """
 
 from __future__ import annotations
@@ -79,18 +84,19 @@ class BatchWriter:
             yield from self.flush()
 
     def flush(self) -> Iterator[FileResult]:
-        """Encode the waiting documents' chunks in one call and write them, in order."""
+        """Encode the waiting documents' chunks in one call, write them together (each rule
+        once for the whole batch: ``DocumentWriter.write_many``); yield results in order."""
         waiting, self._waiting, self._chunks = self._waiting, [], 0
-        texts = [t for item in waiting if not isinstance(item, FileResult) for t in item.texts]
+        prepared = [item for item in waiting if not isinstance(item, FileResult)]
+        texts = [t for item in prepared for t in item.texts]
         vectors = self._writer.embed(texts, self._busy_cores) if texts else np.zeros((0, 0))
-        start = 0
-        for item in waiting:
-            if isinstance(item, FileResult):  # a failure, already recorded in order
-                yield item
-                continue
-            end = start + len(item.chunks)
-            yield self._writer.write(self._collection, item, vectors[start:end])
-            start = end
+        items, start = [], 0
+        for item in prepared:
+            items.append((item, vectors[start : start + len(item.chunks)]))
+            start += len(item.chunks)
+        written = iter(self._writer.write_many(self._collection, items) if items else [])
+        for waited in waiting:  # failures were recorded when they were prepared
+            yield waited if isinstance(waited, FileResult) else next(written)
 
     def abandon(self) -> Iterator[FileResult]:
         """On a stop: drop the documents waiting to be encoded (nothing of theirs is written

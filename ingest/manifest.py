@@ -13,7 +13,7 @@ records (``DocumentRecord``, ``DocumentCounts``); the run ledger is ``ingest.run
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +73,32 @@ class DocumentCounts:
     def total(self) -> int:
         """Every row, whatever its status."""
         return self.indexed + self.failed + self.pending
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDocument:
+    """A row about to be marked ``pending`` (``Manifest.begin_documents``)."""
+
+    doc_id: str
+    collection: str
+    root: str
+    path: str
+    size: int
+    mtime_ns: int
+    pending_hash: str
+    embedder: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedDocument:
+    """A row about to be marked ``indexed`` (``Manifest.finish_indexed_many``)."""
+
+    doc_id: str
+    content_hash: str
+    chunk_count: int
+    file_type: str
+    title: str | None
+    page_count: int | None
 
 
 class Manifest:
@@ -201,22 +227,34 @@ class Manifest:
         embedder: str,
     ) -> None:
         """Record intent to write chunks for ``pending_hash`` (before touching Chroma)."""
+        self.begin_documents(
+            [
+                PendingDocument(
+                    doc_id, collection, root, path, size, mtime_ns, pending_hash, embedder
+                )
+            ]
+        )
+
+    def begin_documents(self, rows: Sequence[PendingDocument]) -> None:
+        """``begin_document`` for several documents, in one transaction."""
         now = utc_now()
-        stmt = self.db.insert(documents).values(
-            id=doc_id, collection=collection, root=root, path=path, size=size,
-            mtime_ns=mtime_ns, pending_hash=pending_hash, status="pending", embedder=embedder,
-            created_at=now, updated_at=now,
-        )  # fmt: skip
-        new = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={
-                "size": new.size, "mtime_ns": new.mtime_ns, "pending_hash": new.pending_hash,
-                "status": "pending", "embedder": new.embedder, "updated_at": new.updated_at,
-            },
-        )  # fmt: skip
         with self.db.write() as conn:
-            conn.execute(stmt)
+            for row in rows:
+                stmt = self.db.insert(documents).values(
+                    id=row.doc_id, collection=row.collection, root=row.root, path=row.path,
+                    size=row.size, mtime_ns=row.mtime_ns, pending_hash=row.pending_hash,
+                    status="pending", embedder=row.embedder, created_at=now, updated_at=now,
+                )  # fmt: skip
+                new = stmt.excluded
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={
+                        "size": new.size, "mtime_ns": new.mtime_ns,
+                        "pending_hash": new.pending_hash, "status": "pending",
+                        "embedder": new.embedder, "updated_at": new.updated_at,
+                    },
+                )  # fmt: skip
+                conn.execute(stmt)
 
     def _update(self, doc_id: str, **values: Any) -> None:
         with self.db.write() as conn:
@@ -233,12 +271,23 @@ class Manifest:
         page_count: int | None,
     ) -> None:
         """All chunks of ``content_hash`` are stored (old ones may still need removing)."""
+        self.finish_indexed_many(
+            [IndexedDocument(doc_id, content_hash, chunk_count, file_type, title, page_count)]
+        )
+
+    def finish_indexed_many(self, rows: Sequence[IndexedDocument]) -> None:
+        """``finish_indexed`` for several documents, in one transaction."""
         now = utc_now()
-        self._update(
-            doc_id, content_hash=content_hash, pending_hash=None, status="indexed",
-            chunk_count=chunk_count, file_type=file_type, title=title, page_count=page_count,
-            error_code=None, error_message=None, updated_at=now, indexed_at=now,
-        )  # fmt: skip
+        with self.db.write() as conn:
+            for row in rows:
+                conn.execute(
+                    documents.update().where(documents.c.id == row.doc_id).values(
+                        content_hash=row.content_hash, pending_hash=None, status="indexed",
+                        chunk_count=row.chunk_count, file_type=row.file_type, title=row.title,
+                        page_count=row.page_count, error_code=None, error_message=None,
+                        updated_at=now, indexed_at=now,
+                    )
+                )  # fmt: skip
 
     def record_failure(
         self,

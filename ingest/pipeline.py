@@ -7,6 +7,9 @@ Per document, in this order, so that a ``kill -9`` at any moment converges on re
 4. manifest row -> ``indexed``.
 A changed document always has chunks (old until 2 completes, new after), and a crash
 leaves a ``pending`` row that the next run redoes. Removals delete chunks before the row.
+Small documents are written in batches (``ingest.batching``): each step runs for every
+document of the batch before the next step starts (one transaction for 1, one upsert for
+2, one transaction for 4), so each document still passes 1-4 in order.
 5. The lexical index is derived from Chroma (``ingest.lexical``): the first write of a run
    sets the collection's generation marker to "writing" (readers then resync
    periodically), the end of the run sets a new "clean" marker and brings this host's

@@ -1,15 +1,16 @@
-"""Writing one document at a time into a data dir's index and manifest.
+"""Writing documents into a data dir's index and manifest.
 
 ``DocumentWriter`` holds the per-document steps that ``ingest.pipeline``'s numbered
-crash-safety rules govern: ``store`` (``prepare`` -> ``embed`` -> ``write``), ``fail`` (a
-rejected file), ``refuse`` (a path out of its root), ``remove`` (chunks, then the row) and
-``settle`` (the end of a writing run). The pipeline's run, ``ingest.batching``,
-``ingest.bundles`` and the queue worker (``ingest.queue_worker``) all write through it.
+crash-safety rules govern: ``store`` (``prepare`` -> ``embed`` -> ``write``), ``write_many``
+(each rule applied to a batch of documents at once), ``fail`` (a rejected file), ``refuse``
+(a path out of its root), ``remove`` (chunks, then the row) and ``settle`` (the end of a
+writing run). The pipeline's run, ``ingest.batching``, ``ingest.bundles`` and the queue
+worker (``ingest.queue_worker``) all write through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ from ingest.index import (
 )
 from ingest.jobs import Job, Prepared, display_title, file_result
 from ingest.lexical import LexicalIndexes
-from ingest.manifest import DocumentRecord, Manifest
+from ingest.manifest import DocumentRecord, IndexedDocument, Manifest, PendingDocument
 from ingest.report import FileResult
 from ingest.settings import IngestSettings
 
@@ -110,35 +111,64 @@ class DocumentWriter:
 
     def write(self, collection: str, prepared: Prepared, vectors: np.ndarray) -> FileResult:
         """Store one document's embedded chunks by the numbered rules (module docstring)."""
-        job, parsed, file = prepared.job, prepared.parsed, prepared.job.file
+        return self.write_many(collection, [(prepared, vectors)])[0]
+
+    def write_many(
+        self, collection: str, items: Sequence[tuple[Prepared, np.ndarray]]
+    ) -> list[FileResult]:
+        """Store several documents' embedded chunks, each by the numbered rules, in bulk.
+
+        (1) one transaction marks every row ``pending``; (2) one upsert stores all their
+        chunks; (3) each document that had a row before this run loses its other versions;
+        (4) one transaction marks every row ``indexed``. A crash at any step leaves each
+        document ``pending`` with its old chunks (or none before its first run), or done.
+        """
         stored = [
-            self._stored_chunk(collection, job, parsed, prepared.title, c) for c in prepared.chunks
+            [self._stored_chunk(collection, p.job, p.parsed, p.title, c) for c in p.chunks]
+            for p, _ in items
         ]
-        self.manifest.begin_document(
-            doc_id=job.doc_id,
-            collection=collection,
-            root=str(file.root),
-            path=file.relative,
-            size=file.size,
-            mtime_ns=file.mtime_ns,
-            pending_hash=job.content_hash,
-            embedder=self.embedder.info.name,
+        self.manifest.begin_documents(
+            [
+                PendingDocument(
+                    doc_id=p.job.doc_id,
+                    collection=collection,
+                    root=str(p.job.file.root),
+                    path=p.job.file.relative,
+                    size=p.job.file.size,
+                    mtime_ns=p.job.file.mtime_ns,
+                    pending_hash=p.job.content_hash,
+                    embedder=self.embedder.info.name,
+                )
+                for p, _ in items
+            ]
         )
-        self.index.upsert(collection, stored, vectors)
-        if job.record is not None:  # no row before this run: no chunks of another version
-            self.index.delete_document(collection, job.doc_id, keep_doc_hash=job.content_hash)
-        self.manifest.finish_indexed(
-            job.doc_id,
-            content_hash=job.content_hash,
-            chunk_count=len(stored),
-            file_type=parsed.file_type,
-            title=prepared.title,
-            page_count=parsed.page_count,
+        chunks = [chunk for doc in stored for chunk in doc]
+        self.index.upsert(collection, chunks, np.concatenate([v for _, v in items]))
+        for p, _ in items:
+            if p.job.record is not None:  # no row before this run: no chunks of another version
+                self.index.delete_document(
+                    collection, p.job.doc_id, keep_doc_hash=p.job.content_hash
+                )
+        self.manifest.finish_indexed_many(
+            [
+                IndexedDocument(
+                    doc_id=p.job.doc_id,
+                    content_hash=p.job.content_hash,
+                    chunk_count=len(doc),
+                    file_type=p.parsed.file_type,
+                    title=p.title,
+                    page_count=p.parsed.page_count,
+                )
+                for (p, _), doc in zip(items, stored)
+            ]
         )
-        result = file_result(file, job.doc_id, "indexed", file_type=parsed.file_type)
-        result.chunks = len(stored)
-        result.pages = parsed.page_count
-        return result
+        results = []
+        for (p, _), doc in zip(items, stored):
+            result = file_result(p.job.file, p.job.doc_id, "indexed", file_type=p.parsed.file_type)
+            result.chunks = len(doc)
+            result.pages = p.parsed.page_count
+            results.append(result)
+        return results
 
     def embed(self, texts: list[str], busy_cores: Callable[[], int]) -> np.ndarray:
         """Encode ``texts`` slice by slice, leaving the cores that parsers use to them.

@@ -15,11 +15,13 @@ from ingest.embed import Embedder
 from ingest.errors import FileRejected
 from ingest.index import META_DOC_HASH, META_DOCUMENT_ID, ChromaIndex
 from ingest.lexical import LexicalIndexes, chunk_key
+from ingest.manifest import Manifest
 from ingest.parse import parse_file
 from ingest.pipeline import IngestPipeline
 from ingest.settings import IngestSettings, ParseSettings
 
 FILES = 45  # more than one batch, and a partial last batch
+EMPTY = "note010-empty.txt"  # sorted between note009.txt and note010.txt
 TOPICS = (
     "volcano glacier harbour orchestra penguin bicycle satellite vineyard lighthouse cathedral"
     " tornado saxophone pyramid submarine meadow telescope dragonfly avalanche carnival"
@@ -54,7 +56,7 @@ def write_notes(root: Path, version: int) -> None:
         (root / f"note{i:03d}.txt").write_text(
             f"Note {i} version {version}\n\nThis note is about {topic}; item {i * 7 + version}.\n"
         )
-    (root / "empty.txt").write_text("   \n")  # fails in the middle of a batch
+    (root / EMPTY).write_text("   \n")  # fails in the middle of the first batch
 
 
 class ParseFirst:
@@ -105,7 +107,8 @@ def test_small_files_are_embedded_in_batches(pipeline: IngestPipeline, tmp_path:
     write_notes(docs, 0)
     report = pipeline.run([docs], "notes")
     assert report.counts() == {"indexed": FILES, "unchanged": 0, "removed": 0, "failed": 1}
-    assert [f.reason for f in report.files if f.status == "failed"] == ["empty"]
+    assert [(f.path, f.reason) for f in report.files if f.status == "failed"] == [(EMPTY, "empty")]
+    assert [f.path for f in report.files] == sorted(f.path for f in report.files)  # in order
     encoder = pipeline.embedder
     assert isinstance(encoder, RecordingEmbedder)
     assert sum(encoder.calls) == report.chunks_written
@@ -127,35 +130,47 @@ def test_small_files_are_embedded_in_batches(pipeline: IngestPipeline, tmp_path:
     assert lexical_keys(pipeline) == {chunk_key(cid) for cid in chunks}
 
 
+@pytest.mark.parametrize("where", ["before_upsert", "after_upsert", "before_indexed"])
 def test_crash_inside_a_batch_keeps_every_finished_document(
-    pipeline: IngestPipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pipeline: IngestPipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
+    """The second batch's writes die at ``where``: the first batch is indexed, the second's
+    documents are ``pending`` and still findable, the rest untouched; a rerun converges."""
     docs = tmp_path / "docs"
     write_notes(docs, 0)
     pipeline.run([docs], "notes")
     old = {doc_id: digest for doc_id, digest in chunk_docs(pipeline).values()}
     write_notes(docs, 1)  # every file changes
-    calls = 0
-    real_upsert = ChromaIndex.upsert
+    batches: list[set[str]] = []  # the documents of each upsert
+    real_upsert, real_finish = ChromaIndex.upsert, Manifest.finish_indexed_many
 
-    def upsert(self: ChromaIndex, *args: Any, **kwargs: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 5:
+    def upsert(self: ChromaIndex, collection: str, chunks: Any, vectors: Any) -> None:
+        batches.append({str(c.metadata[META_DOCUMENT_ID]) for c in chunks})
+        if len(batches) == 2 and where == "before_upsert":
             raise Crash("the process dies here")
-        real_upsert(self, *args, **kwargs)
+        real_upsert(self, collection, chunks, vectors)
+        if len(batches) == 2 and where == "after_upsert":
+            raise Crash("the process dies here")
+
+    def finish(self: Manifest, rows: Any) -> None:
+        if len(batches) == 2 and where == "before_indexed":
+            raise Crash("the process dies here")
+        real_finish(self, rows)
 
     monkeypatch.setattr(ChromaIndex, "upsert", upsert)
+    monkeypatch.setattr(Manifest, "finish_indexed_many", finish)
     with pytest.raises(Crash):
         pipeline.run([docs], "notes")
     monkeypatch.setattr(ChromaIndex, "upsert", real_upsert)
-    rows = {r.id: r for r in pipeline.manifest.documents("notes") if r.path != "empty.txt"}
-    statuses = sorted(r.status for r in rows.values())
-    # four documents finished, the fifth was being written, the rest were untouched
-    assert statuses.count("pending") == 1
-    new_versions = [r for r in rows.values() if r.status == "indexed" and r.content_hash not in
-                    old.values()]  # fmt: skip
-    assert len(new_versions) == 4
+    monkeypatch.setattr(Manifest, "finish_indexed_many", real_finish)
+    first, dying = batches
+    assert len(first) > 1 and len(dying) > 1  # batches of several documents
+    rows = {r.id: r for r in pipeline.manifest.documents("notes") if r.path != EMPTY}
+    assert {d for d, r in rows.items() if r.status == "indexed" and r.content_hash not in
+            old.values()} == first  # fmt: skip
+    assert {d for d, r in rows.items() if r.status == "pending"} == dying
+    untouched = set(rows) - first - dying
+    assert all(rows[d].content_hash == old[d] and rows[d].status == "indexed" for d in untouched)
     versions: dict[str, set[str]] = {}
     for doc_id, digest in chunk_docs(pipeline).values():
         versions.setdefault(doc_id, set()).add(digest)
@@ -163,10 +178,24 @@ def test_crash_inside_a_batch_keeps_every_finished_document(
     for doc_id, record in rows.items():
         if record.status == "indexed":
             assert versions[doc_id] == {record.content_hash}
+        else:  # old chunks until the upsert, then both, then new ones once old are deleted
+            expected = {
+                "before_upsert": {old[doc_id]},
+                "after_upsert": {old[doc_id], record.pending_hash},
+                "before_indexed": {record.pending_hash},
+            }
+            assert versions[doc_id] == expected[where]
     report = pipeline.run([docs], "notes")  # the rerun converges
-    assert report.counts()["indexed"] == FILES - 4
+    assert report.counts()["indexed"] == FILES - len(first)
     records = {r.id: r for r in pipeline.manifest.documents("notes") if r.status == "indexed"}
     assert len(records) == FILES
     chunks = chunk_docs(pipeline)
-    assert {digest for _, digest in chunks.values()} == {r.content_hash for r in records.values()}
+    per_doc: dict[str, set[str]] = {}
+    for doc_id, digest in chunks.values():
+        per_doc.setdefault(doc_id, set()).add(digest)
+    assert per_doc == {d: {r.content_hash} for d, r in records.items()}
     assert lexical_keys(pipeline) == {chunk_key(cid) for cid in chunks}
+    batches.clear()
+    monkeypatch.setattr(ChromaIndex, "upsert", upsert)
+    again = pipeline.run([docs], "notes")  # an unchanged rerun writes nothing
+    assert again.counts()["indexed"] == 0 and batches == []

@@ -1,9 +1,10 @@
 """kill -9 during a first run or during an update, then a rerun, converges to one clean run.
 
 Kills are placed on progress, never on wall time: either from outside once the manifest shows
-some documents done, or from inside the run at the moment a document's new chunks are about
-to be written (the update path's crash window: a document must keep its old chunks until the
-new ones are stored).
+some documents done, or from inside the run at the moment a batch's new chunks are about to
+be written (the update path's crash window: a document must keep its old chunks until the
+new ones are stored). Runs write small batches (``BATCH_DOCS``) so that a kill lands between
+batches or inside one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ingest.index import META_DOC_HASH, ChromaIndex, make_chroma_client
 from ingest.jobs import file_hash
 from ingest.lexical import chunk_key
 from ingest.settings import IngestSettings
-from tests.ingest.cli_helpers import INHOUSE, index_snapshot, inhouse_env, run_inhouse
+from tests.ingest.cli_helpers import index_snapshot, inhouse_env, run_inhouse
 from tests.ingest.source_helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -33,24 +34,32 @@ WORDS = "revenue margin supplier contract audit payroll invoice budget forecast 
 FILES = 16
 COLLECTION = "crash"
 
-# Runs `inhouse ingest` in-process with ChromaIndex.upsert wrapped: on its Nth call (before
-# anything is written) the whole process group is killed, as kill -9 from outside would.
-KILL_AT_UPSERT = """
-import os, signal, sys
-from ingest.index import ChromaIndex
+# Runs `inhouse ingest` in-process with batches of at most BATCH_DOCS small documents (so
+# that a run of FILES documents writes several batches); with KILL_AT_UPSERT, ChromaIndex.upsert
+# is wrapped: on its Nth call (before anything of that batch reaches Chroma) the documents of
+# the earlier calls are noted in KILL_NOTE and the whole process group is killed, as kill -9
+# from outside would.
+BATCH_DOCS = 3
+IN_PROCESS = f"""
+import json, os, signal, sys
+import ingest.batching
+from ingest.index import META_DOCUMENT_ID, ChromaIndex
 from service.cli import main
 
-calls = 0
+ingest.batching.BATCH_DOCS = {BATCH_DOCS}
+written = []
 real_upsert = ChromaIndex.upsert
 
-def upsert(self, *args, **kwargs):
-    global calls
-    calls += 1
-    if calls == int(os.environ["KILL_AT_UPSERT"]):
+def upsert(self, collection, chunks, vectors):
+    if len(written) + 1 == int(os.environ["KILL_AT_UPSERT"]):
+        with open(os.environ["KILL_NOTE"], "w") as note:
+            json.dump(sorted(d for batch in written for d in batch), note)
         os.killpg(os.getpgid(0), signal.SIGKILL)
-    return real_upsert(self, *args, **kwargs)
+    real_upsert(self, collection, chunks, vectors)
+    written.append({{c.metadata[META_DOCUMENT_ID] for c in chunks}})
 
-ChromaIndex.upsert = upsert
+if os.environ.get("KILL_AT_UPSERT"):
+    ChromaIndex.upsert = upsert
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -120,7 +129,7 @@ def start_ingest(command: list[str], data: Path, docs: Path, **extra: str) -> su
 
 def kill_after_progress(data: Path, docs: Path, hashes: set[str], done: int) -> None:
     """Start a run, SIGKILL its process group once ``done`` files reached ``hashes``."""
-    proc = start_ingest([INHOUSE], data, docs)
+    proc = start_ingest([sys.executable, "-c", IN_PROCESS], data, docs)
     try:
         wait_for(lambda: indexed_with(data, hashes) >= done or proc.poll() is not None, 600,
                  f"{done} files indexed")  # fmt: skip
@@ -198,12 +207,15 @@ def test_killed_first_run_and_killed_updates_converge(tmp_path: Path) -> None:
     ingest(first, docs)
     assert_converged(first, clean_v1)
 
-    # 3. Update killed inside the 5th document's write: its old chunks must still be there.
-    proc = start_ingest([sys.executable, "-c", KILL_AT_UPSERT], killed_inside, docs,
-                        KILL_AT_UPSERT="5")  # fmt: skip
+    # 3. Update killed inside a batch's write (its 2nd): its documents keep their old chunks.
+    note = tmp_path / "written.json"
+    proc = start_ingest([sys.executable, "-c", IN_PROCESS], killed_inside, docs,
+                        KILL_AT_UPSERT="2", KILL_NOTE=str(note))  # fmt: skip
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL, err.decode()[-3000:]
-    assert indexed_with(killed_inside, new) == 4
-    assert assert_every_document_findable(killed_inside, old, new) == 4
+    written = len(json.loads(note.read_text()))  # the first batch's documents
+    assert 0 < written <= BATCH_DOCS
+    assert indexed_with(killed_inside, new) == written
+    assert assert_every_document_findable(killed_inside, old, new) == written
     ingest(killed_inside, docs)
     assert_converged(killed_inside, clean_v1)
