@@ -177,11 +177,13 @@ class DocumentIndex:
         chunks.sort(key=lambda chunk: chunk[0])
         tokens = [token for _, text in chunks for token in body_tokens(text)]
         title_tokens = body_tokens(words)
-        opening = ""
+        parts, words_seen = [], 0
         for _, text in chunks:  # the first chunks, up to about HEAD_TOKENS tokens
-            if len(opening.split()) >= HEAD_TOKENS:
+            if words_seen >= HEAD_TOKENS:
                 break
-            opening = f"{opening}\n{text}"
+            parts.append(text)
+            words_seen += len(text.split())
+        opening = "\n".join(parts)
         entry = tantivy.Document()
         entry.add_text("doc", doc)
         entry.add_text("sig", sig)

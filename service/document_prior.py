@@ -44,9 +44,10 @@ def document_prior(
 ) -> DocumentPrior:
     """The prior from whole-document ``matches``; ``latest``: the question asks for the
     newest document."""
-    scores = {doc: match.score for doc, match in matches.items()}
     if latest and latest_boost > 0:
         scores = newest_first(matches, latest_boost)
+    else:
+        scores = {doc: match.score for doc, match in matches.items()}
     best = max(scores.values(), default=0.0)
     if best <= 0:
         return DocumentPrior()

@@ -188,6 +188,7 @@ class Retriever:
         owner: dict[str, str] = {}  # chunk id -> collection
         prior: dict[str, float] = {}  # document id -> its whole-document score, 0-1
         named: list[str] = []  # "collection/document id" of each collection's named document
+        latest = asks_for_latest(text)
         for name in names:
             found = self._candidates(name, vectors[name], query, depth)
             for hit in found[0]:
@@ -197,7 +198,7 @@ class Retriever:
                 lexical.append(hit)
                 owner[hit.id] = name
             if found[1] and self.settings.document_prior > 0:
-                found_prior = self._document_prior(name, query, asks_for_latest(text))
+                found_prior = self._document_prior(name, query, latest)
                 prior.update(found_prior.scores)
                 named += [f"{name}/{found_prior.named}"] if found_prior.named else []
         if lexical and mode != "dense":
