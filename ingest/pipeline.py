@@ -135,9 +135,12 @@ class IngestPipeline:
         refused: list[DiscoveredFile] = []  # symlinks out of the root, the data dir
         dir_roots: list[str] = []
         data_dir = self.settings.data_dir
+        listed: set[tuple[str, str]] = set()  # a file named twice is indexed once
         for path in paths:
             for file in discover(path, include=include, exclude=exclude, data_dir=data_dir):
-                (refused if file.refused else found).append(file)
+                if (key := (str(file.root), file.relative)) not in listed:
+                    listed.add(key)
+                    (refused if file.refused else found).append(file)
             if path.expanduser().resolve().is_dir():
                 dir_roots.append(str(path.expanduser().resolve()))
         report = IngestReport(

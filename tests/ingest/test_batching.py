@@ -199,3 +199,16 @@ def test_crash_inside_a_batch_keeps_every_finished_document(
     monkeypatch.setattr(ChromaIndex, "upsert", upsert)
     again = pipeline.run([docs], "notes")  # an unchanged rerun writes nothing
     assert again.counts()["indexed"] == 0 and batches == []
+
+
+def test_a_file_named_twice_in_one_run_is_indexed_once(
+    pipeline: IngestPipeline, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    write_notes(docs, 0)
+    one = docs / "note003.txt"
+    report = pipeline.run([one, docs, one], "notes")  # the same file three times
+    assert report.counts() == {"indexed": FILES, "unchanged": 0, "removed": 0, "failed": 1}
+    assert [f.path for f in report.files].count("note003.txt") == 1
+    records = [r for r in pipeline.manifest.documents("notes") if r.path == "note003.txt"]
+    assert len(records) == 1 and records[0].status == "indexed"

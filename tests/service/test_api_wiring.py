@@ -65,10 +65,12 @@ def test_questions_uploads_and_scheduled_runs_share_one_model(
         upload = client.post(
             "/v1/collections/hr/documents",
             headers=headers,
-            files=[("files", ("note.txt", b"The parking permit costs 40 euros a month.\n"))],
-        )
+            files=[("files", ("note.txt", b"The parking permit costs 40 euros a month.\n"))] * 2,
+        )  # the same file twice in one request: indexed once, reported for each part
         assert upload.status_code == 200, upload.text
-        assert upload.json()["files"][0]["status"] == "indexed"
+        first, second = upload.json()["files"]
+        assert first["status"] == second["status"] == "indexed"
+        assert first["document_id"] and first["document_id"] == second["document_id"]
         client.get("/readyz", headers=headers)  # builds the retriever (the model server is down)
         assert resources.built_retriever is not None
         encoder = resources.encoder()
