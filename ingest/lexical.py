@@ -40,25 +40,24 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ingest import observe
-from ingest.index import META_SOURCE, META_TITLE
+from ingest.index import META_SOURCE, META_TITLE, chunk_document
 from ingest.lexical_docs import DocumentIndex, DocumentMatch, committed_writer, group_by_document
+from ingest.lexical_query import chunk_query, within_query
 from ingest.lexical_text import ParsedQuery, body_tokens, identifiers
 from ingest.locks import FileLock
 
 log = logging.getLogger(__name__)
 
 FETCH_BATCH = 5000
-# 2: title and path beside the body; 3: whole documents (lexical_docs); 4: their openings
-SCHEMA_VERSION = 4
-IDENT_BOOST = 2.0  # a compacted identifier ("hr2231") match counts double
-PHRASE_BOOST = 1.5
-TITLE_BOOST = 0.5  # a question word in the document's title or path (e.g. "Q3 2023 ACME")
+# 2: title and path beside the body; 3: whole documents (lexical_docs); 4: their openings;
+# 5: each chunk's document id (ranking inside one document: ``search_within``)
+SCHEMA_VERSION = 5
 
 
 def chunk_key(chunk_id: str) -> int:
@@ -75,6 +74,7 @@ def _schema() -> Any:
     builder.add_text_field("body", tokenizer_name="whitespace", index_option="position")
     builder.add_text_field("ident", tokenizer_name="whitespace", index_option="freq")
     builder.add_text_field("title", tokenizer_name="whitespace", index_option="basic")
+    builder.add_text_field("doc", tokenizer_name="raw", index_option="basic")
     return builder.build()
 
 
@@ -279,6 +279,7 @@ class LexicalIndex:
         doc.add_text("body", " ".join(body_tokens(text)))
         doc.add_text("ident", " ".join(identifiers(text)))
         doc.add_text("title", " ".join(dict.fromkeys(body_tokens(title))))
+        doc.add_text("doc", chunk_document(cid))
         return doc
 
     # -- searching ------------------------------------------------------------------------
@@ -292,56 +293,46 @@ class LexicalIndex:
         """BM25 top ``k`` for ``query`` (quoted phrases must match), best first."""
         if query.empty or self._index is None:
             return []
-        import tantivy
+        return self._hits(chunk_query(self._schema, query), k)
 
-        schema = self._schema
-        should: list[tuple[Any, Any]] = [
-            (tantivy.Occur.Should, tantivy.Query.term_query(schema, "body", term))
-            for term in query.terms
-        ]
-        should += [
-            (
-                tantivy.Occur.Should,
-                tantivy.Query.boost_query(
-                    tantivy.Query.term_query(schema, "ident", ident), IDENT_BOOST
-                ),
-            )
-            for ident in query.identifiers
-        ]
-        if TITLE_BOOST > 0:
-            should += [
-                (
-                    tantivy.Occur.Should,
-                    tantivy.Query.boost_query(
-                        tantivy.Query.term_query(schema, "title", term), TITLE_BOOST
-                    ),
-                )
-                for term in query.terms
-            ]
-        must = [
-            (
-                tantivy.Occur.Must,
-                tantivy.Query.boost_query(_phrase(schema, phrase), PHRASE_BOOST),
-            )
-            for phrase in query.phrases
-        ]
-        if must and should:
-            q = tantivy.Query.boolean_query(
-                [*must, (tantivy.Occur.Should, tantivy.Query.boolean_query(should))]
-            )
-        else:
-            q = tantivy.Query.boolean_query(must or should)
+    def _hits(self, query: Any, k: int) -> list[LexicalHit]:
         searcher = self._index.searcher()
-        hits = searcher.search(q, k, count=False).hits
+        hits = searcher.search(query, k, count=False).hits
         return [LexicalHit(searcher.doc(addr)["id"][0], float(score)) for score, addr in hits]
 
+    def naming_terms(self, query: ParsedQuery, document_id: str, share: float) -> set[str]:
+        """The question's words that name ``document_id``: its opening holds them, and at
+        most ``share`` of the collection's documents' openings do."""
+        if query.empty:
+            return set()
+        return self.documents.naming(document_id, dict.fromkeys(query.terms), share)
 
-def _phrase(schema: Any, tokens: Sequence[str]) -> Any:
-    import tantivy
+    def chunk_count(self, document_id: str) -> int:
+        """How many chunks of ``document_id`` the mirror holds."""
+        if self._index is None:
+            return 0
+        import tantivy
 
-    if len(tokens) == 1:
-        return tantivy.Query.term_query(schema, "body", tokens[0])
-    return tantivy.Query.phrase_query(schema, "body", list(tokens))
+        query = tantivy.Query.term_query(self._schema, "doc", document_id)
+        return int(self._index.searcher().search(query, 1, count=True).count)
+
+    def document_chunks(self, document_id: str, limit: int) -> list[str]:
+        """Ids of up to ``limit`` chunks of ``document_id``."""
+        if self._index is None:
+            return []
+        import tantivy
+
+        query = tantivy.Query.term_query(self._schema, "doc", document_id)
+        return [hit.id for hit in self._hits(query, limit)]
+
+    def search_within(
+        self, query: ParsedQuery, document_id: str, weights: Mapping[str, float], k: int
+    ) -> list[LexicalHit]:
+        """BM25 top ``k`` among one document's chunks; a word in ``weights`` counts that
+        much (the others 1); quoted phrases must match."""
+        if query.empty or self._index is None:
+            return []
+        return self._hits(within_query(self._schema, query, document_id, weights), k)
 
 
 def _is_tantivy_error(exc: BaseException) -> bool:

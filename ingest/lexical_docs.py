@@ -119,6 +119,32 @@ class DocumentIndex:
         self._index = None
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def naming(self, document_id: str, terms: Iterable[str], share: float) -> set[str]:
+        """Those of ``terms`` that the document's opening (title, path, first words) holds
+        and at most ``share`` of the documents' openings do: the words that tell this
+        document from the others (company, period), not the ones all of them open with
+        (form, table of contents)."""
+        import tantivy
+
+        index = self._open()
+        schema = self._schema
+        searcher = index.searcher()
+        most = share * searcher.num_docs
+        this = tantivy.Query.term_query(schema, "doc", document_id)
+        found = set()
+        for term in terms:
+            if searcher.doc_freq("head", term) > most:
+                continue
+            both = tantivy.Query.boolean_query(
+                [
+                    (tantivy.Occur.Must, this),
+                    (tantivy.Occur.Must, tantivy.Query.term_query(schema, "head", term)),
+                ]
+            )
+            if searcher.search(both, 1, count=True).count:
+                found.add(term)
+        return found
+
     def count(self) -> int:
         """Entries on disk now."""
         index = self._open()

@@ -143,6 +143,15 @@ class RetrievalSettings(BaseModel):
         " question names: its passages may fill the results past ``max_per_document``"
         " (0: never).",
     )
+    naming_weight: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Inside the document a question names, the question's words that its"
+        " opening holds (company, period, form) weigh this much in BM25, and the question is"
+        " embedded again without them, so its passages rank by the question's subject"
+        " (1: off; hybrid mode).",
+    )
     depth: int = Field(
         50, ge=1, le=1000, description="Candidates taken from each ranking (at least top_k)."
     )

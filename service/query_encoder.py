@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    text: str
+    texts: tuple[str, ...]  # encoded in the same batch
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[np.ndarray]
+    future: asyncio.Future[list[np.ndarray]]
 
 
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
@@ -58,10 +58,14 @@ class BatchingEncoder:
 
     async def encode(self, text: str) -> np.ndarray:
         """The unit vector of ``text``."""
+        return (await self.encode_many([text]))[0]
+
+    async def encode_many(self, texts: list[str]) -> list[np.ndarray]:
+        """The unit vectors of ``texts``, encoded in one batch."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[np.ndarray] = loop.create_future()
+        future: asyncio.Future[list[np.ndarray]] = loop.create_future()
         self._start()
-        self._queue.put(_Job(text, loop, future))
+        self._queue.put(_Job(tuple(texts), loop, future))
         return await future
 
     def _start(self) -> None:
@@ -80,7 +84,7 @@ class BatchingEncoder:
             if first is None:
                 return
             batch = [first]
-            while len(batch) < self.max_batch:
+            while sum(len(job.texts) for job in batch) < self.max_batch:
                 try:
                     job = self._queue.get_nowait()
                 except queue.Empty:
@@ -93,11 +97,14 @@ class BatchingEncoder:
 
     def _encode(self, batch: list[_Job]) -> None:
         try:
-            vectors = self._embedder.encode([job.text for job in batch])
+            vectors = list(self._embedder.encode([text for job in batch for text in job.texts]))
         except Exception as exc:  # every waiting request gets the failure
             results: list[tuple[Any, BaseException | None]] = [(None, exc)] * len(batch)
         else:
-            results = [(vector, None) for vector in vectors]
+            results = []
+            for job in batch:
+                results.append((vectors[: len(job.texts)], None))
+                vectors = vectors[len(job.texts) :]
         for job, (value, error) in zip(batch, results):
             try:
                 job.loop.call_soon_threadsafe(_settle, job.future, value, error)
@@ -161,3 +168,24 @@ class QueryEncoders:
         with self._lock:
             for _, encoder in self._encoders.values():
                 encoder.close()
+
+
+async def embed_question(
+    text: str,
+    plan: dict[str, tuple[EmbedderInfo, BatchingEncoder]],
+    also: tuple[str, str] | None = None,
+) -> tuple[dict[str, tuple[EmbedderInfo, np.ndarray]], tuple[EmbedderInfo, np.ndarray] | None]:
+    """``text`` embedded once per encoder that ``plan`` (collection -> encoder) needs, by
+    collection; and ``also`` = (collection, other text) embedded in the same batch as
+    ``text`` by that collection's encoder (None without it)."""
+    by_info: dict[EmbedderInfo, np.ndarray] = {}
+    other = None
+    for info, encoder in plan.values():
+        if info in by_info:
+            continue
+        if also is not None and plan[also[0]][0] == info:
+            by_info[info], vector = await encoder.encode_many([text, also[1]])
+            other = (info, vector)
+        else:
+            by_info[info] = await encoder.encode(text)
+    return {name: (info, by_info[info]) for name, (info, _) in plan.items()}, other

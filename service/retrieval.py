@@ -26,11 +26,11 @@ the dense ranking answers alone: never a 500.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from anyio import to_thread
@@ -46,26 +46,29 @@ from ingest.index import (
     chunk_document,
     recorded_embedder,
 )
-from ingest.lexical import LexicalIndexes
+from ingest.lexical import LexicalIndex, LexicalIndexes
 from ingest.lexical_text import ParsedQuery, body_tokens, contains_phrase, parse_query
-from ingest.manifest import DocumentRecord, Manifest
+from ingest.manifest import Manifest
 from ingest.settings import RetrievalSettings
-from ingest.status import CollectionStatus, collection_statuses
 from service import metrics
 from service.auth import audit
 from service.caller import Caller, searchable
+from service.collection_reads import CollectionReads
 from service.document_prior import DocumentPrior, document_prior
 from service.errors import NoDocuments
+from service.focus import Focus, Located, locate, rank_within
 from service.fusion import diversify, fuse, min_max
-from service.query_encoder import BatchingEncoder, QueryEncoders
+from service.query_encoder import BatchingEncoder, QueryEncoders, embed_question
 from service.rerank import Reranker
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 DOCUMENT_DEPTH = 100  # documents scored for the document prior (the rest add nothing)
 
 
-class Retriever:
+class Retriever(CollectionReads):
     """Nearest chunks for a question over a set of collections."""
 
     def __init__(
@@ -129,9 +132,15 @@ class Retriever:
         query = parse_query(text) if self.settings.mode != "dense" else ParsedQuery()
         for attempt in (1, 2):
             plan = await to_thread.run_sync(self._plan, names)
-            vectors = await self._vectors(text, plan)
+            located = await to_thread.run_sync(self._locate, query, names, text)
+            focus = located.focus
+            vectors, subject = await embed_question(
+                text, plan, (focus.collection, focus.subject) if focus else None
+            )
             try:
-                hits = await to_thread.run_sync(self._search, vectors, query, names, top_k, text)
+                hits = await to_thread.run_sync(
+                    self._search, vectors, query, names, top_k, text, located, subject
+                )
                 break
             except EmbedderMismatch:  # switched to another encoder since the plan: once more
                 if attempt == 2:
@@ -161,15 +170,18 @@ class Retriever:
             plan[name] = self._encoders.choose(recorded_embedder(dict(coll.metadata or {})))
         return plan
 
-    async def _vectors(
-        self, text: str, plan: dict[str, tuple[EmbedderInfo, BatchingEncoder]]
-    ) -> dict[str, tuple[EmbedderInfo, np.ndarray]]:
-        """The question embedded once per encoder the collections need."""
-        by_info: dict[EmbedderInfo, np.ndarray] = {}
-        for info, encoder in plan.values():
-            if info not in by_info:
-                by_info[info] = await encoder.encode(text)
-        return {name: (info, by_info[info]) for name, (info, _) in plan.items()}
+    def _locate(self, query: ParsedQuery, names: list[str], text: str) -> Located:
+        """The lexical side's findings before anything is embedded (``service.focus``)."""
+        if self.settings.mode == "dense" or self.settings.document_prior <= 0 or query.empty:
+            return Located()
+        latest = asks_for_latest(text)
+        return locate(
+            {name: self._document_prior(name, query, latest) for name in names},
+            self._mirror,
+            query,
+            text,
+            self.settings,
+        )
 
     def _search(
         self,
@@ -178,6 +190,8 @@ class Retriever:
         names: list[str],
         top_k: int,
         text: str = "",
+        located: Located | None = None,
+        subject: tuple[EmbedderInfo, np.ndarray] | None = None,
     ) -> list[Hit]:
         mode = self.settings.mode
         # enough candidates for top_k after the per-document cap
@@ -186,9 +200,7 @@ class Retriever:
         dense: list[Hit] = []
         lexical: list[Hit] = []
         owner: dict[str, str] = {}  # chunk id -> collection
-        prior: dict[str, float] = {}  # document id -> its whole-document score, 0-1
-        named: list[str] = []  # "collection/document id" of each collection's named document
-        latest = asks_for_latest(text)
+        located = located or Located()
         for name in names:
             found = self._candidates(name, vectors[name], query, depth)
             for hit in found[0]:
@@ -197,13 +209,21 @@ class Retriever:
             for hit in found[1]:
                 lexical.append(hit)
                 owner[hit.id] = name
-            if found[1] and self.settings.document_prior > 0:
-                found_prior = self._document_prior(name, query, latest)
-                prior.update(found_prior.scores)
-                named += [f"{name}/{found_prior.named}"] if found_prior.named else []
+        focus, plan = Focus(), located.focus
+        if plan is not None and subject is not None and mode == "hybrid":
+            mirror = self._mirror(plan.collection)
+            focus = rank_within(self._index, mirror, plan, query, subject, self.settings)
+            owner.update((cid, plan.collection) for cid in focus.scores)
+        named = located.named
         if lexical and mode != "dense":
             hits = self._fused(
-                dense, lexical, owner, wanted, lexical_only=mode == "lexical", prior=prior
+                dense,
+                lexical,
+                owner,
+                wanted,
+                lexical_only=mode == "lexical",
+                prior=located.prior,
+                focus=focus,
             )
         else:
             hits = sorted(dense, key=lambda hit: hit.score, reverse=True)
@@ -254,6 +274,7 @@ class Retriever:
         *,
         lexical_only: bool,
         prior: dict[str, float] | None = None,
+        focus: Focus | None = None,
     ) -> list[Hit]:
         """Both rankings fused over every searched collection, plus the document prior
         (``document_prior`` times the chunk's document score), the best ``wanted`` first;
@@ -267,6 +288,10 @@ class Retriever:
             weight=1.0 if lexical_only else self.settings.weight,
             rrf_k=self.settings.rrf_k,
         )
+        if focus and focus.scores:  # the named document's chunks, ranked within it
+            named = chunk_document(next(iter(focus.scores)))
+            fused = {c: v for c, v in fused.items() if chunk_document(c) != named}
+            fused.update(focus.scores)
         if prior:
             share = self.settings.document_prior
             for cid in fused:
@@ -283,13 +308,20 @@ class Retriever:
             )
         return [replace(known[cid], score=fused[cid]) for cid in keep if cid in known]
 
+    def _mirror(self, name: str) -> LexicalIndex:
+        """The collection's lexical mirror, brought up to date (``_on_mirror``)."""
+        return self._on_mirror(name, lambda index: index)
+
     def _document_prior(self, name: str, query: ParsedQuery, latest: bool) -> DocumentPrior:
         """One collection's document prior (``service.document_prior``); ``latest``: the
         question asks for the newest document."""
         try:
-            coll = self._collection(name)
-            index = self._lexical.current(coll, self._index.generation(name))
-            matches = index.search_documents(query, DOCUMENT_DEPTH, self.settings.head_weight)
+            matches = self._on_mirror(
+                name,
+                lambda index: index.search_documents(
+                    query, DOCUMENT_DEPTH, self.settings.head_weight
+                ),
+            )
         except Exception:  # noqa: BLE001 - no prior rather than no answer
             log.exception("collection %s: document scores failed; no document prior", name)
             return DocumentPrior()
@@ -304,23 +336,29 @@ class Retriever:
         """BM25 candidates (ids and scores only); [] when the lexical side cannot answer."""
         if query.empty:
             return []
+        self._collection(name)  # a missing collection is an error, not an empty answer
+        try:
+            found = self._on_mirror(name, lambda index: index.search(query, depth))
+        except Exception:  # noqa: BLE001 - lexical trouble must not fail the search
+            log.exception("collection %s: lexical search failed; dense only", name)
+            return []
+        return [Hit(h.id, "", {}, h.score) for h in found]
+
+    def _on_mirror(self, name: str, use: Callable[[LexicalIndex], T]) -> T:
+        """``use`` on the collection's lexical mirror, brought up to date; a mirror that
+        fails is rebuilt from Chroma (with a log line) and ``use`` runs once more."""
         coll = self._collection(name)
-        for attempt in (1, 2):
-            try:
-                index = self._lexical.current(coll, self._index.generation(name))
-                return [Hit(h.id, "", {}, h.score) for h in index.search(query, depth)]
-            except Exception as exc:  # noqa: BLE001 - lexical trouble must not fail the search
-                if attempt == 2:
-                    log.exception("collection %s: lexical search failed; dense only", name)
-                    return []
-                log.warning(
-                    "collection %s: lexical index unusable (%s: %s); rebuilding it from Chroma",
-                    name,
-                    type(exc).__name__,
-                    exc,
-                )
-                self._lexical.for_collection(coll).reset()
-        return []
+        try:
+            return use(self._lexical.current(coll, self._index.generation(name)))
+        except Exception as exc:  # noqa: BLE001 - a bad mirror is rebuilt, not an error
+            log.warning(
+                "collection %s: lexical index unusable (%s: %s); rebuilding it from Chroma",
+                name,
+                type(exc).__name__,
+                exc,
+            )
+            self._lexical.for_collection(coll).reset()
+        return use(self._lexical.current(coll, self._index.generation(name)))
 
     def _fetch(self, name: str, ids: list[str]) -> dict[str, Hit]:
         if not ids:
@@ -364,39 +402,6 @@ class Retriever:
                 raise
             except Exception as exc:
                 raise IndexUnavailable(f"cannot search collection {name!r}: {exc}") from exc
-
-    async def collection_names(self) -> list[str]:
-        """Names of the collections in the index."""
-        return await to_thread.run_sync(self._names)
-
-    def _names(self) -> list[str]:
-        try:
-            return self._index.collections()
-        except Exception as exc:
-            raise IndexUnavailable(f"cannot list collections: {exc}") from exc
-
-    async def describe(self, names: Sequence[str]) -> list[CollectionStatus]:
-        """Document and chunk counts of ``names`` (collections in the index or the manifest)."""
-        return await to_thread.run_sync(self._describe, list(names))
-
-    def _describe(self, names: list[str]) -> list[CollectionStatus]:
-        return collection_statuses(self._manifest, self._index, names, self._names())
-
-    async def failures(self, names: Sequence[str]) -> list[DocumentRecord]:
-        """Documents of ``names`` that could not be indexed, by collection, reason and path."""
-        return await to_thread.run_sync(self._manifest.failed, list(names))
-
-    async def known_collections(self) -> list[str]:
-        """Collections in the index or the manifest (e.g. all of whose files failed)."""
-        return await to_thread.run_sync(self._known)
-
-    def _known(self) -> list[str]:
-        return sorted(set(self._names()) | set(self._manifest.collections()))
-
-    async def check(self) -> str:
-        """Readiness: the index answers. Returns a short description."""
-        names = await self.collection_names()
-        return f"{len(names)} collection(s)"
 
 
 def _has_phrases(text: str, phrases: list[list[str]]) -> bool:

@@ -290,3 +290,10 @@ def test_a_documents_opening_names_it_and_dates_it(tmp_path: Path) -> None:
         "zentrix": 20230701,
         "vexa": 20230401,
     }
+    # the words naming a document: in its opening, and not in every opening
+    question = parse_query("What did Vexa ship in the quarterly report of April 2023?")
+    assert mirror.naming_terms(question, "vexa", 0.5) == {"vexa", "april"}
+    assert mirror.naming_terms(question, "zentrix", 0.5) == set()
+    assert mirror.chunk_count("vexa") == 47
+    inside = mirror.search_within(parse_query("partner shipped parts"), "vexa", {}, 100)
+    assert len(inside) == 6 and all(hit.id.startswith("vexa:") for hit in inside)

@@ -266,3 +266,60 @@ def test_the_document_a_question_names_may_fill_the_results(tmp_path: Path) -> N
     assert per_document(named) == [6]
     assert max(per_document(named, RetrievalSettings(named_document_ratio=0))) == 3
     assert max(per_document("How did segment revenue from widgets grow?")) <= 3
+
+
+def _filing(name: str, quarter: str, cash: str) -> list[str]:
+    """A long quarterly filing: cover, business review, the cash-flow statement, more
+    review, and a certification that repeats the words naming the filing."""
+    topics = ["widgets", "services", "licences", "support", "hardware", "training"]
+    review = [
+        f"Segment review {i}: revenue from {topic} grew in every region; customers renewed"
+        f" contracts for {topic}, pricing held, and the backlog of {topic} orders rose while"
+        f" the team hired engineers and opened a new office for {topic} customers."
+        for i, topic in enumerate(topics * 2)
+    ]
+    return [
+        f"{name} Corporation quarterly report on Form 10-Q for the quarter ended"
+        f" {ENDED[quarter]} ({quarter} 2023).",
+        *review[:6],
+        "STATEMENTS OF CASH FLOWS (In millions) | Nine Months Ended | Prior Year\n"
+        "Cash flows from operating activities: Net income | 2,021 | 1,540\n"
+        "Cash flows from operating activities: Depreciation | 410 | 388\n"
+        f"Net cash provided by operating activities | {cash} | 1,075\n"
+        "Cash flows from investing activities: Purchases of equipment | (1,324) | (703)",
+        *review[6:],
+        f"I certify that this quarterly report on Form 10-Q of {name} Corporation for"
+        f" {quarter} 2023 fully complies with the Securities Exchange Act. {name}"
+        f" Corporation, {quarter} 2023.",
+    ]
+
+
+ENDED = {"Q2": "June 30, 2023", "Q3": "September 30, 2023"}
+
+
+def test_inside_the_named_document_its_subject_ranks_passages(tmp_path: Path) -> None:
+    """In a long filing the cover and the certification repeat the words that name it
+    (company, quarter); the cash-flow statement holds the answer and neither. Inside the
+    named filing the naming words weigh little and the question is embedded without them."""
+    filings = [("Zentrix", "Q3", "3,393"), ("Zentrix", "Q2", "2,480"),
+               ("Quorvane", "Q3", "2,117"), ("Halbrook", "Q2", "5,840")]  # fmt: skip
+    docs = [
+        Doc(
+            "fil",
+            f"filings/{name.lower()}-{quarter.lower()}.md",
+            f"{name} Form 10-Q",
+            _filing(name, quarter, cash),
+        )
+        for name, quarter, cash in filings
+    ]
+    build_index(tmp_path, docs)
+    question = "What was Zentrix's operating cash flow as revealed in the Q3 2023 10-Q?"
+
+    def first(settings: RetrievalSettings | None = None) -> str:
+        hits = search(make_retriever(tmp_path, settings), question, ["fil"])
+        assert hits[0].metadata[META_SOURCE] == "filings/zentrix-q3.md"
+        return hits[0].text
+
+    plain = first(RetrievalSettings(naming_weight=1))
+    assert "Zentrix Corporation" in plain and "3,393" not in plain  # cover or certification
+    assert "3,393" in first()

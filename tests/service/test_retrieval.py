@@ -146,6 +146,23 @@ def test_questions_asked_together_share_one_encoder_pass() -> None:
     assert [int(v[0]) for v in vectors] == [1, *range(2, 12)]  # each got its own vector
 
 
+def test_texts_asked_together_are_one_batch_and_each_gets_its_vector() -> None:
+    embedder = SlowEmbedder()
+    embedder.release.set()
+    encoder = BatchingEncoder(embedder)  # type: ignore[arg-type]
+
+    async def go() -> list[list[np.ndarray]]:
+        first = asyncio.ensure_future(encoder.encode_many(["abc", "de"]))
+        assert await asyncio.to_thread(embedder.started.wait, 120)
+        return [await first, await encoder.encode_many(["f", "ghij", "kl"])]
+
+    pair, three = asyncio.run(go())
+    encoder.close()
+
+    assert [len(b) for b in embedder.batches] == [2, 3]
+    assert [int(v[0]) for v in pair] == [3, 2] and [int(v[0]) for v in three] == [1, 4, 2]
+
+
 def test_encoder_failures_reach_every_waiting_question_and_cancelled_ones_are_skipped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
