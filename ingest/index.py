@@ -382,6 +382,8 @@ class ChromaIndex:
         """The ``k`` of the chunks ``ids`` nearest (cosine) to ``vector``, best first, read
         by id: for a handful of known chunks, cheaper than a filtered nearest-neighbour
         search, which an index of 100k chunks answers slowly for a filter that small."""
+        if not ids:
+            return []
         coll = self.handle(collection)
         self.check_embedder(collection, coll, embedder or self._embedder)
         got = coll.get(ids=list(ids), include=["embeddings"])
