@@ -311,19 +311,19 @@ class LexicalIndex:
         """How many chunks of ``document_id`` the mirror holds."""
         if self._index is None:
             return 0
-        import tantivy
-
-        query = tantivy.Query.term_query(self._schema, "doc", document_id)
-        return int(self._index.searcher().search(query, 1, count=True).count)
+        return int(self._index.searcher().search(self._of(document_id), 1, count=True).count)
 
     def document_chunks(self, document_id: str, limit: int) -> list[str]:
         """Ids of up to ``limit`` chunks of ``document_id``."""
         if self._index is None:
             return []
+        return [hit.id for hit in self._hits(self._of(document_id), limit)]
+
+    def _of(self, document_id: str) -> Any:
+        """The query for every chunk of ``document_id``."""
         import tantivy
 
-        query = tantivy.Query.term_query(self._schema, "doc", document_id)
-        return [hit.id for hit in self._hits(query, limit)]
+        return tantivy.Query.term_query(self._schema, "doc", document_id)
 
     def search_within(
         self, query: ParsedQuery, document_id: str, weights: Mapping[str, float], k: int

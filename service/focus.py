@@ -142,11 +142,13 @@ def rank_within(
     collection-wide ranking stands) if that fails."""
     try:
         weights = dict.fromkeys(plan.naming, settings.naming_weight)
-        found = mirror.search_within(query, plan.document, weights, max(settings.depth, SCORED))
+        huge = plan.chunks > SCORED
+        k = max(settings.depth, SCORED) if huge else settings.depth
+        found = mirror.search_within(query, plan.document, weights, k)
         ids = (
-            mirror.document_chunks(plan.document, SCORED)
-            if plan.chunks <= SCORED
-            else [hit.id for hit in found[:SCORED]]  # a huge document: its words' best
+            [hit.id for hit in found[:SCORED]]  # a huge document: its words' best
+            if huge
+            else mirror.document_chunks(plan.document, SCORED)
         )
         info, values = subject
         dense = index.nearest_among(plan.collection, ids, values, settings.depth, embedder=info)
