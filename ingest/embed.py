@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ class Embedder:
         self._lock = threading.Lock()
         self._use = threading.Lock()  # the tokenizer is not safe across threads
         self.threads = 1  # torch threads at full speed; set when the model loads
+        self._lanes: ThreadPoolExecutor | None = None  # threads of _encode_in_lanes
+        self._lanes_size = 0
         self.info_is_loaded = self._settings.model_path is None
         # Known without loading for the packaged model, so unchanged re-runs load nothing.
         self.info = EmbedderInfo(name=DEFAULT_MODEL_NAME, dimension=DEFAULT_DIMENSION)
@@ -117,6 +120,11 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.info.dimension), dtype=np.float32)
         model = self.model
+        cores = threads or self.threads
+        lanes = min(cores, len(texts) // self._settings.batch_size)
+        if lanes >= 2:
+            with _THREADS_LOCK, _torch_threads(1):
+                return self._encode_in_lanes(model, texts, lanes)
         if threads is None or threads == self.threads:
             return self._encode(model, texts)
         with _THREADS_LOCK, _torch_threads(threads):
@@ -124,14 +132,48 @@ class Embedder:
 
     def _encode(self, model: SentenceTransformer, texts: list[str]) -> np.ndarray:
         with self._use:
-            vectors = model.encode(
-                texts,
-                batch_size=self._settings.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            return self._encode_unlocked(model, texts)
+
+    def _encode_unlocked(self, model: SentenceTransformer, texts: list[str]) -> np.ndarray:
+        vectors = model.encode(
+            texts,
+            batch_size=self._settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return np.asarray(vectors, dtype=np.float32)
+
+    def _encode_in_lanes(
+        self, model: SentenceTransformer, texts: list[str], lanes: int
+    ) -> np.ndarray:
+        """``texts`` dealt out by length to ``lanes`` threads of one torch thread each.
+
+        On CPU, batches of a few short texts keep two torch threads waiting on each other;
+        two lanes of one thread each encode the same texts in ~0.9x the time, with the same
+        vectors. Every lane tokenizes with the same padding and truncation, so the
+        tokenizer's shared settings never change while they run; ``_use`` keeps out callers
+        that would change them (``tokenize``).
+        """
+        by_length = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        dealt = [by_length[lane::lanes] for lane in range(lanes)]
+        with self._use:
+            pool = self._lane_pool(lanes)
+            parts = list(
+                pool.map(lambda ids: self._encode_unlocked(model, [texts[i] for i in ids]), dealt)
+            )
+        vectors = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+        for ids, part in zip(dealt, parts):
+            vectors[ids] = part
+        return vectors
+
+    def _lane_pool(self, lanes: int) -> ThreadPoolExecutor:
+        if self._lanes is None or self._lanes_size < lanes:
+            if self._lanes is not None:
+                self._lanes.shutdown(wait=False)
+            self._lanes = ThreadPoolExecutor(lanes, thread_name_prefix="encode-lane")
+            self._lanes_size = lanes
+        return self._lanes
 
 
 _THREADS_LOCK = threading.Lock()  # torch's thread count is process-wide

@@ -1,8 +1,12 @@
-"""The encoder: a per-call thread count changes speed only, and is undone afterwards."""
+"""The encoder: a per-call thread count and lanes change speed only, and are undone afterwards."""
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import numpy as np
+import pytest
 import torch
 
 from ingest.embed import Embedder
@@ -17,3 +21,40 @@ def test_fewer_threads_for_one_call_same_vectors_setting_restored(embedder: Embe
     assert full.shape == narrow.shape == (2, 384)
     np.testing.assert_allclose(full, narrow, atol=1e-5)
     assert np.allclose(np.linalg.norm(full, axis=1), 1.0, atol=1e-5)
+
+
+def test_many_texts_are_encoded_in_lanes_in_order(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [
+        f"Policy {i}: claims are filed within {i * 3 + 1} days. " * (1 + i % 5) for i in range(40)
+    ]
+    one_by_one = np.stack([embedder.encode([text])[0] for text in texts])
+    lanes: set[str] = set()
+    model_encode = type(embedder.model).encode
+
+    def noting_lane(model: Any, *args: Any, **kwargs: Any) -> Any:
+        lanes.add(threading.current_thread().name)
+        return model_encode(model, *args, **kwargs)
+
+    monkeypatch.setattr(type(embedder.model), "encode", noting_lane)
+    before = torch.get_num_threads()
+    together = embedder.encode(texts, threads=2)
+
+    assert len(lanes) == 2 and all(name.startswith("encode-lane") for name in lanes)
+    assert torch.get_num_threads() == before
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_a_few_texts_stay_in_one_call(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    model_encode = type(embedder.model).encode
+
+    def noting_call(model: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(threading.current_thread().name)
+        return model_encode(model, *args, **kwargs)
+
+    monkeypatch.setattr(type(embedder.model), "encode", noting_call)
+    embedder.encode(["one question"] * 9, threads=2)  # fewer than two batches of 8
+
+    assert calls == [threading.current_thread().name]
