@@ -90,6 +90,31 @@ def signature(chunk_ids: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
+def _read_documents(
+    coll: Any, ids_by_doc: Mapping[str, list[str]]
+) -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
+    """Each document's chunks (text, metadata) from Chroma, several documents per read (one
+    read per document made a run of 2,000 small files wait ~10 s at its end), at most about
+    ``FETCH_BATCH`` chunks in memory beyond one document's."""
+    group: list[str] = []
+    size = 0
+    docs = list(ids_by_doc)
+    for i, doc in enumerate(docs):
+        group.append(doc)
+        size += len(ids_by_doc[doc])
+        if size < FETCH_BATCH and i + 1 < len(docs):
+            continue
+        ids = [cid for member in group for cid in ids_by_doc[member]]
+        read: dict[str, tuple[str, dict[str, Any]]] = {}
+        for start in range(0, len(ids), FETCH_BATCH):
+            got = coll.get(ids=ids[start : start + FETCH_BATCH], include=["documents", "metadatas"])
+            for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+                read[cid] = (text or "", dict(meta or {}))
+        for member in group:
+            yield member, [read[cid] for cid in ids_by_doc[member] if cid in read]
+        group, size = [], 0
+
+
 def group_by_document(chunk_ids: Iterable[str]) -> dict[str, list[str]]:
     """Chunk ids by the document they belong to."""
     out: dict[str, list[str]] = {}
@@ -186,20 +211,18 @@ class DocumentIndex:
                     writer.delete_documents_by_query(
                         tantivy.Query.term_query(self._schema, "doc", doc)
                     )
-            for doc in stale:
-                writer.add_document(self._entry(coll, doc, by_doc[doc], wanted[doc], title))
+            for doc, read in _read_documents(coll, {doc: by_doc[doc] for doc in stale}):
+                writer.add_document(self._entry(doc, read, wanted[doc], title))
         return len(stale), len(gone)
 
-    def _entry(self, coll: Any, doc: str, ids: list[str], sig: str, title: Any) -> Any:
+    def _entry(self, doc: str, read: list[tuple[str, dict[str, Any]]], sig: str, title: Any) -> Any:
         import tantivy
 
         chunks: list[tuple[int, str]] = []  # (position, text)
         words = ""
-        for start in range(0, len(ids), FETCH_BATCH):
-            got = coll.get(ids=ids[start : start + FETCH_BATCH], include=["documents", "metadatas"])
-            for text, meta in zip(got["documents"], got["metadatas"]):
-                chunks.append((int((meta or {}).get(META_POSITION) or 0), text or ""))
-                words = words or title(meta)
+        for text, meta in read:
+            chunks.append((int(meta.get(META_POSITION) or 0), text))
+            words = words or title(meta)
         chunks.sort(key=lambda chunk: chunk[0])
         tokens = [token for _, text in chunks for token in body_tokens(text)]
         title_tokens = body_tokens(words)

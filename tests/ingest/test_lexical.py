@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -240,6 +241,39 @@ def test_whole_documents_follow_chroma_and_score_words_spread_over_chunks(
     coll = index.collection("lex")
     by_doc = group_by_document(coll.get(include=[])["ids"])
     assert indexes.for_collection(coll).documents.sync(coll, by_doc, title_text) == (0, 0)
+
+
+def test_many_documents_are_read_from_chroma_together_each_into_its_own_entry(
+    tmp_path: Path,
+) -> None:
+    index = ChromaIndex(make_chroma_client(IngestSettings(data_dir=tmp_path)), INFO)
+    words = ["amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "heath"]
+    chunks = [
+        StoredChunk(
+            id=f"d{n}:{i:05d}:{i:016x}",
+            text=f"Note {i} of file {n}: the {word} survey." if i else f"File {n} about {word}.",
+            metadata={"document_id": f"d{n}", "position": i},
+        )
+        for n, word in enumerate(words)
+        for i in range(3)
+    ]
+    _write(index, chunks)
+    coll = index.collection("lex")
+    reads: list[int] = []
+
+    class CountingReads:
+        def get(self, **kwargs: Any) -> Any:
+            reads.append(len(kwargs.get("ids") or []))
+            return coll.get(**kwargs)
+
+    documents = LexicalIndexes(tmp_path / "lexical").for_collection(coll).documents
+    by_doc = group_by_document(coll.get(include=[])["ids"])
+
+    assert documents.sync(CountingReads(), by_doc, title_text) == (8, 0)
+    assert reads == [24]  # one read for the eight documents, not one each
+    for n, word in enumerate(words):
+        found = documents.search(parse_query(f"{word} survey"), 3)
+        assert max(found, key=lambda doc: found[doc].score) == f"d{n}"
 
 
 def test_a_documents_opening_names_it_and_dates_it(tmp_path: Path) -> None:
