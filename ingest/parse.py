@@ -45,6 +45,7 @@ from ingest.partitioners import (
 from ingest.pdf_partition import partition_pdf_file
 from ingest.preflight import clean_title, html_title, preflight
 from ingest.rejections import rejection_for
+from ingest.sentences import use_senter
 from ingest.settings import ParseSettings
 
 if TYPE_CHECKING:
@@ -93,29 +94,10 @@ def warm_up(*, everything: bool = False) -> None:
         importlib.import_module(module)
     from unstructured.partition.text import partition_text
 
-    _split_sentences_with_senter()
+    use_senter()
     partition_text(
         text="Warm-up paragraph of plain text.\n\nA TITLE\n\n- a list item", **NO_LANGUAGE_DETECTION
     )
-
-
-def _split_sentences_with_senter() -> None:
-    """Let unstructured's spaCy pipeline find sentences with ``senter``, not the parser.
-
-    unstructured counts sentences (and tags parts of speech) to tell narrative text from
-    titles; it loads en_core_web_sm with the dependency parser, used only for sentence
-    boundaries. The model's own sentence recogniser gives the same boundaries on ordinary
-    prose at about 1.6x the speed, which is a tenth of the time of parsing a PDF.
-    """
-    from unstructured.nlp import tokenize
-
-    get_nlp = getattr(tokenize, "_get_nlp", None)
-    if get_nlp is None:  # another unstructured version: keep its pipeline as it is
-        return
-    nlp = get_nlp()
-    if "parser" in nlp.pipe_names and "senter" in nlp.disabled:
-        nlp.disable_pipe("parser")
-        nlp.enable_pipe("senter")
 
 
 def _parse(path: Path, settings: ParseSettings) -> ParsedDocument:
