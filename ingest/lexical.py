@@ -40,7 +40,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -306,6 +306,13 @@ class LexicalIndex:
         if query.empty:
             return set()
         return self.documents.naming(document_id, dict.fromkeys(query.terms), share)
+
+    def opening_outnames(self, query: ParsedQuery, best: str, rivals: Sequence[str]) -> bool:
+        """Whether the opening of document ``best`` holds more of the question's words than
+        the opening of each of ``rivals`` does, and every one those hold
+        (``ingest.lexical_docs``)."""
+        terms = [*query.terms, *(t for phrase in query.phrases for t in phrase)]
+        return bool(terms) and self.documents.opening_outnames(best, rivals, terms)
 
     def chunk_count(self, document_id: str) -> int:
         """How many chunks of ``document_id`` the mirror holds."""

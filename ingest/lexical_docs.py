@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +169,33 @@ class DocumentIndex:
             if searcher.search(both, 1, count=True).count:
                 found.add(term)
         return found
+
+    def opening_outnames(self, best: str, rivals: Sequence[str], terms: Iterable[str]) -> bool:
+        """Whether the opening of ``best`` holds every one of ``terms`` that the opening of
+        one of ``rivals`` holds, and more than each of those: a count per term, and two
+        more however many rivals there are."""
+        import tantivy
+
+        must, should = tantivy.Occur.Must, tantivy.Occur.Should
+        index = self._open()
+        schema = self._schema
+        searcher = index.searcher()
+
+        def head(term: str) -> Any:
+            return tantivy.Query.term_query(schema, "head", term)
+
+        def count(*clauses: tuple[Any, Any]) -> int:
+            found = searcher.search(tantivy.Query.boolean_query(list(clauses)), 1, count=True)
+            return int(found.count)
+
+        words = list(dict.fromkeys(terms))
+        this = (must, tantivy.Query.term_query(schema, "doc", best))
+        held = [term for term in words if count(this, (must, head(term)))]
+        lacking = [(should, head(term)) for term in words if term not in held]
+        among = (must, tantivy.Query.term_set_query(schema, "doc", list(rivals)))
+        if not held or (lacking and count(among, (must, tantivy.Query.boolean_query(lacking)))):
+            return False  # a rival's opening holds a word that the best one's lacks
+        return not count(among, *[(must, head(term)) for term in held])  # none holds them all
 
     def count(self) -> int:
         """Entries on disk now."""

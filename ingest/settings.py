@@ -141,7 +141,8 @@ class RetrievalSettings(BaseModel):
         ge=0,
         description="A document scoring at least this many times the next one is the one the"
         " question names: its passages may fill the results past ``max_per_document``"
-        " (0: never).",
+        " (0: never). So is the best one when its opening holds more of the question's"
+        " words than the opening of each document within this ratio of it, and all of theirs.",
     )
     naming_weight: float = Field(
         0.3,

@@ -315,22 +315,22 @@ class Retriever(CollectionReads):
     def _document_prior(self, name: str, query: ParsedQuery, latest: bool) -> DocumentPrior:
         """One collection's document prior (``service.document_prior``); ``latest``: the
         question asks for the newest document."""
-        try:
-            matches = self._on_mirror(
-                name,
-                lambda index: index.search_documents(
-                    query, DOCUMENT_DEPTH, self.settings.head_weight
-                ),
+        settings = self.settings
+
+        def prior(index: LexicalIndex) -> DocumentPrior:
+            return document_prior(
+                index.search_documents(query, DOCUMENT_DEPTH, settings.head_weight),
+                latest=latest,
+                latest_boost=settings.latest_boost,
+                named_ratio=settings.named_document_ratio,
+                outnames=lambda best, rivals: index.opening_outnames(query, best, rivals),
             )
+
+        try:
+            return self._on_mirror(name, prior)
         except Exception:  # noqa: BLE001 - no prior rather than no answer
             log.exception("collection %s: document scores failed; no document prior", name)
             return DocumentPrior()
-        return document_prior(
-            matches,
-            latest=latest,
-            latest_boost=self.settings.latest_boost,
-            named_ratio=self.settings.named_document_ratio,
-        )
 
     def _lexical_search(self, name: str, query: ParsedQuery, depth: int) -> list[Hit]:
         """BM25 candidates (ids and scores only); [] when the lexical side cannot answer."""

@@ -328,6 +328,13 @@ def test_a_documents_opening_names_it_and_dates_it(tmp_path: Path) -> None:
     question = parse_query("What did Vexa ship in the quarterly report of April 2023?")
     assert mirror.naming_terms(question, "vexa", 0.5) == {"vexa", "april"}
     assert mirror.naming_terms(question, "zentrix", 0.5) == set()
+    # Vexa's opening holds the question's words Zentrix's does ("quarterly report 2023")
+    # and more ("Vexa", "April"; "ship" is deep in its body only), not the reverse
+    assert mirror.opening_outnames(question, "vexa", ["zentrix"])
+    assert not mirror.opening_outnames(question, "zentrix", ["vexa"])
+    alike = parse_query("What was in the quarterly report of 2023?")
+    assert not mirror.opening_outnames(alike, "vexa", ["zentrix"])  # the same words
+    assert not mirror.opening_outnames(parse_query("invoices"), "vexa", ["zentrix"])  # neither
     assert mirror.chunk_count("vexa") == 47
     inside = mirror.search_within(parse_query("partner shipped parts"), "vexa", {}, 100)
     assert len(inside) == 6 and all(hit.id.startswith("vexa:") for hit in inside)

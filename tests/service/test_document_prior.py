@@ -4,7 +4,13 @@ and newest-first for "latest" questions."""
 from __future__ import annotations
 
 from ingest.lexical_docs import DocumentMatch
-from service.document_prior import PRIOR_FLOOR, document_prior, named_document, newest_first
+from service.document_prior import (
+    PRIOR_FLOOR,
+    Outnames,
+    document_prior,
+    named_document,
+    newest_first,
+)
 
 
 def test_scores_are_rescaled_best_one_floor_zero() -> None:
@@ -22,6 +28,28 @@ def test_a_document_is_named_only_when_it_stands_out() -> None:
     assert named_document({"a": 12.0, "b": 10.0}, 1.25) is None
     assert named_document({"a": 3.0}, 1.25) == "a"  # the only match
     assert named_document({}, 1.25) is None
+
+
+def test_a_document_is_named_when_its_opening_matches_more_of_the_question() -> None:
+    """Within the ratio, the best document is named when its opening outnames those of
+    the documents scoring within the ratio of it (``LexicalIndex.opening_outnames``)."""
+    scores = {"q3-2023": 11.0, "q3-2022": 10.0, "q2-2023": 9.5, "far": 5.0}
+    asked: list[tuple[str, list[str]]] = []
+
+    def outnames(answer: bool) -> Outnames:
+        def check(best: str, rivals: list[str]) -> bool:
+            asked.append((best, rivals))
+            return answer
+
+        return check
+
+    assert named_document(scores, 1.25) is None  # by the scores alone
+    assert named_document(scores, 1.25, outnames(True)) == "q3-2023"
+    assert asked == [("q3-2023", ["q3-2022", "q2-2023"])]  # the best and its rivals only
+    assert named_document(scores, 1.25, outnames(False)) is None
+    assert named_document(scores, 1.1, outnames(False)) == "q3-2023"  # 11 >= 1.1 x 10
+    assert named_document(scores, 0, outnames(True)) is None  # ratio 0: never
+    assert len(asked) == 2  # not asked when the scores decide
 
 
 def test_newest_first_orders_only_documents_matched_alike() -> None:

@@ -268,6 +268,42 @@ def test_the_document_a_question_names_may_fill_the_results(tmp_path: Path) -> N
     assert max(per_document("How did segment revenue from widgets grow?")) <= 3
 
 
+def test_a_document_whose_opening_matches_more_of_the_question_is_named(
+    tmp_path: Path,
+) -> None:
+    """Zentrix's Q3 2023 report scores under 1.25 times its Q3 2022 and Q2 2023 reports
+    ("Q3" and "2023" open most reports here), but its opening holds both words where theirs
+    hold one: it is named and fills the results. A question that no opening tells apart
+    keeps the per-document cap."""
+    reports = [
+        ("Zentrix", "September 30, 2023", "Q3 2023"),
+        ("Zentrix", "September 30, 2022", "Q3 2022"),
+        ("Zentrix", "June 30, 2023", "Q2 2023"),
+        ("Quorvane", "September 30, 2023", "Q3 2023"),
+        ("Halbrook", "September 30, 2023", "Q3 2023"),
+    ]
+    docs = [
+        Doc(
+            "qr",
+            f"reports/{name}-{quarter.replace(' ', '-')}.md".lower(),
+            "Quarterly report",
+            [f"{name} Corporation quarterly report for the quarter ended {ended} ({quarter})."]
+            + [f"Segment {i}: revenue from widgets grew and margins held." for i in range(8)],
+        )
+        for name, ended, quarter in reports
+    ]
+    build_index(tmp_path, docs)
+
+    def sources(question: str) -> list[str]:
+        hits = search(make_retriever(tmp_path), question, ["qr"])
+        return [hit.metadata[META_SOURCE] for hit in hits]
+
+    named = sources("How did widget revenue grow in Zentrix's Q3 2023 report?")
+    assert named == ["reports/zentrix-q3-2023.md"] * 6
+    alike = sources("How did widget revenue grow in Zentrix's reports?")
+    assert max(alike.count(source) for source in alike) <= 3
+
+
 def _filing(name: str, quarter: str, cash: str) -> list[str]:
     """A long quarterly filing: cover, business review, the cash-flow statement, more
     review, and a certification that repeats the words naming the filing."""
