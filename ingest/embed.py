@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -54,6 +54,7 @@ class Embedder:
         self._use = threading.Lock()  # the tokenizer is not safe across threads
         self.threads = 1  # torch threads at full speed; set when the model loads
         self._lanes: ThreadPoolExecutor | None = None  # threads of _encode_in_lanes
+        self._word_pieces: Any = None  # a tokenizer of chunking's own (``tokenize``)
         self._lanes_size = 0
         self.info_is_loaded = self._settings.model_path is None
         # Known without loading for the packaged model, so unchanged re-runs load nothing.
@@ -101,13 +102,20 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Word-pieces of ``text`` without special tokens."""
-        model = self.model
-        with self._use:
-            return len(model.tokenizer.tokenize(text))
+        return len(self.tokenize(text))
 
     def tokenize(self, text: str) -> list[str]:
-        """Word-pieces of ``text`` (the tokenizer chunking counts with)."""
+        """Word-pieces of ``text`` (the tokenizer chunking counts with).
+
+        A fast tokenizer's word-pieces come from a copy of it that never pads or truncates:
+        it has no settings to change, so chunking goes on while another thread encodes."""
         model = self.model
+        if self._word_pieces is None:
+            with self._use:  # copying reads the tokenizer's settings
+                if self._word_pieces is None:
+                    self._word_pieces = _settled_copy(model.tokenizer) or _NO_COPY
+        if self._word_pieces is not _NO_COPY:
+            return list(self._word_pieces.encode(text, add_special_tokens=False).tokens)
         with self._use:
             return list(model.tokenizer.tokenize(text))
 
@@ -177,6 +185,23 @@ class Embedder:
 
 
 _THREADS_LOCK = threading.Lock()  # torch's thread count is process-wide
+
+
+_NO_COPY = object()  # a slow tokenizer: word-pieces from the model's own, under ``_use``
+
+
+def _settled_copy(tokenizer: Any) -> Any:
+    """A copy of a fast tokenizer's Rust tokenizer without padding or truncation (None for
+    a slow one)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(backend.to_str())
+    copy.no_padding()
+    copy.no_truncation()
+    return copy
 
 
 @contextmanager

@@ -58,3 +58,25 @@ def test_a_few_texts_stay_in_one_call(embedder: Embedder, monkeypatch: pytest.Mo
     embedder.encode(["one question"] * 9, threads=2)  # fewer than two batches of 8
 
     assert calls == [threading.current_thread().name]
+
+
+def test_chunking_word_pieces_match_the_encoders_tokenizer_while_it_encodes(
+    embedder: Embedder,
+) -> None:
+    texts = [
+        "Net cash provided by operating activities was $3,393 million.",
+        "Ünïcödé café — naïve façade; 年假政策 and Η πολιτική.",
+        "HR-2231 ISO 27001 10-Q " * 200,  # far past the encoder's 256-piece window
+        "",
+    ]
+    expected = [list(embedder.model.tokenizer.tokenize(text)) for text in texts]
+    encoding = threading.Thread(target=embedder.encode, args=(["a passage to encode"] * 64,))
+    encoding.start()
+    try:
+        got = [embedder.tokenize(text) for text in texts]
+    finally:
+        encoding.join()
+
+    assert got == expected
+    assert len(got[2]) > 1000  # never truncated to the window
+    assert embedder.count_tokens(texts[0]) == len(expected[0])
