@@ -54,8 +54,8 @@ class Embedder:
         self._use = threading.Lock()  # the tokenizer is not safe across threads
         self.threads = 1  # torch threads at full speed; set when the model loads
         self._lanes: ThreadPoolExecutor | None = None  # threads of _encode_in_lanes
-        self._word_pieces: Any = None  # a tokenizer of chunking's own (``tokenize``)
         self._lanes_size = 0
+        self._word_pieces: Any = None  # a tokenizer of chunking's own (``tokenize``)
         self.info_is_loaded = self._settings.model_path is None
         # Known without loading for the packaged model, so unchanged re-runs load nothing.
         self.info = EmbedderInfo(name=DEFAULT_MODEL_NAME, dimension=DEFAULT_DIMENSION)
@@ -160,8 +160,8 @@ class Embedder:
         On CPU, batches of a few short texts keep two torch threads waiting on each other;
         two lanes of one thread each encode the same texts in ~0.9x the time, with the same
         vectors. Every lane tokenizes with the same padding and truncation, so the
-        tokenizer's shared settings never change while they run; ``_use`` keeps out callers
-        that would change them (``tokenize``).
+        tokenizer's shared settings never change while they run; ``_use`` keeps out the
+        other callers of the model's tokenizer.
         """
         by_length = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         dealt = [by_length[lane::lanes] for lane in range(lanes)]
