@@ -311,7 +311,7 @@ class LexicalIndex:
         """Whether the opening of document ``best`` holds more of the question's words than
         the opening of each of ``rivals`` does, and every one those hold
         (``ingest.lexical_docs``)."""
-        terms = [*query.terms, *(t for phrase in query.phrases for t in phrase)]
+        terms = query.words
         return bool(terms) and self.documents.opening_outnames(best, rivals, terms)
 
     def chunk_count(self, document_id: str) -> int:

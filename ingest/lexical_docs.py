@@ -279,7 +279,7 @@ class DocumentIndex:
 
         index = self._open()
         schema = self._schema
-        terms = dict.fromkeys([*query.terms, *(t for p in query.phrases for t in p)])
+        terms = query.words
         should = [
             (tantivy.Occur.Should, tantivy.Query.term_query(schema, "body", t)) for t in terms
         ]

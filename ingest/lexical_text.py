@@ -142,6 +142,11 @@ class ParsedQuery:
     def empty(self) -> bool:
         return not (self.terms or self.phrases or self.identifiers)
 
+    @property
+    def words(self) -> list[str]:
+        """Its terms and the words of its phrases, each once."""
+        return list(dict.fromkeys([*self.terms, *(t for phrase in self.phrases for t in phrase)]))
+
 
 def parse_query(text: str) -> ParsedQuery:
     """Split a question into terms, quoted phrases and identifiers."""
