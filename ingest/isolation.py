@@ -52,8 +52,14 @@ START_TIMEOUT_S = 180.0
 """A worker not ready (imports + warm-up) after this long is killed and counted as failed."""
 MAX_START_FAILURES = 3
 """Consecutive workers dying before ready, after which parse_many raises instead of retrying."""
-RECYCLE_AFTER_FILES = 500
-"""A worker is retired after this many files, bounding slow leaks in parser libraries."""
+RECYCLE_GROWTH_MB = 384
+"""A worker whose resident memory grew by more than this since it was ready is retired after
+its file, bounding leaks in parser libraries (formats first met import their partitioners:
+up to ~250 MB)."""
+RECYCLE_AFTER_FILES = 5000
+"""A worker is retired after this many files however little it grew (leaks that are not
+memory: handles, caches). Retiring every few hundred files cost a worker start (~3 s of
+CPU, and a wait for the next parsed file) every few hundred small files."""
 
 
 class ParserPool:
@@ -230,6 +236,7 @@ class ParserPool:
         tag = message[0]
         if tag == "ready":
             worker.ready = True
+            worker.ready_rss = worker.own_rss()
             self._start_failures = 0
             return None
         if tag == "fatal":
@@ -242,7 +249,8 @@ class ParserPool:
                 return None  # a stale reply for a job already given up on
             worker.job = None
         worker.files_done += 1
-        if worker.files_done >= RECYCLE_AFTER_FILES:
+        grown = worker.own_rss() - worker.ready_rss
+        if worker.files_done >= RECYCLE_AFTER_FILES or grown > RECYCLE_GROWTH_MB * MIB:
             worker.kill()
             self._remove(worker)
         if document is None:

@@ -58,6 +58,7 @@ class Worker:
         self.ready = False
         self.job: Job | None = None
         self.files_done = 0
+        self.ready_rss = 0  # resident bytes when it said ready (set by the pool)
         self.spawned = 0.0  # on the pool's clock, set by the pool
         self.doom: FileRejected | None = None  # why the monitor killed it, for the busy file
         self.exitcode: int | None = None  # known once reaped
@@ -76,6 +77,15 @@ class Worker:
                 except psutil.Error:
                     continue
             return total
+        except psutil.Error:
+            return 0
+
+    def own_rss(self) -> int:
+        """Resident bytes of the worker process alone (0 once gone): cheap, read per file."""
+        try:
+            if self._ps is None:
+                self._ps = psutil.Process(self.pid)
+            return int(self._ps.memory_info().rss)
         except psutil.Error:
             return 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from ingest import isolation
 from ingest.documents import ParsedDocument
 from ingest.errors import FileRejected
 from ingest.isolation import ParserPool
@@ -165,6 +166,23 @@ def test_close_leaves_no_workers(corpus: dict[str, Path]) -> None:
     assert not own.exists()
     with pytest.raises(RuntimeError, match="closed"):
         next(pool.parse_many([("x", corpus["txt"])]))
+
+
+def test_a_worker_serves_file_after_file_until_it_grows(
+    monkeypatch: pytest.MonkeyPatch, corpus: dict[str, Path]
+) -> None:
+    """A worker is not retired after a fixed count of small files; one whose memory grew past
+    the limit between files is (the first spreadsheet imports its readers: ~40 MB)."""
+    with ParserPool(ParseSettings(timeout_s=120), workers=1) as pool:
+        kept = dict(pool.parse_many([(n, corpus[n]) for n in ("txt", "md", "xlsx", "html")]))
+        assert len(pool.worker_pids) == 1
+        first = pool.worker_pids[0]
+        monkeypatch.setattr(isolation, "RECYCLE_GROWTH_MB", 24)
+        kept |= dict(pool.parse_many([("again", corpus["txt"])]))  # grown since ready: retired
+        assert not _alive(first) and first not in pool.worker_pids
+        kept |= dict(pool.parse_many([("next", corpus["md"])]))
+        assert len(pool.worker_pids) == 1 and _alive(pool.worker_pids[0])
+    assert all(_code(r) == "ok" for r in kept.values()), kept
 
 
 class FakeClock:
