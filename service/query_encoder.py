@@ -7,9 +7,10 @@ adds no delay (a batch of one starts at once), and a burst of concurrent questio
 a few batched passes instead of one pass each fighting for the same cores.
 
 Which encoder: the one the searched collection records (``QueryEncoders``). The configured
-encoder (``INHOUSE_EMBED__MODEL_PATH``) answers for collections built with it; a collection
-rebuilt with another model (``inhouse reindex --reembed``) records that model's folder, which
-is loaded on first use, so a running service follows a switch without a restart.
+encoder (``INHOUSE_EMBED__MODEL_PATH``, ``INHOUSE_EMBED__QUANTIZE``) answers for collections
+built with it; a collection rebuilt with another model (``inhouse reindex --reembed``)
+records that model's folder and whether it was quantized, and that encoder is loaded on
+first use, so a running service follows a switch without a restart.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.embed import DEFAULT_MODEL_NAME, Embedder, EmbedderInfo
+from ingest.embed import DEFAULT_MODEL_NAME, Embedder, EmbedderInfo, quantize_of, quantized_name
 from ingest.errors import EmbedderMismatch
 
 log = logging.getLogger(__name__)
@@ -128,19 +129,22 @@ class QueryEncoders:
 
         The model folder a collection records wins over the configured encoder of the same
         name; the configured one answers for collections without a folder (the packaged
-        default, collections written before folders were recorded). Raises
+        default, collections written before folders were recorded). The packaged default is
+        loaded as the collection records it, float or int8 (``INHOUSE_EMBED__QUANTIZE``). Raises
         ``EmbedderMismatch`` when no encoder here can embed for the collection.
         """
         if not self.configured.info_is_loaded:
             self.configured.model  # noqa: B018  (a custom model: load to learn its name)
         mine = self.configured.info
         key: str | None
-        if recorded.path and recorded.path != mine.path and Path(recorded.path).is_dir():
-            key, folder = recorded.path, Path(recorded.path)
+        quantize = quantize_of(recorded.name)
+        other = recorded.path != mine.path or recorded.name != mine.name
+        if recorded.path and other and Path(recorded.path).is_dir():
+            key, folder = quantized_name(recorded.path, quantize), Path(recorded.path)
         elif (recorded.name, recorded.dimension) == (mine.name, mine.dimension):
             key, folder = None, None
-        elif recorded.name == DEFAULT_MODEL_NAME and not recorded.path:
-            key, folder = DEFAULT_MODEL_NAME, None
+        elif recorded.name == quantized_name(DEFAULT_MODEL_NAME, quantize) and not recorded.path:
+            key, folder = recorded.name, None
         else:
             raise EmbedderMismatch(
                 f"the collection was built with embedder {recorded.name!r}"
@@ -151,7 +155,7 @@ class QueryEncoders:
             )
         with self._lock:
             if key not in self._encoders:
-                embedder = self.configured.sibling(folder)
+                embedder = self.configured.sibling(folder, quantize)
                 embedder.encode(["warm-up"])  # loads it; its name and dimension are known now
                 log.info("question encoder %s loaded for a collection built with it", key)
                 self._encoders[key] = (embedder, BatchingEncoder(embedder, self.max_batch))

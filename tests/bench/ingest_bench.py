@@ -27,6 +27,8 @@ Coverage = share of the parsed words that fall inside some embedding window (the
 reads at most 256 word-pieces per text and silently drops the rest). CPU s: user + system
 seconds of every process of the phase (sampled): on a shared, loaded machine a fairer
 comparison than wall time, which then depends on what else runs.
+With INHOUSE_EMBED__QUANTIZE=int8 in the environment, our rows (e2e, rerun, encode, small)
+use the int8 encoder; llama-index's rows stay float.
 Needs the bench extra: `make bench`.
 """
 
@@ -205,7 +207,8 @@ def stored_chunk_texts(data_dir: Path, collection: str) -> list[str]:
     from ingest.index import ChromaIndex, make_chroma_client
     from ingest.settings import IngestSettings
 
-    index = ChromaIndex(make_chroma_client(IngestSettings(data_dir=data_dir)), Embedder().info)
+    settings = IngestSettings(data_dir=data_dir)
+    index = ChromaIndex(make_chroma_client(settings), Embedder(settings.embed).info)
     stored = index.collection(collection).get(include=["documents", "metadatas"])
     return [
         embedded_text(text, meta) for text, meta in zip(stored["documents"], stored["metadatas"])
@@ -214,9 +217,10 @@ def stored_chunk_texts(data_dir: Path, collection: str) -> list[str]:
 
 def phase_encode(chunks_file: Path) -> None:
     from ingest.embed import Embedder
+    from ingest.settings import IngestSettings
 
     texts = json.loads(chunks_file.read_text())
-    Embedder().encode(texts)
+    Embedder(IngestSettings().embed).encode(texts)  # INHOUSE_EMBED__QUANTIZE applies
 
 
 def phase_llamaindex(files: list[Path], out: Path, chunk_size: int | None) -> None:

@@ -80,3 +80,21 @@ def test_chunking_word_pieces_match_the_encoders_tokenizer_while_it_encodes(
     assert got == expected
     assert len(got[2]) > 1000  # never truncated to the window
     assert embedder.count_tokens(texts[0]) == len(expected[0])
+
+
+def test_an_int8_encoder_says_so_and_stays_close_to_the_float_one(embedder: Embedder) -> None:
+    from ingest.embed import DEFAULT_MODEL_NAME
+    from ingest.settings import EmbedSettings
+
+    int8 = Embedder(EmbedSettings(quantize="int8"))
+    assert int8.info.name == DEFAULT_MODEL_NAME + "+int8"  # known before it loads
+    texts = ["net sales of the iPhone segment", "ISO 27001 audit", "les résultats du trimestre"]
+    quantized, floats = int8.encode(texts * 4), embedder.encode(texts * 4)
+    assert (
+        int8.info.name == DEFAULT_MODEL_NAME + "+int8" and embedder.info.name == DEFAULT_MODEL_NAME
+    )
+    assert np.allclose(np.linalg.norm(quantized, axis=1), 1.0, atol=1e-5)
+    close = (quantized * floats).sum(axis=1)
+    assert (close > 0.95).all() and (close < 0.9999).all(), close
+    linear = [type(m).__module__ for m in int8.model.modules() if "Linear" in type(m).__name__]
+    assert linear and all("quantized" in name for name in linear), linear
