@@ -19,7 +19,7 @@ TEXTS = ["quarterly revenue of the services segment", "zebrafish fin regeneratio
 
 @pytest.mark.parametrize("configured", ["none", "int8"])
 def test_each_collection_gets_the_encoder_it_was_built_with(configured: str) -> None:
-    encoders = QueryEncoders(Embedder(EmbedSettings(quantize=configured)))  # type: ignore[arg-type]
+    encoders = QueryEncoders(Embedder(EmbedSettings(quantize=configured)))
     try:
         got = {}
         for recorded in (FLOAT, INT8):
