@@ -19,8 +19,8 @@ def register(subparsers: Any) -> None:
         " SOURCE, or every enabled source. A run in progress elsewhere is waited for"
         " (--no-wait: skipped). --prune drops the chunks of sources removed from the file"
         " (alone, it re-indexes nothing). --reembed COLLECTION rebuilds one collection with"
-        " the configured encoder (INHOUSE_EMBED__MODEL_PATH) from the passages it stores,"
-        " beside the serving one, then switches; search never pauses. Exit 0: every run"
+        " the configured encoder (INHOUSE_EMBED__MODEL_PATH, __QUANTIZE) from the passages"
+        " it stores, beside the serving one, then switches; search never pauses. Exit 0: every run"
         " succeeded; 1: a run failed, was skipped or interrupted, or some files failed;"
         " 2: usage or config error.",
     )

@@ -172,6 +172,26 @@ def test_search_before_during_and_after_a_switch(
     assert physical(indexed) == ["inhouse-hr.g1"]
 
 
+def test_moving_a_collection_to_the_int8_encoder_and_back(indexed: IngestSettings) -> None:
+    """``INHOUSE_EMBED__QUANTIZE=int8 inhouse reindex --reembed``: recorded as int8; a service
+    configured with the float encoder embeds its questions in int8 for it; unset, back."""
+    int8 = Embedder(EmbedSettings(quantize="int8"))
+    hybrid = retriever(indexed)  # the service's configured (float) encoder
+    report = Reembedder(indexed, embedder=int8).run(NAME)
+    assert report.outcome == "switched" and report.to_embedder["name"].endswith("+int8")
+    for question, source in QUESTIONS.items():
+        assert search(hybrid, question)[0].metadata[META_SOURCE] == source
+    question = "How many vacation days do I get?"
+    got = [(hit.id, hit.score) for hit in search(retriever(indexed, mode="dense"), question)]
+    assert got == direct(indexed, "inhouse-hr.g1", int8.encode([question])[0])
+    with pytest.raises(EmbedderMismatch, match="QUANTIZE"):
+        ingest(indexed, shared_embedder(), indexed.data_dir.parent / "docs")
+    back = Reembedder(indexed, embedder=shared_embedder()).run(NAME)
+    assert back.outcome == "switched" and back.to_embedder["name"] == shared_embedder().info.name
+    for question, source in QUESTIONS.items():
+        assert search(hybrid, question)[0].metadata[META_SOURCE] == source
+
+
 def test_reembedding_rebuilds_the_encoder_input_ingest_used(indexed: IngestSettings) -> None:
     """Same encoder, --force: every vector comes out as ingest wrote it (the passage and its
     context line are rebuilt from the stored metadata, not re-parsed)."""
