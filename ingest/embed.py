@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ingest.settings import EmbedSettings
+from ingest.settings import EmbedSettings, Quantize
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -25,12 +25,12 @@ INT8_SUFFIX = "+int8"
 """Appended to the recorded name of an int8-quantized encoder (its vectors differ)."""
 
 
-def quantize_of(name: str) -> Literal["none", "int8"]:
+def quantize_of(name: str) -> Quantize:
     """The quantization a recorded encoder name says (``quantized_name``'s inverse)."""
     return "int8" if name.endswith(INT8_SUFFIX) else "none"
 
 
-def quantized_name(name: str, quantize: str) -> str:
+def quantized_name(name: str, quantize: Quantize) -> str:
     """The name an encoder records: its model's, marked when quantized."""
     return name + INT8_SUFFIX if quantize == "int8" else name
 
@@ -109,9 +109,7 @@ class Embedder:
     def _name(self, model_name: str) -> str:
         return quantized_name(model_name, self._settings.quantize)
 
-    def sibling(
-        self, model_path: Path | None, quantize: Literal["none", "int8"] | None = None
-    ) -> Embedder:
+    def sibling(self, model_path: Path | None, quantize: Quantize | None = None) -> Embedder:
         """Another encoder with these settings (batch size, threads) and another model folder
         (None: the packaged default), quantized as ``quantize`` says (None: as this one)."""
         update: dict[str, Any] = {"model_path": model_path}

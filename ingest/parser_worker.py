@@ -67,18 +67,19 @@ class Worker:
 
     def rss(self) -> int:
         """Resident bytes of the worker and all its descendants (0 once gone)."""
+        total = self.own_rss()
+        if not total or self._ps is None:
+            return 0
         try:
-            if self._ps is None:
-                self._ps = psutil.Process(self.pid)
-            total = self._ps.memory_info().rss
-            for child in self._ps.children(recursive=True):
-                try:
-                    total += child.memory_info().rss
-                except psutil.Error:
-                    continue
-            return total
+            children = self._ps.children(recursive=True)
         except psutil.Error:
             return 0
+        for child in children:
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                continue
+        return total
 
     def own_rss(self) -> int:
         """Resident bytes of the worker process alone (0 once gone): cheap, read per file."""

