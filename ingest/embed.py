@@ -141,6 +141,16 @@ class Embedder:
         with self._use:
             return list(model.tokenizer.tokenize(text))
 
+    def word_piece_spans(self, text: str) -> list[tuple[int, int]] | None:
+        """Character offsets of ``text``'s word-pieces, for a tokenizer that splits words at
+        whitespace and punctuation first (BERT's: then a slice of ``text`` cut at such a
+        boundary holds exactly its own word-pieces, ``ingest.slice_counts``); else None."""
+        self.tokenize("")  # settles the copy
+        pieces = self._word_pieces
+        if pieces is _NO_COPY or not _splits_words_first(pieces):
+            return None
+        return list(pieces.encode(text, add_special_tokens=False).offsets)
+
     def encode(self, texts: list[str], *, threads: int | None = None) -> np.ndarray:
         """Embed ``texts`` as float32 unit vectors, shape (len(texts), dimension).
 
@@ -242,6 +252,14 @@ def _settled_copy(tokenizer: Any) -> Any:
     copy.no_padding()
     copy.no_truncation()
     return copy
+
+
+def _splits_words_first(tokenizer: Any) -> bool:
+    from tokenizers import normalizers, pre_tokenizers
+
+    return isinstance(tokenizer.pre_tokenizer, pre_tokenizers.BertPreTokenizer) and isinstance(
+        tokenizer.normalizer, normalizers.BertNormalizer
+    )
 
 
 @contextmanager

@@ -79,7 +79,10 @@ class DocumentWriter:
         """The chunker, measuring with the embedder's tokenizer."""
         if self._chunker is None:
             self._chunker = Chunker(
-                self.settings.chunk, self.embedder.tokenize, self.embedder.max_tokens
+                self.settings.chunk,
+                self.embedder.tokenize,
+                self.embedder.max_tokens,
+                self.embedder.word_piece_spans,
             )
         return self._chunker
 
