@@ -60,8 +60,8 @@ def test_newest_first_orders_only_documents_matched_alike() -> None:
         "other": DocumentMatch(7.0, 20240101),  # newer, but matched far less (outside 20%)
         "undated": DocumentMatch(9.9, 0),
     }
-    scores = newest_first(matches, 0.2)
-    assert max(scores, key=scores.__getitem__) == "q3"
+    scores, newest = newest_first(matches, 0.2)
+    assert newest == "q3" and max(scores, key=scores.__getitem__) == "q3"
     assert scores["q3"] == 10.0
     assert scores["q1"] == PRIOR_FLOOR * 10.0 and scores["q2"] == PRIOR_FLOOR * 9.5
     assert scores["other"] == 7.0 and scores["undated"] == 9.9  # untouched
@@ -70,4 +70,23 @@ def test_newest_first_orders_only_documents_matched_alike() -> None:
     assert prior.scores["q3"] == 1.0 and "q1" not in prior.scores
 
     one = {"q1": DocumentMatch(10.0, 20230401), "x": DocumentMatch(5.0, 20250101)}
-    assert newest_first(one, 0.2) == {"q1": 10.0, "x": 5.0}  # nothing to order
+    assert newest_first(one, 0.2) == ({"q1": 10.0, "x": 5.0}, None)  # nothing to order
+
+
+def test_the_newest_document_of_a_latest_question_is_the_named_one() -> None:
+    # "Acme's latest quarterly report": three reports matched alike, and an undated memo
+    # close behind that keeps the newest from scoring 1.25x the next
+    matches = {
+        "q1": DocumentMatch(10.0, 20230401),
+        "q2": DocumentMatch(9.8, 20230701),
+        "q3": DocumentMatch(9.6, 20230930),
+        "memo": DocumentMatch(9.0, 0),
+    }
+    latest = document_prior(matches, latest=True, latest_boost=0.2, named_ratio=1.25)
+    assert latest.named == "q3"
+    assert document_prior(matches, latest=False, latest_boost=0.2, named_ratio=1.25).named is None
+    never = document_prior(matches, latest=True, latest_boost=0.2, named_ratio=0)
+    assert never.named is None and never.scores["q3"] == 1.0  # naming off: ordered only
+    assert named_document({"q3": 10.0, "memo": 9.0}, 1.25) is None  # the ratio alone: none
+    undated = {doc: DocumentMatch(m.score, 0) for doc, m in matches.items()}
+    assert document_prior(undated, latest=True, latest_boost=0.2, named_ratio=1.25).named is None
