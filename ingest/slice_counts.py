@@ -26,13 +26,19 @@ class SliceCounts:
         self._spans = spans
         self._starts: list[int] | None = None
         self._available = True
+        self._cursor = 0  # where the last slice started: the splitter asks in text order
 
     def count(self, piece: str) -> int | None:
         """Word-pieces of ``piece``; None unless it is a slice of the text with a word
         boundary at both ends (then the caller tokenizes it)."""
-        start = self._text.find(piece) if piece and self._available else -1
+        if not piece or not self._available:
+            return None
+        start = self._text.find(piece, self._cursor)
+        if start < 0:
+            start = self._text.find(piece)
         if start < 0:
             return None
+        self._cursor = start
         end = start + len(piece)
         if not (self._boundary(start) and self._boundary(end)):
             return None
