@@ -69,6 +69,7 @@ class Embedder:
         self._lanes: ThreadPoolExecutor | None = None  # threads of _encode_in_lanes
         self._lanes_size = 0
         self._word_pieces: Any = None  # a tokenizer of chunking's own (``tokenize``)
+        self._span_pieces: Any = None  # that copy if it gives slice-exact offsets, else _NO_COPY
         self.info_is_loaded = self._settings.model_path is None
         # Known without loading for the packaged model, so unchanged re-runs load nothing.
         self.info = EmbedderInfo(self._name(DEFAULT_MODEL_NAME), DEFAULT_DIMENSION)
@@ -145,11 +146,14 @@ class Embedder:
         """Character offsets of ``text``'s word-pieces, for a tokenizer that splits words at
         whitespace and punctuation first (BERT's: then a slice of ``text`` cut at such a
         boundary holds exactly its own word-pieces, ``ingest.slice_counts``); else None."""
-        self.tokenize("")  # settles the copy
-        pieces = self._word_pieces
-        if pieces is _NO_COPY or not _splits_words_first(pieces):
+        if self._span_pieces is None:  # decided once: chunking asks per text it splits
+            self.tokenize("")  # settles the copy
+            pieces = self._word_pieces
+            fits = pieces is not _NO_COPY and _splits_words_first(pieces)
+            self._span_pieces = pieces if fits else _NO_COPY
+        if self._span_pieces is _NO_COPY:
             return None
-        return list(pieces.encode(text, add_special_tokens=False).offsets)
+        return list(self._span_pieces.encode(text, add_special_tokens=False).offsets)
 
     def encode(self, texts: list[str], *, threads: int | None = None) -> np.ndarray:
         """Embed ``texts`` as float32 unit vectors, shape (len(texts), dimension).
