@@ -34,6 +34,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,6 +55,7 @@ from ingest.report import FileResult, IngestReport
 from ingest.workqueue import (
     MAX_ATTEMPTS,
     ItemResult,
+    QueueRun,
     WorkItem,
     WorkQueue,
     new_owner,
@@ -286,7 +288,8 @@ class QueueWorker:
                 if file is None:
                     emit(self._vanished(collection, item))
                     continue
-                unchanged = bundles.emit_unchanged(pipeline.manifest, collection, emit)
+                settled = emit if item.attempts == 1 else self._redone(run, emit)
+                unchanged = bundles.emit_unchanged(pipeline.manifest, collection, settled)
                 yield from pipeline.classify([file], collection, full, unchanged, self.stop)
 
         parser = self._parser_pool()
@@ -320,6 +323,24 @@ class QueueWorker:
                 members.clear()
             if left:
                 self.queue.release(self.owner, left)
+
+    def _redone(
+        self, run: QueueRun, emit: Callable[[FileResult], None]
+    ) -> Callable[[FileResult], None]:
+        """``emit`` for an item claimed again: a file a lost worker indexed in this run (its
+        manifest row settled after the run opened) counts as indexed, not unchanged, so the
+        run's counts equal a run no worker was lost in."""
+        opened = datetime.fromtimestamp(run.created_at, UTC)
+
+        def emit_redone(result: FileResult) -> None:
+            if result.status == "unchanged":
+                record = self.pipeline.manifest.get(result.document_id)
+                written = record.indexed_at if record is not None else None
+                if written is not None and datetime.fromisoformat(written) >= opened:
+                    result.status = "indexed"
+            emit(result)
+
+        return emit_redone
 
     def _parser_pool(self) -> ParserLike:
         if self._parser is None:
