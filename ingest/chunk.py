@@ -43,6 +43,8 @@ from ingest.tables import CELL_SEPARATOR, is_value
 if TYPE_CHECKING:
     from llama_index.core.node_parser import SentenceSplitter
 
+    from ingest.embed import Embedder
+
 DROPPED_CATEGORIES = frozenset({"PageNumber", "PageBreak", "Image"})
 RUNNING_CATEGORIES = frozenset({"Header", "Footer"})
 RUNNING_MIN_REPEATS = 3  # a header/footer seen this often is page furniture, not content
@@ -232,6 +234,11 @@ class Chunker:
     def _measure(self, text: str) -> Sized:
         """The splitter's tokenizer: it only takes the length."""
         return range(self._count(text))
+
+    @classmethod
+    def for_embedder(cls, settings: ChunkSettings, embedder: Embedder) -> Chunker:
+        """A chunker measuring with ``embedder``'s tokenizer, window and word-piece offsets."""
+        return cls(settings, embedder.tokenize, embedder.max_tokens, embedder.word_piece_spans)
 
     def warm_up(self) -> None:
         """Import the sentence splitter (llama-index: seconds) before the first document."""

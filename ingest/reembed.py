@@ -256,12 +256,7 @@ class Reembedder:
     def _build(
         self, live: Any, target: Any, report: ReembedReport, listener: ReembedListener | None
     ) -> None:
-        chunker = Chunker(
-            self.settings.chunk,
-            self.embedder.tokenize,
-            self.embedder.max_tokens,
-            self.embedder.word_piece_spans,
-        )
+        chunker = Chunker.for_embedder(self.settings.chunk, self.embedder)
         for round_ in range(MAX_ROUNDS):
             want, have = _ids(live), _ids(target)
             missing = [cid for cid in want if cid not in have]

@@ -78,12 +78,7 @@ class DocumentWriter:
     def chunker(self) -> Chunker:
         """The chunker, measuring with the embedder's tokenizer."""
         if self._chunker is None:
-            self._chunker = Chunker(
-                self.settings.chunk,
-                self.embedder.tokenize,
-                self.embedder.max_tokens,
-                self.embedder.word_piece_spans,
-            )
+            self._chunker = Chunker.for_embedder(self.settings.chunk, self.embedder)
         return self._chunker
 
     def store(

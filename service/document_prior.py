@@ -67,10 +67,10 @@ def document_prior(
     """The prior from whole-document ``matches``; ``latest``: the question asks for the
     newest document; ``outnames``: for naming a document by its opening
     (``named_document``)."""
-    scores = {doc: match.score for doc, match in matches.items()}
-    newest = None
     if latest and latest_boost > 0:
         scores, newest = newest_first(matches, latest_boost)
+    else:
+        scores, newest = {doc: match.score for doc, match in matches.items()}, None
     best = max(scores.values(), default=0.0)
     if best <= 0:
         return DocumentPrior()
