@@ -308,8 +308,8 @@ class LexicalIndex:
         return self.documents.naming(document_id, dict.fromkeys(query.terms), share)
 
     def opening_outnames(self, query: ParsedQuery, best: str, rivals: Sequence[str]) -> bool:
-        """Whether the opening of document ``best`` holds more of the question's words than
-        the opening of each of ``rivals`` does, and every one those hold
+        """Whether the opening of document ``best`` holds more of the question's words that
+        the opening of each of ``rivals`` lacks than that one holds and ``best``'s lacks
         (``ingest.lexical_docs``)."""
         terms = query.words
         return bool(terms) and self.documents.opening_outnames(best, rivals, terms)

@@ -171,31 +171,32 @@ class DocumentIndex:
         return found
 
     def opening_outnames(self, best: str, rivals: Sequence[str], terms: Iterable[str]) -> bool:
-        """Whether the opening of ``best`` holds every one of ``terms`` that the opening of
-        one of ``rivals`` holds, and more than each of those: a count per term, and two
-        more however many rivals there are."""
+        """Whether the opening of ``best`` outnames the opening of each of ``rivals``: it
+        holds more of ``terms`` that the rival's lacks than the rival's holds that it
+        lacks. "Apple's Q3 2023 10-Q ... changes in inventory" names the Q3 2023 filing
+        (it alone opens with "Apple", "Q3" and "2023"), though another company's filing may
+        open with "changes" and the Q3 2022 one with "Apple" and "Q3"."""
         import tantivy
 
-        must, should = tantivy.Occur.Must, tantivy.Occur.Should
-        index = self._open()
+        must = tantivy.Occur.Must
+        searcher = self._open().searcher()
         schema = self._schema
-        searcher = index.searcher()
+        among = (must, tantivy.Query.term_set_query(schema, "doc", [best, *rivals]))
 
-        def head(term: str) -> Any:
-            return tantivy.Query.term_query(schema, "head", term)
+        def holders(term: str) -> set[str]:
+            held = (must, tantivy.Query.term_query(schema, "head", term))
+            found = searcher.search(tantivy.Query.boolean_query([among, held]), len(rivals) + 1)
+            return {str(searcher.doc(address)["doc"][0]) for _, address in found.hits}
 
-        def count(*clauses: tuple[Any, Any]) -> int:
-            found = searcher.search(tantivy.Query.boolean_query(list(clauses)), 1, count=True)
-            return int(found.count)
-
-        words = list(dict.fromkeys(terms))
-        this = (must, tantivy.Query.term_query(schema, "doc", best))
-        held = [term for term in words if count(this, (must, head(term)))]
-        lacking = [(should, head(term)) for term in words if term not in held]
-        among = (must, tantivy.Query.term_set_query(schema, "doc", list(rivals)))
-        if not held or (lacking and count(among, (must, tantivy.Query.boolean_query(lacking)))):
-            return False  # a rival's opening holds a word that the best one's lacks
-        return not count(among, *[(must, head(term)) for term in held])  # none holds them all
+        by_term = [holders(term) for term in dict.fromkeys(terms)]
+        mine = [docs for docs in by_term if best in docs]
+        if not mine:
+            return False
+        theirs = [docs for docs in by_term if best not in docs]
+        return all(
+            sum(rival not in docs for docs in mine) > sum(rival in docs for docs in theirs)
+            for rival in rivals
+        )
 
     def count(self) -> int:
         """Entries on disk now."""

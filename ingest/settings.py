@@ -154,7 +154,8 @@ class RetrievalSettings(BaseModel):
         description="A document scoring at least this many times the next one is the one the"
         " question names: its passages may fill the results past ``max_per_document``"
         " (0: never). So is the best one when its opening holds more of the question's"
-        " words than the opening of each document within this ratio of it, and all of theirs.",
+        " words that the opening of each document within this ratio of it lacks than that"
+        " one holds and it lacks.",
     )
     naming_weight: float = Field(
         0.3,

@@ -7,13 +7,15 @@ opening weighted beside it). From those scores the retriever takes:
   of the best 0 (documents further behind get nothing); each candidate chunk gets
   ``document_prior`` times its document's prior on top of its fused score;
 - the **named document**: the best one when it scores at least ``named_document_ratio``
-  times the next ("In Acme's Q3 2023 10-Q, ..."), or when its opening holds more of the
-  question's words than the opening of each document scoring within that ratio of it
-  does, and every one those hold (Acme's Q3 2023 10-Q opens with "Acme", "Q3" and "2023",
-  its Q3 2022 and Q2 2023 10-Qs with two of them each: "Q3" and "2023", in most filings'
-  openings, weigh little in the scores); its passages may fill the results past the
-  per-document cap, while a question that matches several documents alike ("how did
-  revenue change over the last four quarters") keeps the cap and so its spread;
+  times the next ("In Acme's Q3 2023 10-Q, ..."), or when its opening outnames the
+  opening of each document scoring within that ratio of it: it holds more of the
+  question's words that the other lacks than the other holds that it lacks (Acme's Q3
+  2023 10-Q opens with "Acme", "Q3" and "2023", its Q3 2022 and Q2 2023 10-Qs with two of
+  them each: "Q3" and "2023", in most filings' openings, weigh little in the scores; a
+  subject word such as "changes" opening some other filing does not outweigh them); its
+  passages may fill the results past the per-document cap, while a question that matches
+  several documents alike ("how did revenue change over the last four quarters") keeps the
+  cap and so its spread;
 - for a question asking for the **newest** document (``ingest.doc_dates``), the dated
   documents scoring within ``latest_boost`` of the best are ordered by the date their
   opening states: the newest takes the best score, the others lose theirs, and the newest
@@ -27,7 +29,8 @@ opening weighted 2 and the newest-first rule. SciFact train moved by -0.003 nDCG
 Naming by the opening as well as by the ratio: 16 more questions named, all single-filing
 and all the right filing; figure@6 30 -> 32 of 61, doc@5 0.98 -> 0.99, SciFact unchanged.
 Naming the newest document of a "latest" question: figure@6 32 -> 33 (one question gained,
-none lost), doc@5 unchanged.
+none lost), doc@5 unchanged. Outnaming by the words each opening holds that the other
+lacks (not "all of theirs"): one more question named, the right filing; figure@6 33 -> 34.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ class DocumentPrior:
 
 
 Outnames = Callable[[str, list[str]], bool]
-"""Whether the opening of a document holds more of the question's words than the opening
-of each of the others does, and every one those hold
+"""Whether the opening of a document holds more of the question's words that the opening
+of each of the others lacks than that one holds and it lacks
 (``LexicalIndex.opening_outnames``)."""
 
 
@@ -87,9 +90,9 @@ def named_document(
     scores: Mapping[str, float], ratio: float, outnames: Outnames | None = None
 ) -> str | None:
     """The document scoring at least ``ratio`` times the next one, if any (0: never); or
-    else, given ``outnames``, the best one if its opening holds more of the question's
-    words than the opening of each document scoring within ``ratio`` of it does, and every
-    one those hold ("Q3 2023" against the Q3 2022 and Q2 2023 reports)."""
+    else, given ``outnames``, the best one if its opening outnames the opening of each
+    document scoring within ``ratio`` of it ("Q3 2023" against the Q3 2022 and Q2 2023
+    reports)."""
     if ratio <= 0 or not scores:
         return None
     ranked = sorted(scores, key=scores.__getitem__, reverse=True)

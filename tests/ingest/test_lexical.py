@@ -335,6 +335,16 @@ def test_a_documents_opening_names_it_and_dates_it(tmp_path: Path) -> None:
     alike = parse_query("What was in the quarterly report of 2023?")
     assert not mirror.opening_outnames(alike, "vexa", ["zentrix"])  # the same words
     assert not mirror.opening_outnames(parse_query("invoices"), "vexa", ["zentrix"])  # neither
+    # a word only the rival's opening holds ("corporation") is outweighed by two only
+    # Vexa's holds ("Vexa", "April"); one against one names neither
+    subject_word = parse_query(
+        "In Vexa's April 2023 quarterly report, what did the corporation ship?"
+    )
+    assert mirror.opening_outnames(subject_word, "vexa", ["zentrix"])
+    assert not mirror.opening_outnames(subject_word, "zentrix", ["vexa"])
+    even = parse_query("What did the corporation ship in April?")
+    assert not mirror.opening_outnames(even, "vexa", ["zentrix"])
+    assert not mirror.opening_outnames(even, "zentrix", ["vexa"])
     assert mirror.chunk_count("vexa") == 47
     inside = mirror.search_within(parse_query("partner shipped parts"), "vexa", {}, 100)
     assert len(inside) == 6 and all(hit.id.startswith("vexa:") for hit in inside)
