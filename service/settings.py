@@ -60,6 +60,7 @@ class LimitSettings(BaseModel):
 
 
 MIN_ADMIN_KEY_CHARS = 32
+DEFAULT_CONTEXT_TOKENS = 8192
 
 
 class SecuritySettings(BaseModel):
@@ -224,6 +225,13 @@ class ServiceSettings(IngestSettings):
     )
     temperature: float = Field(0.6, ge=0, le=2, description="R1's recommended 0.5-0.7.")
     max_tokens: int | None = Field(None, ge=1, description="Cap on generated tokens.")
+    context_tokens: int = Field(
+        DEFAULT_CONTEXT_TOKENS,
+        ge=1024,
+        description="Context window asked of Ollama (options.num_ctx): the prompt's passages"
+        " (up to ~4,800 tokens at top_k 6) and R1's reasoning and answer must fit; Ollama's"
+        " own default (2,048-4,096 by version) cuts a longer prompt from its start.",
+    )
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     reasoning_log: ReasoningLogSettings = Field(default_factory=ReasoningLogSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -40,7 +40,7 @@ from service.errors import (
 from service.llm.base import BackendHealth, ChatMessage, GenerationOptions, ModelDelta, ModelDone
 from service.llm.reasoning import ThinkSplitter
 from service.llm.transport import HEALTH_LIMIT_S, connect_retries, transport_errors
-from service.settings import ServiceSettings, TimeoutSettings
+from service.settings import DEFAULT_CONTEXT_TOKENS, ServiceSettings, TimeoutSettings
 
 T = TypeVar("T")
 _TIMING_FIELDS = {
@@ -54,9 +54,18 @@ _TIMING_FIELDS = {
 class OllamaBackend:
     """A :class:`~service.llm.base.ChatBackend` for one model on one Ollama server."""
 
-    def __init__(self, *, host: str, model: str, timeouts: TimeoutSettings) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        model: str,
+        timeouts: TimeoutSettings,
+        context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+    ) -> None:
+        """``context_tokens``: the context window asked for (``options.num_ctx``)."""
         self._host = host
         self._model = model
+        self._context_tokens = context_tokens
         self._timeouts = timeouts
         http_timeout = httpx.Timeout(
             connect=timeouts.connect_s,
@@ -70,7 +79,12 @@ class OllamaBackend:
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> OllamaBackend:
-        return cls(host=settings.ollama_host, model=settings.model, timeouts=settings.timeouts)
+        return cls(
+            host=settings.ollama_host,
+            model=settings.model,
+            timeouts=settings.timeouts,
+            context_tokens=settings.context_tokens,
+        )
 
     @property
     def model(self) -> str:
@@ -126,7 +140,10 @@ class OllamaBackend:
         deadline = started + self._timeouts.total_s
         first_limit = min(self._timeouts.first_token_s, self._timeouts.total_s)
         think = await self._think_flag(options.think, first_limit)
-        model_options: dict[str, Any] = {"temperature": options.temperature}
+        model_options: dict[str, Any] = {
+            "temperature": options.temperature,
+            "num_ctx": self._context_tokens,
+        }
         if options.max_tokens is not None:
             model_options["num_predict"] = options.max_tokens
         payload = [{"role": m.role, "content": m.content} for m in messages]

@@ -103,7 +103,7 @@ async def test_thinking_field_and_request_shape(ollama_server: OllamaTestServer)
     (request,) = await asyncio.to_thread(ollama_server.settled_chat_requests)
     body = request.body
     assert body["model"] == MODEL and body["stream"] is True and body["think"] is True
-    assert body["options"] == {"temperature": 0.6, "num_predict": 512}
+    assert body["options"] == {"temperature": 0.6, "num_predict": 512, "num_ctx": 8192}
     assert body["messages"] == [
         {"role": "user", "content": "Earlier question"},
         {"role": "assistant", "content": "Earlier answer"},
