@@ -175,6 +175,21 @@ class RetrievalSettings(BaseModel):
         description="Passages one document may fill in the results while other documents"
         " have candidates (0: no cap).",
     )
+    passage_gap: int = Field(
+        2,
+        ge=0,
+        le=8,
+        description="A candidate chunk within this many positions of a passage already taken"
+        " from its document (or another piece of the same table) joins that passage, the"
+        " chunks between read in, instead of taking a place of its own (0: every chunk its"
+        " own passage).",
+    )
+    passage_chunks: int = Field(
+        4,
+        ge=1,
+        le=8,
+        description="Most chunks one passage may join (1: every chunk its own passage).",
+    )
     refresh_s: float = Field(
         5.0,
         gt=0,

@@ -18,7 +18,7 @@ from service.grounding import Grounding, Passage
 from service.llm.base import ChatMessage
 from service.prompt import document_title
 
-SNIPPET_CHARS = 1200
+SNIPPET_CHARS = 6000  # a passage of up to `passage_chunks` chunks, whole
 Fallback = Literal["extract", "sources", "none"]
 Mode = Literal["model", "extract", "sources"]
 

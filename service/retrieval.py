@@ -41,6 +41,7 @@ from ingest.errors import CollectionNotFound, EmbedderMismatch, IndexUnavailable
 from ingest.index import (
     META_COLLECTION,
     META_DOCUMENT_ID,
+    META_POSITION,
     ChromaIndex,
     Hit,
     chunk_document,
@@ -57,7 +58,8 @@ from service.collection_reads import CollectionReads
 from service.document_prior import DocumentPrior, document_prior
 from service.errors import NoDocuments
 from service.focus import Focus, Located, locate, rank_within
-from service.fusion import diversify, fuse, min_max
+from service.fusion import fuse, min_max
+from service.passages import Group, group_passages, join_group, missing
 from service.query_encoder import BatchingEncoder, QueryEncoders, embed_question
 from service.rerank import Reranker
 
@@ -229,13 +231,18 @@ class Retriever(CollectionReads):
             hits = sorted(dense, key=lambda hit: hit.score, reverse=True)
         if self._reranker is not None:
             hits = self._reranker.rerank(text, hits)
-        hits = diversify(
+        groups = group_passages(
             hits,
             top_k,
-            self.settings.max_per_document,
-            lambda hit: f"{hit.metadata.get(META_COLLECTION)}/{hit.metadata.get(META_DOCUMENT_ID)}",
+            cap=self.settings.max_per_document,
+            document=lambda hit: (
+                f"{hit.metadata.get(META_COLLECTION)}/{hit.metadata.get(META_DOCUMENT_ID)}"
+            ),
             uncapped=named if len(named) == 1 else (),
+            gap=self.settings.passage_gap,
+            max_chunks=self.settings.passage_chunks,
         )
+        hits = self._join_passages(groups)
         if not hits:
             listed = ", ".join(names)
             raise NoDocuments(
@@ -307,6 +314,41 @@ class Retriever(CollectionReads):
                 (cid, _in_collection(hit, name)) for cid, hit in self._fetch(name, ids).items()
             )
         return [replace(known[cid], score=fused[cid]) for cid in keep if cid in known]
+
+    def _join_passages(self, groups: list[Group]) -> list[Hit]:
+        """Each group as one passage (``service.passages``), the chunks between its members
+        read from Chroma (one read per collection; a chunk gone since is left out)."""
+        read_in: dict[tuple[str, int], Hit] = {}
+        by_collection: dict[str, list[Group]] = {}
+        for group in groups:
+            name = str(group.best.metadata.get(META_COLLECTION, ""))
+            by_collection.setdefault(name, []).append(group)
+        for name, members in by_collection.items():
+            wanted = missing(members, self.settings.passage_gap)
+            if wanted:
+                read_in.update(self._read_positions(name, wanted))
+        return [join_group(group, read_in) for group in groups]
+
+    def _read_positions(
+        self, name: str, wanted: dict[str, list[int]]
+    ) -> dict[tuple[str, int], Hit]:
+        """Chunks of collection ``name`` by (document id, position); {} when Chroma cannot
+        say (the passage then marks the gap)."""
+        clauses: list[dict[str, Any]] = [
+            {"$and": [{META_DOCUMENT_ID: doc}, {META_POSITION: {"$in": spots}}]}
+            for doc, spots in wanted.items()
+        ]
+        where = clauses[0] if len(clauses) == 1 else {"$or": clauses}
+        try:
+            got = self._collection(name).get(where=where, include=["documents", "metadatas"])
+        except Exception:  # noqa: BLE001 - a passage with a gap rather than no answer
+            log.exception("collection %s: reading passage neighbours failed", name)
+            return {}
+        out = {}
+        for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+            hit = _in_collection(Hit(cid, text or "", dict(meta or {}), 0.0), name)
+            out[(str(hit.metadata.get(META_DOCUMENT_ID)), int(hit.metadata[META_POSITION]))] = hit
+        return out
 
     def _mirror(self, name: str) -> LexicalIndex:
         """The collection's lexical mirror, brought up to date (``_on_mirror``)."""

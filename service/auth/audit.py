@@ -112,15 +112,20 @@ def note_request_id(request_id: str) -> None:
 
 
 def note_search(collections: Sequence[str], hits: Iterable[Any] = ()) -> None:
-    """Record the collections searched and the chunks returned (``ingest.index.Hit``s)."""
+    """Record the collections searched and the chunks returned (``ingest.index.Hit``s; a
+    passage's every chunk, ``service.passages``)."""
     from ingest.index import META_DOCUMENT_ID
+    from service.passages import META_PASSAGE_CHUNKS
 
     record = _CURRENT.get()
     if record is None:
         return
     _extend_unique(record.collections, collections)
     hit_list = list(hits)
-    _extend_unique(record.chunk_ids, (h.id for h in hit_list))
+    _extend_unique(
+        record.chunk_ids,
+        (cid for h in hit_list for cid in h.metadata.get(META_PASSAGE_CHUNKS, (h.id,))),
+    )
     _extend_unique(
         record.document_ids, (str(h.metadata.get(META_DOCUMENT_ID, "")) for h in hit_list)
     )

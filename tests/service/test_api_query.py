@@ -105,7 +105,8 @@ def test_answer_is_cited_and_reasoning_goes_only_to_the_reasoning_log(
     sent = running.ollama.chat_requests()[0].body
     assert [m["role"] for m in sent["messages"]] == ["user"]
     prompt = sent["messages"][0]["content"]
-    assert "[1] Employee Handbook, p. 1\nNew employees receive 25 days" in prompt
+    # the handbook's pages side by side, as one passage
+    assert "[1] Employee Handbook, pp. 1-3\nNew employees receive 25 days" in prompt
     assert prompt.rstrip().endswith(f"Question: {QUESTION}")
     assert sent["options"]["temperature"] == 0.6
     assert sent["think"] is True
