@@ -17,8 +17,8 @@ from ingest.index import META_COLLECTION, ChromaIndex, make_chroma_client
 from ingest.settings import IngestSettings
 from service.caller import ANONYMOUS
 from service.errors import NoDocuments
-from service.query_encoder import BatchingEncoder
 from service.passages import META_PASSAGE_CHUNKS
+from service.query_encoder import BatchingEncoder
 from service.retrieval import Retriever
 from tests.service.api_support import DEFAULT_DOCS, Doc, build_index, make_retriever
 
