@@ -12,10 +12,14 @@ next passage. So the ranked candidates are grouped as they are taken:
   ``max_chunks`` chunks;
 - the chunks between joined neighbours are read in, so a passage reads as continuous text:
   the overlap between consecutive chunks is said once, a table's header once;
-- the per-document cap (``service.fusion.diversify``) counts passages, and a passage keeps
-  its best chunk's id, score and place, its pages spanning all of its chunks.
+- the per-document cap (as in ``service.fusion.diversify``) counts passages, and a passage
+  keeps its best chunk's id, score and place, its pages spanning all of its chunks;
+- once ``top_k`` passages are taken, later candidates join none (a passage grows only from
+  candidates ranked before the results are full).
 
-Measured on sec10q dev (same index, ``inhouse eval``): see the README (Retrieval).
+Measured on sec10q dev (same index, ``inhouse eval``): figure@6 34 -> 37 of 61 (none lost);
+at most 3 chunks a passage 36, gap 1 35. Passages per question: 4,297 -> 5,617 characters
+on average.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Retrieval: embed the question, search each collection's own Chroma collection and its
-lexical (BM25) mirror, fuse, diversify, merge.
+lexical (BM25) mirror, fuse, diversify, merge, and join neighbouring chunks into passages
+(``service.passages``).
 
 One Chroma collection per Inhouse collection, so selecting collections is selecting
 what to search (no metadata filter, no filtering of results afterwards). The question

@@ -96,7 +96,7 @@ def test_reasoning_is_logged_apart_in_every_style(
     assert SECRET not in service_log.text
     sent = running.server.chat_requests()[-1].body
     assert sent["model"] == MODEL and [m["role"] for m in sent["messages"]] == ["user"]
-    assert "[1] Employee Handbook, p. 1" in sent["messages"][0]["content"]
+    assert "[1] Employee Handbook, pp. 1-3" in sent["messages"][0]["content"]  # one passage
 
 
 @pytest.mark.parametrize(
