@@ -67,23 +67,39 @@ def diversify(
     document: Callable[[T], str],
     uncapped: Collection[str] = (),
 ) -> list[T]:
-    """The first ``top_k`` of ``ranked`` with at most ``cap`` per document (except the
-    documents in ``uncapped``), while other documents still have candidates; then the
-    skipped ones fill the rest in order."""
-    if cap <= 0:
-        return list(ranked[:top_k])
-    chosen: list[T] = []
+    """The first ``top_k`` of ``ranked`` with at most ``cap`` per document (0: no cap;
+    except the documents in ``uncapped``), while other documents still have candidates;
+    then the skipped ones fill the rest in order."""
+    return [group[0] for group in take_groups(ranked, top_k, cap, document, uncapped)]
+
+
+def take_groups(
+    ranked: Sequence[T],
+    top_k: int,
+    cap: int,
+    document: Callable[[T], str],
+    uncapped: Collection[str] = (),
+    joins: Callable[[list[T], T], bool] | None = None,
+) -> list[list[T]]:
+    """``diversify``, where a candidate that ``joins`` a group already taken from its
+    document goes into that group instead of starting one (``service.passages``): the
+    first ``top_k`` groups, the cap counting groups."""
+    groups: list[list[T]] = []
     skipped: list[T] = []
     per_doc: dict[str, int] = {}
     for item in ranked:
-        if len(chosen) == top_k:
+        if len(groups) == top_k:
             break
         doc = document(item)
-        if doc in uncapped or per_doc.get(doc, 0) < cap:
+        taken = (g for g in groups if document(g[0]) == doc)
+        joined = next((g for g in taken if joins(g, item)), None) if joins else None
+        if joined is not None:
+            joined.append(item)
+        elif cap <= 0 or doc in uncapped or per_doc.get(doc, 0) < cap:
             per_doc[doc] = per_doc.get(doc, 0) + 1
-            chosen.append(item)
+            groups.append([item])
         else:
             skipped.append(item)
-    if len(chosen) < top_k:  # not enough other documents: the capped ones come back
-        chosen.extend(skipped[: top_k - len(chosen)])
-    return chosen
+    # not enough other documents: the capped ones come back
+    groups.extend([item] for item in skipped[: top_k - len(groups)])
+    return groups

@@ -35,6 +35,7 @@ from ingest.index import (
     META_POSITION,
     Hit,
 )
+from service.fusion import take_groups
 
 META_PASSAGE_CHUNKS = "passage_chunks"
 """A passage's chunk ids, in reading order (in memory only: for the audit log)."""
@@ -86,44 +87,30 @@ def group_passages(
     document: Callable[[Hit], str],
     uncapped: Collection[str] = (),
     gap: int = 2,
-    max_chunks: int = 3,
+    max_chunks: int = 4,
 ) -> list[Group]:
     """The first ``top_k`` passages of ``ranked`` (module docstring): at most ``cap`` per
     document (0: no cap; the documents in ``uncapped`` have none) while other documents
-    have candidates, then the skipped ones in order."""
-    groups: list[Group] = []
-    skipped: list[Hit] = []
-    per_doc: dict[str, int] = {}
-    for hit in ranked:
-        if len(groups) == top_k:
-            break
-        doc = document(hit)
-        joined = next(
-            (g for g in groups if document(g.best) == doc and _joins(g, hit, gap, max_chunks)),
-            None,
-        )
-        if joined is not None:
-            joined.members.append(hit)
-        elif cap <= 0 or doc in uncapped or per_doc.get(doc, 0) < cap:
-            per_doc[doc] = per_doc.get(doc, 0) + 1
-            groups.append(Group([hit]))
-        else:
-            skipped.append(hit)
-    groups.extend(Group([hit]) for hit in skipped[: top_k - len(groups)])
-    return groups
+    have candidates, then the skipped ones in order (``service.fusion.take_groups``)."""
+
+    def joins(members: list[Hit], hit: Hit) -> bool:
+        return _joins(members, hit, gap, max_chunks)
+
+    grouping = joins if gap > 0 and max_chunks > 1 else None
+    return [
+        Group(members) for members in take_groups(ranked, top_k, cap, document, uncapped, grouping)
+    ]
 
 
-def _joins(group: Group, hit: Hit, gap: int, max_chunks: int) -> bool:
-    """Whether ``hit`` joins ``group`` (same document: the caller checks)."""
-    if gap <= 0 or max_chunks <= 1:
-        return False
+def _joins(members: list[Hit], hit: Hit, gap: int, max_chunks: int) -> bool:
+    """Whether ``hit`` joins the passage of ``members`` (same document: the caller checks)."""
     spot = position(hit)
-    taken = group.positions()
+    taken = Group(members).positions()
     if spot is None or not taken or spot in taken:
         return False
     header = table_header(hit)
     near = min(abs(spot - p) for p in taken) <= gap
-    same_table = header is not None and any(table_header(m) == header for m in group.members)
+    same_table = header is not None and any(table_header(m) == header for m in members)
     if not (near or same_table):
         return False
     spots = sorted([*taken, spot])
