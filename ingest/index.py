@@ -67,7 +67,12 @@ def chunk_hash(text: str) -> str:
 
 def chunk_id(doc_id: str, position: int, text_hash: str) -> str:
     """Deterministic chunk id: document id + chunk position + content hash."""
-    return f"{doc_id}:{position:05d}:{text_hash[:16]}"
+    return f"{chunk_id_prefix(doc_id, position)}{text_hash[:16]}"
+
+
+def chunk_id_prefix(doc_id: str, position: int) -> str:
+    """How the id of the chunk at ``position`` of ``doc_id`` begins, whatever its text."""
+    return f"{doc_id}:{position:05d}:"
 
 
 def chunk_document(cid: str) -> str:

@@ -166,6 +166,13 @@ def test_search_returns_neighbouring_chunks_as_one_passage(tmp_path: Path) -> No
     assert [int(cid.split(":")[1]) for cid in chunks] == [3, 4, 5]
     assert (best.metadata[META_PAGE_START], best.metadata[META_PAGE_END]) == (4, 6)
     assert set(chunks) <= set(record.chunk_ids)  # the audit log names every chunk shown
+    # dense mode (no lexical mirror to find the ids by) reads the chunks between as well
+    dense = search(RetrievalSettings(max_per_document=0, mode="dense", passage_chunks=8))
+    joined = [hit for hit in dense if META_PASSAGE_CHUNKS in hit.metadata]
+    assert joined
+    for hit in joined:
+        spots = [int(cid.split(":")[1]) for cid in hit.metadata[META_PASSAGE_CHUNKS]]
+        assert spots == list(range(spots[0], spots[-1] + 1)) and "…" not in hit.text
     # chunk by chunk, the same question spends both places on the lease's two sentences
     single = search(RetrievalSettings(max_per_document=0, passage_gap=0))
     assert sorted(hit.text for hit in single) == sorted([LEASE.pages[3], LEASE.pages[5]])
