@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ingest.lexical_docs import DocumentMatch
 from service.document_prior import (
+    MAX_RIVALS,
     PRIOR_FLOOR,
     Outnames,
     document_prior,
@@ -50,6 +51,13 @@ def test_a_document_is_named_when_its_opening_matches_more_of_the_question() -> 
     assert named_document(scores, 1.1, outnames(False)) == "q3-2023"  # 11 >= 1.1 x 10
     assert named_document(scores, 0, outnames(True)) is None  # ratio 0: never
     assert len(asked) == 2  # not asked when the scores decide
+    # a question that many documents match alike names none, their openings not compared
+    alike = {"best": 10.0} | {f"peer-{i}": 9.0 for i in range(MAX_RIVALS + 1)}
+    assert named_document(alike, 1.25, outnames(True)) is None
+    assert len(asked) == 2
+    assert (
+        named_document(dict(list(alike.items())[: MAX_RIVALS + 1]), 1.25, outnames(True)) == "best"
+    )
 
 
 def test_newest_first_orders_only_documents_matched_alike() -> None:
