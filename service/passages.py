@@ -55,7 +55,12 @@ class Group:
         return self.members[0]
 
     def positions(self) -> list[int]:
-        return sorted(p for p in (position(hit) for hit in self.members) if p is not None)
+        return positions(self.members)
+
+
+def positions(hits: Iterable[Hit]) -> list[int]:
+    """The known chunk positions of ``hits``, in order."""
+    return sorted(p for p in (position(hit) for hit in hits) if p is not None)
 
 
 def position(hit: Hit) -> int | None:
@@ -105,7 +110,7 @@ def group_passages(
 def _joins(members: list[Hit], hit: Hit, gap: int, max_chunks: int) -> bool:
     """Whether ``hit`` joins the passage of ``members`` (same document: the caller checks)."""
     spot = position(hit)
-    taken = Group(members).positions()
+    taken = positions(members)
     if spot is None or not taken or spot in taken:
         return False
     header = table_header(hit)
@@ -143,7 +148,7 @@ def join_group(group: Group, read_in: Mapping[tuple[str, int], Hit]) -> Hit:
     text = ordered[0].text
     header = table_header(ordered[0])
     for before, piece in zip(ordered, ordered[1:]):
-        text = _append(text, piece, header, position(piece) == _next(before))
+        text = _append(text, piece, header, position(piece) == (position(before) or 0) + 1)
     pages = [
         int(v)
         for hit in ordered
@@ -156,11 +161,6 @@ def join_group(group: Group, read_in: Mapping[tuple[str, int], Hit]) -> Hit:
     metadata[META_POSITION] = position(ordered[0])
     metadata[META_PASSAGE_CHUNKS] = tuple(hit.id for hit in ordered)
     return replace(best, text=text, metadata=metadata)
-
-
-def _next(hit: Hit) -> int | None:
-    spot = position(hit)
-    return None if spot is None else spot + 1
 
 
 def _append(text: str, piece: Hit, header: str | None, adjacent: bool) -> str:
